@@ -1,5 +1,71 @@
 """sendkit-async: an async-first SDK for the SendKit analytics API."""
 
+from ._client import AsyncSendKit, ClientStats
+from ._config import SendKitWarning, Timeout
+from ._ratelimit import RateLimitSnapshot
+from ._retry import RetryPolicy
 from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    ConfigurationError,
+    ConflictError,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RedirectError,
+    ResponseValidationError,
+    SendKitError,
+    UnprocessableEntityError,
+)
+from .models import (
+    Campaign,
+    CampaignAnalytics,
+    CampaignStats,
+    SequenceSplit,
+    SequenceStats,
+    StepStats,
+    Subsequence,
+    SubsequenceTrigger,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncSendKit",
+    "AuthenticationError",
+    "BadRequestError",
+    "Campaign",
+    "CampaignAnalytics",
+    "CampaignStats",
+    "ClientClosedError",
+    "ClientStats",
+    "ConfigurationError",
+    "ConflictError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimitSnapshot",
+    "RedirectError",
+    "ResponseValidationError",
+    "RetryPolicy",
+    "SendKitError",
+    "SendKitWarning",
+    "SequenceSplit",
+    "SequenceStats",
+    "StepStats",
+    "Subsequence",
+    "SubsequenceTrigger",
+    "Timeout",
+    "UnprocessableEntityError",
+    "__version__",
+]

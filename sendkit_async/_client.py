@@ -1,0 +1,292 @@
+"""The client: options, lifecycle and the one request pipeline every call goes through.
+
+pipeline: rate limiter (slot, cooldown gate, tokens) -> transport (one attempt)
+-> protocol (hints, errors, envelope), all inside a fresh tenacity loop.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import attrs
+import tenacity
+from yarl import URL
+
+from . import _protocol as protocol
+from . import errors
+from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_key, resolve_workspace
+from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._retry import Deadline, RetryPolicy
+from ._transport import RawResponse, Transport
+from ._version import __version__
+from .resources.analytics import Analytics
+
+T = TypeVar("T")
+
+__all__ = ["AsyncSendKit", "ClientStats"]
+
+USER_AGENT = (
+    f"sendkit-async/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
+)
+
+
+@attrs.define
+class ClientStats:
+    """Running counters of one client (shared by its ``with_options`` copies)."""
+
+    requests: int = 0
+    """HTTP attempts sent."""
+    retries: int = 0
+    """Attempts that were retries of an earlier one."""
+    rate_limited: int = 0
+    """Responses with status 429."""
+    by_status: dict[int, int] = attrs.field(factory=dict)
+    """Responses by HTTP status."""
+    connection_errors: int = 0
+    """Attempts that got no response."""
+
+    def copy(self) -> ClientStats:
+        return attrs.evolve(self, by_status=dict(self.by_status))
+
+
+class _Core:
+    """What a client and its ``with_options`` copies share."""
+
+    __slots__ = ("headers", "limiter", "stats", "transport")
+
+    def __init__(self, transport: Transport, limiter: RateLimiter, headers: dict[str, str]):
+        self.transport = transport
+        self.limiter = limiter
+        self.headers = headers
+        self.stats = ClientStats()
+
+
+class AsyncSendKit:
+    """Async client of the SendKit API.
+
+    Use it as ``async with AsyncSendKit() as client: ...`` (or call
+    :meth:`aclose`). One client per application: it holds the connection
+    pool and the rate-limit budget every concurrent call shares.
+
+    Args:
+        api_key: the key; default ``$SENDKIT_API_KEY``.
+        base_url: default ``$SENDKIT_BASE_URL`` or ``https://api.sendkit.ai``.
+        workspace_id: for platform keys (``sk_user_...``); default ``$SENDKIT_WORKSPACE_ID``.
+        timeout: per-attempt seconds, or a :class:`Timeout`.
+        retry: the :class:`RetryPolicy`; ``max_retries`` is a shortcut for its field.
+        max_concurrency: requests in flight at once, across all calls.
+        rate_limit: requests per second never to exceed (default: learned from the server).
+        burst: requests that may go at once under ``rate_limit``.
+        session: an aiohttp session to use instead of our own (never closed by us).
+        allow_insecure_http: allow ``http://`` to a non-loopback host.
+        connection_limit: size of our own connection pool.
+
+    Raises:
+        ConfigurationError: no key, or an unusable base URL.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        workspace_id: str | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
+        max_concurrency: int = 16,
+        rate_limit: float | None = None,
+        burst: float | None = None,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+        connection_limit: int = 100,
+    ) -> None:
+        key = resolve_key(api_key)
+        self.base_url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self.workspace_id = resolve_workspace(workspace_id, protocol.is_platform_key(key))
+        self.timeout = as_timeout(timeout, Timeout())
+        self.retry = as_retry(retry, max_retries, RetryPolicy())
+        self._key_kind = "platform" if protocol.is_platform_key(key) else "workspace"
+        if max_concurrency < 1:
+            raise errors.ConfigurationError("max_concurrency must be >= 1")
+        try:
+            limiter = RateLimiter(max_concurrency=max_concurrency, rate=rate_limit, burst=burst)
+        except ValueError as exc:
+            raise errors.ConfigurationError(str(exc)) from None
+        transport = Transport(
+            session=session, connection_limit=connection_limit, connect_timeout=self.timeout.connect
+        )
+        self._core = _Core(
+            transport, limiter, protocol.auth_headers(key, self.workspace_id, USER_AGENT)
+        )
+        self.analytics = Analytics(self)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> AsyncSendKit:
+        if self._core.transport.closed:
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (if the client created it). Idempotent."""
+        await self._core.transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`aclose`."""
+        return self._core.transport.closed
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncSendKit:
+        """A view of this client with other defaults; it shares the pool and the rate budget.
+
+        Closing either closes both.
+        """
+        clone = object.__new__(AsyncSendKit)
+        clone.__dict__.update(self.__dict__)
+        clone.timeout = as_timeout(timeout, self.timeout)
+        clone.retry = as_retry(retry, max_retries, self.retry)
+        clone.analytics = Analytics(clone)
+        return clone
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return (
+            f"<AsyncSendKit {state} base_url={self.base_url!r} key=<{self._key_kind} key> "
+            f"workspace_id={self.workspace_id!r}>"
+        )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def rate_limit(self) -> RateLimitSnapshot:
+        """A snapshot of the shared rate-limit budget."""
+        return self._core.limiter.snapshot()
+
+    @property
+    def stats(self) -> ClientStats:
+        """A copy of the running request counters."""
+        return self._core.stats.copy()
+
+    # ------------------------------------------------------------------ pipeline
+
+    def _url(self, path: str, params: Mapping[str, str | None] | None) -> URL:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        text = self.base_url + path
+        if query:
+            text += "?" + urlencode(query, quote_via=quote)
+        # encoded=True: the path segments are already quoted; yarl must not
+        # re-normalise them (it would resolve "..", decode "%2e%2e").
+        return URL(text, encoded=True)
+
+    async def _get_data(
+        self,
+        path: str,
+        cls: type[T],
+        *,
+        params: Mapping[str, str | None] | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> T:
+        """GET ``path`` and structure the envelope's ``data`` as ``cls``."""
+        raw = await self._request("GET", path, params=params, timeout=timeout, retry=retry)
+        envelope = protocol.parse_envelope(raw.status, raw.body)
+        result: T = protocol.structure_field(envelope, "data", cls, status=raw.status)
+        return result
+
+    async def _get_envelope(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str | None] | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Mapping[str, Any]:
+        """GET ``path`` and return the whole checked envelope (for paged lists)."""
+        raw = await self._request("GET", path, params=params, timeout=timeout, retry=retry)
+        return protocol.parse_envelope(raw.status, raw.body)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | None] | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> RawResponse:
+        """Send ``method path`` through limiter, retries and transport; return a 2xx answer.
+
+        Raises:
+            SendKitError: the final error, with ``attempts`` set.
+        """
+        if self.closed:
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+        url = self._url(path, params)
+        limits = as_timeout(timeout, self.timeout)
+        policy = retry if retry is not None else self.retry
+        deadline = Deadline(policy.deadline)
+        retrying = policy.retrying(method=method, deadline=deadline, on_retry=self._on_retry)
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await self._attempt(method, url, deadline, limits.total)
+        except errors.SendKitError as exc:
+            exc.attempts = attempts
+            raise
+        raise AssertionError("unreachable: tenacity either returns or reraises")  # pragma: no cover
+
+    def _on_retry(self, _: tenacity.RetryCallState) -> None:
+        self._core.stats.retries += 1
+
+    async def _attempt(
+        self, method: str, url: URL, deadline: Deadline, per_attempt: float | None
+    ) -> RawResponse:
+        core = self._core
+        queued = time.monotonic()
+        async with core.limiter.slot():
+            # Time queued for a slot or a token does not count against the call.
+            deadline.extend(time.monotonic() - queued)
+            attempt_timeout = deadline.attempt_timeout(per_attempt, method, str(url))
+            core.stats.requests += 1
+            try:
+                raw = await core.transport.request(
+                    method, url, headers=core.headers, timeout=attempt_timeout
+                )
+            except errors.APIConnectionError:
+                core.stats.connection_errors += 1
+                raise
+        stats = core.stats
+        stats.by_status[raw.status] = stats.by_status.get(raw.status, 0) + 1
+        hints = protocol.rate_limit_hints(raw.headers, status=raw.status)
+        if raw.status == 429:
+            stats.rate_limited += 1
+        core.limiter.observe(
+            raw.status,
+            limit=hints.limit,
+            remaining=hints.remaining,
+            reset_after=hints.reset_after,
+            window=hints.window,
+            retry_after=hints.retry_after,
+        )
+        if not 200 <= raw.status < 300:
+            raise protocol.error_from_response(
+                raw.status, raw.headers, raw.body, method=method, url=str(url)
+            )
+        return raw

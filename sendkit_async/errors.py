@@ -1,0 +1,215 @@
+"""The one exception tree of sendkit-async.
+
+Every error a call can raise derives from :class:`SendKitError`::
+
+    SendKitError
+    ├── ClientClosedError            the client was closed (or used outside its loop)
+    ├── ConfigurationError           bad client options (no key, insecure URL); a ValueError
+    ├── InvalidRequestError          an argument rejected before sending; a ValueError
+    ├── APIConnectionError           no usable HTTP response (DNS, refused, reset, TLS, ...)
+    │   └── APITimeoutError          an attempt or the whole call ran out of time
+    ├── APIStatusError               the server answered with a non-2xx status
+    │   ├── RedirectError            3xx: never followed, so the key cannot leak to another origin
+    │   ├── BadRequestError          400
+    │   ├── AuthenticationError      401
+    │   ├── PermissionDeniedError    403
+    │   ├── NotFoundError            404
+    │   ├── ConflictError            409
+    │   ├── UnprocessableEntityError 422
+    │   ├── RateLimitError           429 (``retry_after`` seconds or None)
+    │   └── InternalServerError      >= 500
+    └── ResponseValidationError      a 2xx body that is not the documented JSON
+
+No error ever carries the API key: messages and reprs are built from the
+status, redacted headers and a truncated body, never from aiohttp's own
+exception text (whose repr includes the request headers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConflictError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RedirectError",
+    "ResponseValidationError",
+    "SendKitError",
+    "UnprocessableEntityError",
+]
+
+BODY_LIMIT = 2000
+"""How many characters of a response body an error keeps."""
+
+
+class SendKitError(Exception):
+    """Base class of every error raised by sendkit-async.
+
+    ``attempts`` is how many HTTP attempts the call made before giving up
+    (0 when nothing was sent); the retry layer fills it in.
+    """
+
+    attempts: int = 0
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.attempts > 1:
+            return f"{self.message} (after {self.attempts} attempts)"
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ClientClosedError(SendKitError):
+    """The client was used after ``aclose()``."""
+
+
+class ConfigurationError(SendKitError, ValueError):
+    """The client was given options it cannot work with."""
+
+
+class InvalidRequestError(SendKitError, ValueError):
+    """An argument was rejected before anything was sent."""
+
+
+class APIConnectionError(SendKitError):
+    """No usable HTTP response: the connection failed, was reset, or broke mid-body."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt, or the whole call with its retries, ran out of time."""
+
+
+class APIStatusError(SendKitError):
+    """The API answered with a non-success status.
+
+    Attributes:
+        status: the HTTP status.
+        error: the envelope's ``error`` (reason phrase), or None.
+        message: the envelope's ``message``, or a description of the body.
+        code: the envelope's ``code``, or None.
+        request_id: the server's request id header, when present.
+        headers: the response headers (read-only, credentials redacted).
+        body: the start of the raw body text (at most ``BODY_LIMIT`` characters).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        error: str | None = None,
+        code: int | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: str = "",
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.code = code
+        self.request_id = request_id
+        self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
+        self.body = body[:BODY_LIMIT]
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        where = f" for {self.method} {self.url}" if self.url else ""
+        rid = f" [request id {self.request_id}]" if self.request_id else ""
+        text = f"HTTP {self.status}{where}: {self.message}{rid}"
+        if self.attempts > 1:
+            text += f" (after {self.attempts} attempts)"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, message={self.message!r})"
+
+
+class RedirectError(APIStatusError):
+    """A 3xx answer. Redirects are never followed, so the key never reaches another origin."""
+
+    @property
+    def location(self) -> str | None:
+        """The redirect target the server named, if any."""
+        return self.headers.get("Location")
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the request's parameters."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, malformed or unknown."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key has no access to this resource (or a platform key lacks a workspace)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such resource (for example an unknown campaign id)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's state."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was understood but its content is invalid."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests.
+
+    ``retry_after`` is how many seconds the server asked us to wait, or None
+    when it gave no hint.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """A 5xx answer (including proxies' HTML 502/503/504 pages)."""
+
+
+class ResponseValidationError(SendKitError):
+    """A success response whose body is not the documented JSON.
+
+    ``errors`` lists one line per problem, each naming the field path
+    (for example ``$.data.stats.sent``).
+    """
+
+    def __init__(
+        self, message: str, *, errors: tuple[str, ...] = (), status: int = 200, body: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.status = status
+        self.body = body[:BODY_LIMIT]

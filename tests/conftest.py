@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.helpers import Script, scripted_server
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own SendKit settings."""
+    for name in ("SENDKIT_API_KEY", "SENDKIT_WORKSPACE_ID", "SENDKIT_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Script]:
+    async with scripted_server() as script:
+        yield script

@@ -1,0 +1,109 @@
+"""Shared test helpers: a scriptable loopback server and the aioresponses shim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+KEY = "sk_test_0123456789abcdef"
+PLATFORM_KEY = "sk_user_0123456789abcdef"
+
+
+def fixture(name: str) -> Any:
+    """A documented example body from ../shared/fixtures."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+class _StreamWriterStandIn:
+    output_size = 0
+
+
+class ShimClientResponse(aiohttp.ClientResponse):
+    """aioresponses 0.7.9 builds ClientResponse without ``stream_writer``, which
+    aiohttp 3.14 requires (upstream: pnuckowski/aioresponses#289). Supplying a
+    stand-in makes it work; pass this class as ``response_class=``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", _StreamWriterStandIn())
+        super().__init__(*args, **kwargs)
+
+
+Reply = Callable[[web.Request], "asyncio.Future[web.StreamResponse] | Any"]
+
+
+class Script:
+    """A loopback server that answers from a queue of handlers and records requests."""
+
+    def __init__(self) -> None:
+        self.replies: list[Callable[[web.Request], Any]] = []
+        self.default: Callable[[web.Request], Any] | None = None
+        self.requests: list[web.Request] = []
+        self.raw_paths: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.base_url = ""
+
+    def add(self, *handlers: Callable[[web.Request], Any]) -> None:
+        self.replies.extend(handlers)
+
+    def count(self, path_prefix: str = "") -> int:
+        return sum(1 for p in self.raw_paths if p.startswith(path_prefix))
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request)
+        self.raw_paths.append(request.raw_path)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            handler = self.replies.pop(0) if self.replies else self.default
+            if handler is None:
+                return json_reply({"error": "Not Found", "message": "no script", "code": 404}, 404)
+            result = handler(request)
+            if asyncio.iscoroutine(result):
+                result = await result
+            assert isinstance(result, web.StreamResponse)
+            return result
+        finally:
+            self.in_flight -= 1
+
+
+def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+def reply(body: Any, status: int = 200, **headers: str) -> Callable[[web.Request], web.Response]:
+    """A handler that answers ``body`` (JSON unless bytes/str) with ``status``."""
+    hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
+
+    def handler(_: web.Request) -> web.Response:
+        if isinstance(body, (bytes, str)):
+            return web.Response(
+                body=body if isinstance(body, bytes) else body.encode(), status=status, headers=hdrs
+            )
+        return json_reply(body, status, hdrs)
+
+    return handler
+
+
+@asynccontextmanager
+async def scripted_server() -> AsyncIterator[Script]:
+    """Start a :class:`Script` server on 127.0.0.1; always stopped."""
+    script = Script()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", script.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    script.base_url = str(server.make_url("")).rstrip("/")
+    try:
+        yield script
+    finally:
+        await server.close()

@@ -1,0 +1,85 @@
+"""Every exception aiohttp or the OS can raise during a call maps to our tree."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import aiohttp
+import aiohttp.client_exceptions
+import pytest
+
+from sendkit_async import errors
+from sendkit_async._transport import map_exceptions
+
+SECRET = "sk_live_in_headers_of_aiohttp_error"
+
+
+def aiohttp_client_exceptions() -> list[type[BaseException]]:
+    found = []
+    for name in aiohttp.client_exceptions.__all__:
+        obj = getattr(aiohttp.client_exceptions, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            found.append(obj)
+    return found
+
+
+def test_the_list_is_not_empty() -> None:
+    names = {cls.__name__ for cls in aiohttp_client_exceptions()}
+    assert {"ClientConnectorError", "ServerDisconnectedError", "ClientPayloadError"} <= names
+    assert len(names) > 20
+
+
+@pytest.mark.parametrize("cls", aiohttp_client_exceptions(), ids=lambda c: c.__name__)
+def test_every_aiohttp_client_exception_is_mapped(cls: type[BaseException]) -> None:
+    exc = cls.__new__(cls)  # constructors differ; mapping must not depend on them
+    with pytest.raises(errors.SendKitError) as info, map_exceptions("GET", "https://h/x"):
+        raise exc
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (asyncio.TimeoutError(), errors.APITimeoutError),
+        (TimeoutError(), errors.APITimeoutError),
+        (aiohttp.ServerTimeoutError(), errors.APITimeoutError),
+        (ConnectionResetError(104, "Connection reset by peer"), errors.APIConnectionError),
+        (OSError(101, "Network is unreachable"), errors.APIConnectionError),
+        (aiohttp.ServerDisconnectedError(), errors.APIConnectionError),
+        (aiohttp.ClientPayloadError("bad chunk"), errors.APIConnectionError),
+        (aiohttp.InvalidURL("::"), errors.ConfigurationError),
+    ],
+)
+def test_specific_mappings(exc: BaseException, expected: type[errors.SendKitError]) -> None:
+    with pytest.raises(expected), map_exceptions("GET", "https://h/x"):
+        raise exc
+
+
+def test_os_error_detail_kept() -> None:
+    with pytest.raises(errors.APIConnectionError) as info, map_exceptions("GET", "https://h/x"):
+        raise ConnectionResetError(104, "Connection reset by peer")
+    assert str(info.value) == (
+        "connection error during GET https://h/x (ConnectionResetError: Connection reset by peer)"
+    )
+
+
+def test_aiohttp_text_with_headers_never_copied() -> None:
+    info_obj = aiohttp.RequestInfo(
+        url=__import__("yarl").URL("https://h/x"),
+        method="GET",
+        headers=__import__("multidict").CIMultiDictProxy(
+            __import__("multidict").CIMultiDict({"X-Api-Key": SECRET})
+        ),
+    )
+    original = aiohttp.ClientResponseError(info_obj, (), status=500, message="boom")
+    assert SECRET in repr(original)  # the reason we never reuse aiohttp's text
+    with pytest.raises(errors.SendKitError) as info, map_exceptions("GET", "https://h/x"):
+        raise original
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value)
+
+
+def test_cancellation_is_not_mapped() -> None:
+    with pytest.raises(asyncio.CancelledError), map_exceptions("GET", "https://h/x"):
+        raise asyncio.CancelledError
