@@ -13,7 +13,9 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+"""Copies of ../shared/fixtures (the documented example bodies), kept verbatim."""
+SHARED_FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 KEY = "sk_test_0123456789abcdef"
 PLATFORM_KEY = "sk_user_0123456789abcdef"
 

@@ -174,3 +174,14 @@ def test_wrong_types_name_the_field_path(mutate: Any, path: str) -> None:
         parse(body, strict=False)
     assert any(path in line for line in info.value.errors), info.value.errors
     assert path in str(info.value)
+
+
+def test_fixture_copies_match_shared_originals() -> None:
+    from tests.helpers import FIXTURES, SHARED_FIXTURES
+
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is not beside this checkout")
+    originals = sorted(p.name for p in SHARED_FIXTURES.glob("*.json"))
+    assert originals == sorted(p.name for p in FIXTURES.glob("*.json"))
+    for name in originals:
+        assert (FIXTURES / name).read_bytes() == (SHARED_FIXTURES / name).read_bytes(), name
