@@ -6,9 +6,10 @@ pipeline: rate limiter (slot, cooldown gate, tokens) -> transport (one attempt)
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -57,13 +58,15 @@ class ClientStats:
 class _Core:
     """What a client and its ``with_options`` copies share."""
 
-    __slots__ = ("headers", "limiter", "stats", "transport")
+    __slots__ = ("headers", "limiter", "sleep", "stats", "transport")
 
     def __init__(self, transport: Transport, limiter: RateLimiter, headers: dict[str, str]):
         self.transport = transport
         self.limiter = limiter
         self.headers = headers
         self.stats = ClientStats()
+        # Retry waits go through here so tests can control time.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
 class AsyncSendKit:
@@ -240,7 +243,9 @@ class AsyncSendKit:
         limits = as_timeout(timeout, self.timeout)
         policy = retry if retry is not None else self.retry
         deadline = Deadline(policy.deadline)
-        retrying = policy.retrying(method=method, deadline=deadline, on_retry=self._on_retry)
+        retrying = policy.retrying(
+            method=method, deadline=deadline, on_retry=self._on_retry, sleep=self._core.sleep
+        )
         attempts = 0
         try:
             async for attempt in retrying:
