@@ -1,9 +1,11 @@
 """sendkit-async: an async-first SDK for the SendKit analytics API."""
 
+from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit, ClientStats
 from ._config import SendKitWarning, Timeout
 from ._ratelimit import RateLimitSnapshot
 from ._retry import RetryPolicy
+from ._shortcuts import gather_campaigns
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -11,6 +13,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BulkError,
     ClientClosedError,
     ConfigurationError,
     ConflictError,
@@ -42,8 +45,11 @@ __all__ = [
     "AsyncSendKit",
     "AuthenticationError",
     "BadRequestError",
+    "BulkError",
+    "BulkReport",
     "Campaign",
     "CampaignAnalytics",
+    "CampaignResult",
     "CampaignStats",
     "ClientClosedError",
     "ClientStats",
@@ -53,6 +59,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProgressCallback",
     "RateLimitError",
     "RateLimitSnapshot",
     "RedirectError",
@@ -68,4 +75,5 @@ __all__ = [
     "Timeout",
     "UnprocessableEntityError",
     "__version__",
+    "gather_campaigns",
 ]

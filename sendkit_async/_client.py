@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -20,11 +20,16 @@ from yarl import URL
 
 from . import _protocol as protocol
 from . import errors
+from ._bulk import BulkReport, CampaignResult, ProgressCallback, fetch_campaign
+from ._bulk import gather as bulk_gather
+from ._bulk import iterate as bulk_iterate
 from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_key, resolve_workspace
+from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import Deadline, RetryPolicy
 from ._transport import RawResponse, Transport
 from ._version import __version__
+from .models import CampaignAnalytics
 from .resources.analytics import Analytics
 
 T = TypeVar("T")
@@ -128,6 +133,78 @@ class AsyncSendKit:
             transport, limiter, protocol.auth_headers(key, self.workspace_id, USER_AGENT)
         )
         self.analytics = Analytics(self)
+        self.last_bulk_report: BulkReport | None = None
+        """The report of the latest ``gather_campaigns`` run (None before the first)."""
+
+    # ------------------------------------------------------------------ bulk
+
+    async def gather_campaigns(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool = False,
+        progress: ProgressCallback | None = None,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[Any]:
+        """Analytics for many campaigns, concurrently, in the order of ``ids``.
+
+        Every fetch goes through the client's pipeline (rate limit, retries,
+        cooldown). Duplicate ids are fetched once; an invalid id fails alone.
+        ``progress(done, total, last_result)`` is called after each id.
+        The run's :class:`BulkReport` is then in :attr:`last_bulk_report`.
+
+        Returns:
+            ``CampaignAnalytics`` per id; with ``return_exceptions=True`` a
+            failed id holds its :class:`SendKitError` instead.
+
+        Raises:
+            BulkError: some ids failed (without ``return_exceptions``), or an
+                authentication/permission error stopped the run; it carries
+                every result, every failure and the ids not attempted.
+        """
+        fetch = fetch_campaign(self, from_=from_, to=to, timeout=timeout, retry=retry)
+        return await bulk_gather(
+            self,
+            ids,
+            fetch,
+            concurrency=concurrency or self._default_concurrency(),
+            return_exceptions=return_exceptions,
+            progress=progress,
+        )
+
+    def iter_campaigns(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        ordered: bool = False,
+        concurrency: int | None = None,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AsyncIterator[CampaignResult[CampaignAnalytics]]:
+        """Yield a :class:`CampaignResult` per id as each completes (or in order).
+
+        ``ids`` may be any iterable or async iterable, a generator of millions
+        included: ids are pulled only as room frees up, so memory stays flat
+        and a slow consumer holds the fetching back. Ids are not de-duplicated.
+
+        Raises:
+            AuthenticationError, PermissionDeniedError: after yielding that
+                id's result; everything still in flight is cancelled.
+        """
+        fetch = fetch_campaign(self, from_=from_, to=to, timeout=timeout, retry=retry)
+        return bulk_iterate(
+            ids, fetch, concurrency=concurrency or self._default_concurrency(), ordered=ordered
+        )
+
+    def _default_concurrency(self) -> int:
+        # Twice the limiter's cap keeps it busy while some ids wait to retry.
+        return 2 * self._core.limiter.snapshot().max_concurrency
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -18,7 +18,8 @@ Every error a call can raise derives from :class:`SendKitError`::
     │   ├── UnprocessableEntityError 422
     │   ├── RateLimitError           429 (``retry_after`` seconds or None)
     │   └── InternalServerError      >= 500
-    └── ResponseValidationError      a 2xx body that is not the documented JSON
+    ├── ResponseValidationError      a 2xx body that is not the documented JSON
+    └── BulkError                    some ids of a bulk call failed (results kept)
 
 No error ever carries the API key: messages and reprs are built from the
 status, redacted headers and a truncated body, never from aiohttp's own
@@ -37,6 +38,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -213,3 +215,33 @@ class ResponseValidationError(SendKitError):
         self.errors = errors
         self.status = status
         self.body = body[:BODY_LIMIT]
+
+
+class BulkError(SendKitError):
+    """A bulk call in which some ids failed; nothing that succeeded is lost.
+
+    Attributes:
+        results: id -> analytics for every id that succeeded.
+        failures: id -> the error that id ended with.
+        not_attempted: ids never sent because the run stopped early
+            (an authentication or permission error makes going on pointless).
+        fatal: the error that stopped the run early, or None.
+        report: the run's :class:`~sendkit_async.BulkReport`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: Mapping[Any, Any],
+        failures: Mapping[Any, SendKitError],
+        not_attempted: tuple[Any, ...] = (),
+        fatal: SendKitError | None = None,
+        report: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.results = results
+        self.failures = failures
+        self.not_attempted = not_attempted
+        self.fatal = fatal
+        self.report = report

@@ -1,0 +1,305 @@
+"""Many campaign ids -> analytics, concurrently, losing nothing.
+
+Every fetch goes through ``client.analytics.campaign`` and so through the one
+request pipeline (limiter, retries, cooldown): this module only schedules.
+At most ``concurrency`` ids are admitted and not yet handed to the caller, so
+memory stays flat for any number of ids and a slow consumer holds the
+producers back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from .errors import (
+    AuthenticationError,
+    BulkError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    SendKitError,
+)
+from .models import CampaignAnalytics
+
+if TYPE_CHECKING:
+    from ._client import AsyncSendKit
+
+__all__ = ["BulkReport", "CampaignResult", "ProgressCallback", "gather", "iterate"]
+
+T = TypeVar("T")
+
+FATAL_ERRORS = (AuthenticationError, PermissionDeniedError)
+"""Errors after which no other id can succeed: the run stops at once."""
+
+
+@attrs.frozen
+class CampaignResult(Generic[T]):
+    """The outcome for one id: ``value`` or ``error``, never both."""
+
+    id: Any
+    value: T | None = None
+    error: SendKitError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the fetch succeeded."""
+        return self.error is None
+
+    def unwrap(self) -> T:
+        """The value, or raise the error."""
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+ProgressCallback = Callable[[int, "int | None", CampaignResult[Any]], object]
+"""``progress(done, total, last_result)``; ``total`` is None when the input has no length."""
+
+
+@attrs.frozen
+class BulkReport:
+    """What a bulk run did, for logs and dashboards.
+
+    ``throttled_seconds`` is the time requests spent held by the rate limiter
+    (waiting for the cooldown gate or a token), summed over requests.
+    """
+
+    total: int
+    succeeded: int
+    failed: int
+    not_attempted: int
+    failures_by_type: dict[str, int]
+    requests: int
+    retries: int
+    rate_limited: int
+    throttled_seconds: float
+    wall_seconds: float
+
+    @property
+    def requests_per_second(self) -> float:
+        """HTTP attempts per second of wall time."""
+        return self.requests / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def campaigns_per_second(self) -> float:
+        """Ids finished (either way) per second of wall time."""
+        done = self.succeeded + self.failed
+        return done / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+class _Recorder:
+    """Counts a run's outcomes and turns client counters into a :class:`BulkReport`."""
+
+    def __init__(self, client: AsyncSendKit) -> None:
+        self._client = client
+        self._stats = client.stats
+        self._limits = client.rate_limit
+        self._start = time.monotonic()
+        self.succeeded = 0
+        self.failures: dict[str, int] = {}
+
+    def count(self, result: CampaignResult[Any]) -> None:
+        if result.error is None:
+            self.succeeded += 1
+        else:
+            name = type(result.error).__name__
+            self.failures[name] = self.failures.get(name, 0) + 1
+
+    def report(self, not_attempted: int = 0) -> BulkReport:
+        stats, limits = self._client.stats, self._client.rate_limit
+        failed = sum(self.failures.values())
+        return BulkReport(
+            total=self.succeeded + failed + not_attempted,
+            succeeded=self.succeeded,
+            failed=failed,
+            not_attempted=not_attempted,
+            failures_by_type=dict(self.failures),
+            requests=stats.requests - self._stats.requests,
+            retries=stats.retries - self._stats.retries,
+            rate_limited=stats.rate_limited - self._stats.rate_limited,
+            throttled_seconds=limits.throttled_seconds - self._limits.throttled_seconds,
+            wall_seconds=time.monotonic() - self._start,
+        )
+
+
+async def _aiter(ids: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(ids, AsyncIterable):
+        async for item in ids:
+            yield item
+    else:
+        for item in ids:
+            yield item
+
+
+async def _settle(fetch: Callable[[Any], Awaitable[T]], item: Any) -> CampaignResult[T]:
+    try:
+        if not isinstance(item, str):
+            raise InvalidRequestError(f"campaign id must be a string, got {type(item).__name__}")
+        return CampaignResult(item, value=await fetch(item))
+    except SendKitError as exc:
+        return CampaignResult(item, error=exc)
+
+
+async def iterate(
+    ids: Iterable[Any] | AsyncIterable[Any],
+    fetch: Callable[[Any], Awaitable[T]],
+    *,
+    concurrency: int,
+    ordered: bool = False,
+    on_result: Callable[[CampaignResult[T]], None] | None = None,
+) -> AsyncIterator[CampaignResult[T]]:
+    """Yield one :class:`CampaignResult` per id, as they complete (or in input order).
+
+    At most ``concurrency`` ids are in flight or waiting to be yielded. A
+    fatal error (authentication, permission) cancels the rest and is raised
+    after its result is yielded.
+    """
+    if concurrency < 1:
+        raise InvalidRequestError(f"concurrency must be >= 1, got {concurrency}")
+    window = asyncio.Semaphore(concurrency)
+    done: asyncio.Queue[tuple[int, CampaignResult[T]] | None] = asyncio.Queue()
+    tasks: set[asyncio.Task[None]] = set()
+    fatal: list[SendKitError] = []
+
+    async def run(seq: int, item: Any) -> None:
+        result = await _settle(fetch, item)
+        if isinstance(result.error, FATAL_ERRORS):
+            fatal.append(result.error)
+        done.put_nowait((seq, result))
+
+    async def produce() -> None:
+        seq = 0
+        source = _aiter(ids)
+        try:
+            async for item in source:
+                await window.acquire()
+                if fatal:
+                    break
+                task = asyncio.create_task(run(seq, item))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                seq += 1
+            while tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            if hasattr(source, "aclose"):
+                await source.aclose()
+            done.put_nowait(None)
+
+    producer = asyncio.create_task(produce())
+    waiting: dict[int, CampaignResult[T]] = {}
+    next_seq = 0
+    try:
+        while True:
+            entry = await done.get()
+            if entry is None:
+                break
+            seq, result = entry
+            if ordered:
+                waiting[seq] = result
+                ready = []
+                while next_seq in waiting:
+                    ready.append(waiting.pop(next_seq))
+                    next_seq += 1
+            else:
+                ready = [result]
+            for item in ready:
+                if on_result is not None:
+                    on_result(item)
+                yield item
+                window.release()
+            if fatal:
+                raise fatal[0]
+        await producer
+    finally:
+        pending = [producer, *tasks]
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def gather(
+    client: AsyncSendKit,
+    ids: Iterable[Any] | AsyncIterable[Any],
+    fetch: Callable[[Any], Awaitable[T]],
+    *,
+    concurrency: int,
+    return_exceptions: bool,
+    progress: ProgressCallback | None,
+) -> list[Any]:
+    """Fetch every id (duplicates once), returning results in input order.
+
+    Raises:
+        BulkError: some ids failed (and ``return_exceptions`` is false), or a
+            fatal error stopped the run; it carries every result.
+    """
+    items = [item async for item in _aiter(ids)]
+    unique: dict[Any, None] = {}
+    for item in items:
+        unique[_key(item)] = None
+    recorder = _Recorder(client)
+    total = len(unique)
+    outcomes: dict[Any, CampaignResult[T]] = {}
+
+    def on_result(result: CampaignResult[T]) -> None:
+        outcomes[_key(result.id)] = result
+        recorder.count(result)
+        if progress is not None:
+            progress(len(outcomes), total, result)
+
+    originals = {_key(item): item for item in items}
+    fatal: SendKitError | None = None
+    try:
+        async for _ in iterate(
+            (originals[k] for k in unique), fetch, concurrency=concurrency, on_result=on_result
+        ):
+            pass
+    except FATAL_ERRORS as exc:
+        fatal = exc
+    not_attempted = tuple(originals[k] for k in unique if k not in outcomes)
+    report = recorder.report(len(not_attempted))
+    client.last_bulk_report = report
+    failures = {r.id: r.error for r in outcomes.values() if r.error is not None}
+    if fatal is not None or (failures and not return_exceptions):
+        results = {r.id: r.value for r in outcomes.values() if r.error is None}
+        reason = f"stopped early by {type(fatal).__name__}: {fatal}; " if fatal else ""
+        raise BulkError(
+            f"{reason}{len(failures)} of {total} ids failed, {len(results)} succeeded"
+            + (f", {len(not_attempted)} not attempted" if not_attempted else ""),
+            results=results,
+            failures=failures,
+            not_attempted=not_attempted,
+            fatal=fatal,
+            report=report,
+        )
+    return [_value_or_error(outcomes[_key(item)]) for item in items]
+
+
+def _key(item: Any) -> Any:
+    try:
+        hash(item)
+    except TypeError:
+        return ("unhashable", id(item))
+    return item
+
+
+def _value_or_error(result: CampaignResult[Any]) -> Any:
+    return result.value if result.error is None else result.error
+
+
+def fetch_campaign(
+    client: AsyncSendKit, **kwargs: Any
+) -> Callable[[Any], Awaitable[CampaignAnalytics]]:
+    """The per-id fetch: ``client.analytics.campaign`` with the bulk call's options."""
+
+    async def fetch(campaign_id: Any) -> CampaignAnalytics:
+        return await client.analytics.campaign(campaign_id, **kwargs)
+
+    return fetch
