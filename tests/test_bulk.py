@@ -44,8 +44,8 @@ def serve(
         if delay:
             await asyncio.sleep(delay)
         if unauthorized:
-            body = {"error": "Unauthorized", "message": "Invalid API key", "code": 401}
-            return web.json_response(body, status=401)
+            denied = {"error": "Unauthorized", "message": "Invalid API key", "code": 401}
+            return web.json_response(denied, status=401)
         campaign_id = request.match_info["tail"].rsplit("/", 1)[-1]
         if campaign_id in missing:
             return web.json_response(MISSING, status=404)
