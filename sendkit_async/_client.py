@@ -31,6 +31,7 @@ from ._transport import RawResponse, Transport
 from ._version import __version__
 from .models import CampaignAnalytics
 from .resources.analytics import Analytics
+from .resources.campaigns import Campaigns
 
 T = TypeVar("T")
 
@@ -133,6 +134,7 @@ class AsyncSendKit:
             transport, limiter, protocol.auth_headers(key, self.workspace_id, USER_AGENT)
         )
         self.analytics = Analytics(self)
+        self.campaigns = Campaigns(self)
         self.last_bulk_report: BulkReport | None = None
         """The report of the latest ``gather_campaigns`` run (None before the first)."""
 
@@ -241,6 +243,7 @@ class AsyncSendKit:
         clone.timeout = as_timeout(timeout, self.timeout)
         clone.retry = as_retry(retry, max_retries, self.retry)
         clone.analytics = Analytics(clone)
+        clone.campaigns = Campaigns(clone)
         return clone
 
     def __repr__(self) -> str:

@@ -10,25 +10,40 @@ of the wrong type instead of coercing them (``"12"`` is not a count).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter as _make_json_converter
+from cattrs.v import format_exception
 
 from . import models
 
 T = TypeVar("T")
 
-__all__ = ["converter", "make_converter", "strict_converter", "structure", "unstructure"]
+__all__ = [
+    "converter",
+    "make_converter",
+    "strict_converter",
+    "structure",
+    "unstructure",
+    "validation_problems",
+]
 
 # Wire names that are not the plain camelCase of the Python name.
 _RENAMES: dict[type[Any], dict[str, str]] = {
     models.StepStats: {"step": "_id"},
+    models.DailyStats: {"date": "_id"},
+    models.Mailbox: {"id": "_id"},
+    models.CampaignSummary: {"id": "_id"},
 }
 
 
@@ -42,20 +57,31 @@ def wire_name(cls: type[Any], field: str) -> str:
     return _RENAMES.get(cls, {}).get(field) or _camel(field)
 
 
-def _all_renames() -> dict[str, str]:
-    names = {}
-    for cls_renames in _RENAMES.values():
-        names.update(cls_renames)
-    return names
+def validation_problems(exc: BaseException, path: str = "$") -> list[str]:
+    """One line per problem in a cattrs error, each with its WIRE path (``$.stepStats[1]._id``).
 
-
-_FIELD_IN_PATH = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def wire_path(path: str) -> str:
-    """Rewrite a cattrs error path (``$.step_stats[1].opened``) with wire names."""
-    renames = _all_renames()
-    return _FIELD_IN_PATH.sub(lambda m: "." + (renames.get(m[1]) or _camel(m[1])), path)
+    Like ``cattrs.transform_error``, but the path names the JSON keys the API
+    sent, not the Python attribute names.
+    """
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        lines = [
+            line
+            for sub, note in with_notes
+            for line in validation_problems(sub, f"{path}.{wire_name(exc.cl, note.name)}")
+        ]
+        return lines + [line for sub in without for line in validation_problems(sub, path)]
+    if isinstance(exc, IterableValidationError):
+        with_inotes, without = exc.group_exceptions()
+        lines = [
+            line
+            for sub, inote in with_inotes
+            for line in validation_problems(sub, f"{path}[{inote.index!r}]")
+        ]
+        return lines + [line for sub in without for line in validation_problems(sub, path)]
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [f"extra fields {sorted(exc.extra_fields)} @ {path}"]
+    return [f"{format_exception(exc, None)} @ {path}"]
 
 
 def _strict_int(value: Any, _: Any) -> int:
@@ -92,6 +118,12 @@ def _date(value: Any, _: Any) -> dt.date:
     return dt.date.fromisoformat(value[:10])
 
 
+def _percent(value: Any, _: Any) -> models.Percent:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"expected a percent string, got {type(value).__name__}")
+    return models.Percent(str(value))
+
+
 def make_converter(*, strict: bool = False) -> cattrs.Converter:
     """Build a private converter (never cattrs' global one).
 
@@ -104,6 +136,8 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(dt.date, _date)
     conv.register_unstructure_hook(dt.date, dt.date.isoformat)
+    conv.register_structure_hook(models.Percent, _percent)
+    conv.register_unstructure_hook(models.Percent, lambda p: p.raw)
 
     def structure_factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
         renames: dict[str, Any] = {

@@ -21,7 +21,7 @@ import attrs
 import cattrs
 
 from . import errors
-from ._converter import structure, wire_path
+from ._converter import structure, validation_problems
 
 T = TypeVar("T")
 
@@ -251,9 +251,7 @@ def structure_field(
         return structure(payload.get(key), cls, strict=strict)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
-            problems = tuple(
-                wire_path(line) for line in cattrs.transform_error(exc, path=f"$.{key}")
-            )
+            problems = tuple(validation_problems(exc, f"$.{key}"))
         else:
             problems = (f"$.{key}: {exc}",)
         raise errors.ResponseValidationError(

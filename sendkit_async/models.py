@@ -7,6 +7,7 @@ is ``int | None``. Derived rates are properties that never divide by zero.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -15,12 +16,22 @@ import attrs
 __all__ = [
     "Campaign",
     "CampaignAnalytics",
+    "CampaignListStats",
+    "CampaignPage",
     "CampaignStats",
+    "CampaignSummary",
+    "DailyStats",
+    "Mailbox",
+    "Overview",
+    "OverviewRates",
+    "Pagination",
+    "Percent",
     "SequenceSplit",
     "SequenceStats",
     "StepStats",
     "Subsequence",
     "SubsequenceTrigger",
+    "Warmup",
 ]
 
 
@@ -204,3 +215,138 @@ class CampaignAnalytics:
     def positive_reply_rate(self) -> float:
         """Positive replies / sent, a fraction in 0..1 (0.0 when unknown)."""
         return _rate(self.total_positive_replied, self.stats.sent)
+
+
+@attrs.frozen
+class Percent:
+    """A rate the API sends as a string of percent with one decimal (``"45.0"``).
+
+    ``raw`` keeps the string exactly as sent; :attr:`percent` is the number
+    (45.0) and :attr:`fraction` the share (0.45); both None when the text is
+    not a number.
+    """
+
+    raw: str
+
+    @property
+    def percent(self) -> float | None:
+        """The rate in percent, e.g. 45.0."""
+        try:
+            return float(self.raw)
+        except ValueError:
+            return None
+
+    @property
+    def fraction(self) -> float | None:
+        """The rate as a fraction in 0..1, e.g. 0.45."""
+        value = self.percent
+        return None if value is None else value / 100
+
+    def __str__(self) -> str:
+        return f"{self.raw}%"
+
+
+@attrs.frozen
+class OverviewRates:
+    """Workspace-wide rates, in percent as the API sends them."""
+
+    open: Percent | None = None
+    click: Percent | None = None
+    reply: Percent | None = None
+    positive_reply: Percent | None = None
+    bounce: Percent | None = None
+
+
+@attrs.frozen
+class Overview:
+    """Workspace totals (GET /v1/analytics/overview)."""
+
+    total_sent: int | None = None
+    total_opened: int | None = None
+    total_clicked: int | None = None
+    total_bounced: int | None = None
+    total_replied: int | None = None
+    total_positive_replied: int | None = None
+    total_campaigns: int | None = None
+    active_campaigns: int | None = None
+    by_sequence: SequenceSplit | None = None
+    rates: OverviewRates = attrs.field(factory=OverviewRates)
+
+
+@attrs.frozen
+class DailyStats(_Rates):
+    """One day of sending (GET /v1/analytics/daily and /daily/campaigns/{id})."""
+
+    date: dt.date
+    sent: int | None = None
+    opened: int | None = None
+    clicked: int | None = None
+    bounced: int | None = None
+    replied: int | None = None
+    positive_replied: int | None = None
+
+
+@attrs.frozen
+class Warmup:
+    """A mailbox's warm-up state."""
+
+    enabled: bool | None = None
+    status: str | None = None
+
+
+@attrs.frozen
+class Mailbox:
+    """One sending mailbox (GET /v1/analytics/mailboxes).
+
+    ``bounce_rate`` is a FRACTION as the API sends it (0.02 means 2 %),
+    unlike the overview's percent strings.
+    """
+
+    id: str
+    email: str | None = None
+    display_name: str | None = None
+    status: str | None = None
+    total_sent: int | None = None
+    total_received: int | None = None
+    bounce_rate: float | None = None
+    sent_today: int | None = None
+    daily_send_limit: int | None = None
+    warmup: Warmup | None = None
+
+
+@attrs.frozen
+class CampaignListStats:
+    """The light totals the campaign listing carries."""
+
+    total_leads: int | None = None
+    contacted: int | None = None
+    contacted_leads: int | None = None
+    total_emails_sent: int | None = None
+
+
+@attrs.frozen
+class CampaignSummary:
+    """A campaign as the listing shows it (GET /v1/campaigns)."""
+
+    id: str
+    name: str | None = None
+    status: str | None = None
+    stats: CampaignListStats | None = None
+
+
+@attrs.frozen
+class Pagination:
+    """Where a page sits in the listing; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    limit: int | None = None
+    total: int | None = None
+    has_more: bool = False
+    next_cursor: str | None = None
+
+
+@attrs.frozen
+class CampaignPage:
+    """One page of the campaign listing."""
+
+    items: tuple[CampaignSummary, ...]
+    pagination: Pagination

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .._protocol import iso_date, path_segment
-from ..models import CampaignAnalytics
+from ..errors import InvalidRequestError
+from ..models import CampaignAnalytics, DailyStats, Mailbox, Overview
 
 if TYPE_CHECKING:
     from .._client import AsyncSendKit
@@ -48,3 +50,95 @@ class Analytics:
         return await self._client._get_data(
             path, CampaignAnalytics, params=params, timeout=timeout, retry=retry
         )
+
+    async def overview(
+        self, *, timeout: float | Timeout | None = None, retry: RetryPolicy | None = None
+    ) -> Overview:
+        """Workspace totals and rates (GET /v1/analytics/overview).
+
+        Rates come as :class:`Percent` (``rates.open.percent == 45.0``, raw text kept).
+        """
+        return await self._client._get_data(
+            "/v1/analytics/overview", Overview, timeout=timeout, retry=retry
+        )
+
+    async def daily(
+        self,
+        *,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        subsequence: str | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[DailyStats]:
+        """Daily rows for the workspace, oldest first (GET /v1/analytics/daily).
+
+        ``subsequence``: None for main + all subsequences combined, ``"main"``
+        for the main sequence only, or a subsequence's 24-hex id. Without
+        dates the API returns the last 30 days.
+
+        Raises:
+            InvalidRequestError: a malformed ``subsequence`` or date (nothing is sent).
+        """
+        params = _daily_params(from_, to, subsequence)
+        rows = await self._client._get_data(
+            "/v1/analytics/daily",
+            tuple[DailyStats, ...],
+            params=params,
+            timeout=timeout,
+            retry=retry,
+        )
+        return list(rows)
+
+    async def campaign_daily(
+        self,
+        campaign_id: str,
+        *,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        subsequence: str | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[DailyStats]:
+        """Daily rows for one campaign (GET /v1/analytics/daily/campaigns/{id}).
+
+        Raises:
+            InvalidRequestError: a blank id, bad date or ``subsequence``.
+            NotFoundError: no campaign with this id.
+        """
+        path = f"/v1/analytics/daily/campaigns/{path_segment(campaign_id, 'campaign_id')}"
+        params = _daily_params(from_, to, subsequence)
+        rows = await self._client._get_data(
+            path, tuple[DailyStats, ...], params=params, timeout=timeout, retry=retry
+        )
+        return list(rows)
+
+    async def mailboxes(
+        self, *, timeout: float | Timeout | None = None, retry: RetryPolicy | None = None
+    ) -> list[Mailbox]:
+        """Every sending mailbox (GET /v1/analytics/mailboxes); ``bounce_rate`` is a fraction."""
+        rows = await self._client._get_data(
+            "/v1/analytics/mailboxes", tuple[Mailbox, ...], timeout=timeout, retry=retry
+        )
+        return list(rows)
+
+
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
+
+
+def _daily_params(
+    from_: DateLike | None, to: DateLike | None, subsequence: str | None
+) -> dict[str, str | None]:
+    if (
+        subsequence is not None
+        and subsequence != "main"
+        and not (isinstance(subsequence, str) and _OBJECT_ID.fullmatch(subsequence))
+    ):
+        raise InvalidRequestError(
+            f"subsequence must be None, 'main' or a 24-hex subsequence id, got {subsequence!r}"
+        )
+    return {
+        "from": iso_date(from_, "from_"),
+        "to": iso_date(to, "to"),
+        "subsequenceId": subsequence,
+    }

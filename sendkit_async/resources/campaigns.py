@@ -1,0 +1,117 @@
+"""``client.campaigns``: the campaign listing, one page or all of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from .._protocol import structure_field
+from ..errors import InvalidRequestError, ResponseValidationError
+from ..models import CampaignPage, CampaignSummary, Pagination
+
+if TYPE_CHECKING:
+    from .._client import AsyncSendKit
+    from .._config import Timeout
+    from .._retry import RetryPolicy
+
+__all__ = ["Campaigns"]
+
+MAX_PAGE = 100
+
+
+class Campaigns:
+    """The campaign listing, reached as ``client.campaigns``."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncSendKit) -> None:
+        self._client = client
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> CampaignPage:
+        """One page of campaigns (GET /v1/campaigns).
+
+        Raises:
+            InvalidRequestError: ``limit`` outside 1..100 (nothing is sent).
+        """
+        if limit is not None and not (
+            isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= MAX_PAGE
+        ):
+            raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_PAGE}: {limit!r}")
+        params = {
+            "status": status,
+            "search": search,
+            "limit": None if limit is None else str(limit),
+            "cursor": cursor,
+        }
+        envelope = await self._client._get_envelope(
+            "/v1/campaigns", params=params, timeout=timeout, retry=retry
+        )
+        items = structure_field(envelope, "data", tuple[CampaignSummary, ...])
+        pagination = structure_field(envelope, "pagination", Pagination)
+        return CampaignPage(items=items, pagination=pagination)
+
+    async def iter(
+        self,
+        *,
+        status: str | None = None,
+        search: str | None = None,
+        page_size: int = MAX_PAGE,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AsyncIterator[CampaignSummary]:
+        """Every campaign, page after page, following ``nextCursor`` while ``hasMore``.
+
+        Stops when ``hasMore`` is false even if a cursor is present, goes on
+        over an empty page while ``hasMore`` is true.
+
+        Raises:
+            ResponseValidationError: the server repeats a cursor or says
+                ``hasMore`` without one (we refuse to loop forever).
+        """
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = await self.list(
+                status=status,
+                search=search,
+                limit=page_size,
+                cursor=cursor,
+                timeout=timeout,
+                retry=retry,
+            )
+            for item in page.items:
+                yield item
+            if not page.pagination.has_more:
+                return
+            cursor = page.pagination.next_cursor
+            if not cursor:
+                raise ResponseValidationError(
+                    "listing says hasMore but gives no nextCursor",
+                    errors=("$.pagination.nextCursor: missing while hasMore is true",),
+                )
+            if cursor in seen:
+                raise ResponseValidationError(
+                    f"listing repeated the cursor {cursor!r}; stopping instead of looping",
+                    errors=("$.pagination.nextCursor: repeated",),
+                )
+            seen.add(cursor)
+
+    async def iter_ids(
+        self,
+        *,
+        status: str | None = None,
+        search: str | None = None,
+        page_size: int = MAX_PAGE,
+    ) -> AsyncIterator[str]:
+        """The id of every campaign, streamed: feed it to ``client.iter_campaigns``."""
+        async for campaign in self.iter(status=status, search=search, page_size=page_size):
+            yield campaign.id
