@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from multidict import CIMultiDictProxy
 
 from . import _render
@@ -40,7 +41,9 @@ class BadRequest(Exception):
     """A query parameter is invalid; becomes a 400 envelope."""
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     body = _render.error_body(status, HTTPStatus(status).phrase, message)
     return web.Response(status=status, body=body, content_type=_JSON, headers=headers)
 
@@ -264,7 +267,7 @@ class Handlers:
 # --- pipeline ---------------------------------------------------------------------------
 
 
-def make_pipeline(sim: Simulator) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def make_pipeline(sim: Simulator) -> Middleware:
     stats = sim.stats
     faults = sim.faults
 
@@ -301,12 +304,15 @@ def make_pipeline(sim: Simulator) -> Callable[[web.Request, Handler], Awaitable[
                 if not decision.allowed:
                     status = 429
                     return error_response(429, "Rate limit exceeded", limit_headers)
-            fault = faults.draw(cfg.fault_rate, cfg.reset_rate) if (
-                cfg.fault_rate or cfg.reset_rate
-            ) else None
+            fault = (
+                faults.draw(cfg.fault_rate, cfg.reset_rate)
+                if (cfg.fault_rate or cfg.reset_rate)
+                else None
+            )
             if fault == RESET:
                 status = None
                 return reset_connection(request)
+            resp: web.StreamResponse
             if isinstance(fault, tuple):
                 resp = fault_response(fault[0], fault[1], cfg.fault_retry_after)
             else:
@@ -338,4 +344,3 @@ def build_routes(app: web.Application, handlers: Handlers) -> None:
     app.router.add_get("/v1/campaigns", h.campaigns)
     app.router.add_get(ADMIN_PREFIX + "stats", h.admin_stats)
     app.router.add_post(ADMIN_PREFIX + "reset", h.admin_reset)
-

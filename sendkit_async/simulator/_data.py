@@ -107,9 +107,13 @@ class Sequence:
         hi_steps, hi_r, hi_p = self.cumulative(b, days)
         lo_steps, lo_r, lo_p = self.cumulative(a, days)
         steps = tuple(
-            Step(h.sent - lo.sent, h.opened - lo.opened, h.clicked - lo.clicked,
-                 h.bounced - lo.bounced)
-            for h, lo in zip(hi_steps, lo_steps)
+            Step(
+                h.sent - lo.sent,
+                h.opened - lo.opened,
+                h.clicked - lo.clicked,
+                h.bounced - lo.bounced,
+            )
+            for h, lo in zip(hi_steps, lo_steps, strict=True)
         )
         return Sequence(steps, hi_r - lo_r, hi_p - lo_p)
 
@@ -128,10 +132,15 @@ class Sequence:
             o_col = [st.opened * x // st.sent for x in s_col] if st.sent else zeros
             c_col = [st.clicked * x // st.opened for x in o_col] if st.opened else zeros
             b_col = [st.bounced * x // st.sent for x in s_col] if st.sent else zeros
-            cum = [list(map(operator.add, a, b)) for a, b in zip(cum, (s_col, o_col, c_col, b_col))]
+            cum = [
+                list(map(operator.add, a, b))
+                for a, b in zip(cum, (s_col, o_col, c_col, b_col), strict=True)
+            ]
         total = self.sent
         r_col = [self.replied * x // total for x in cum[0]] if total else zeros
-        p_col = [self.positive_replied * x // self.replied for x in r_col] if self.replied else zeros
+        p_col = (
+            [self.positive_replied * x // self.replied for x in r_col] if self.replied else zeros
+        )
         return [list(map(operator.sub, col[1:], col[:-1])) for col in (*cum, r_col, p_col)]
 
 
@@ -226,9 +235,7 @@ def _make_sequence(
     return Sequence(tuple(steps), replied, positive)
 
 
-def generate_campaign(
-    seed: int, index: int, campaign_id: str, *, subsequences: bool
-) -> Campaign:
+def generate_campaign(seed: int, index: int, campaign_id: str, *, subsequences: bool) -> Campaign:
     """Generate campaign ``index``; the main sequence does not depend on ``subsequences``."""
     name, status = campaign_core(seed, index)
     digest_int = int.from_bytes(_digest(seed, index), "big")
@@ -364,10 +371,10 @@ class Workspace:
             for c in self:
                 seqs = [(c.main, main)] + [(s.figures, subs) for s in c.subsequences]
                 for seq, target in seqs:
-                    for acc, col in zip(target, seq.daily_columns(c.active_days)):
+                    for acc, col in zip(target, seq.daily_columns(c.active_days), strict=True):
                         for k, v in enumerate(col, c.start_day):
                             acc[k] += v
-            both = [list(map(operator.add, a, b)) for a, b in zip(main, subs)]
+            both = [list(map(operator.add, a, b)) for a, b in zip(main, subs, strict=True)]
             self._daily = {"main": main, "all": both}
         return self._daily[which]
 

@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 from ._render import error_body
 
 if TYPE_CHECKING:
-    from . import SimulatorConfig
+    pass
 
 FAULT_STATUSES = (500, 502, 503)
 RESET = "reset"
@@ -55,9 +55,7 @@ def fault_response(status: int, html: bool, retry_after: bool) -> web.Response:
         text = f"<html><body><h1>{status} {reason}</h1></body></html>"
         return web.Response(status=status, text=text, content_type="text/html", headers=headers)
     body = error_body(status, reason, "The server encountered a temporary error")
-    return web.Response(
-        status=status, body=body, content_type="application/json", headers=headers
-    )
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
 def reset_connection(request: web.Request) -> web.Response:

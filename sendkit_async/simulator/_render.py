@@ -33,7 +33,9 @@ def _step_stats(seq: Sequence, first: int) -> list[JsonObj]:
     return [{"_id": i, **_step(st)} for i, st in enumerate(seq.steps, first)]
 
 
-def campaign_analytics(c: Campaign, shape: str, a: int | None = None, b: int | None = None) -> JsonObj:
+def campaign_analytics(
+    c: Campaign, shape: str, a: int | None = None, b: int | None = None
+) -> JsonObj:
     """The ``data`` of ``GET /v1/analytics/campaigns/{id}`` for local days ``[a, b)``.
 
     Time-ranged figures come from the nested cumulative floors in ``_data``; lead
@@ -99,7 +101,7 @@ def campaign_analytics(c: Campaign, shape: str, a: int | None = None, b: int | N
                 "stats": {**_step(t), "replied": fig.replied},
                 "stepStats": _step_stats(fig, 0),
             }
-            for (s, fig), t in zip(subs, sub_totals)
+            for (s, fig), t in zip(subs, sub_totals, strict=True)
         ],
         "statusBreakdown": breakdown,
         "totalReplied": replied,
@@ -140,7 +142,7 @@ def overview(ws: Workspace) -> JsonObj:
                 replied += seq.replied
                 positive += seq.positive_replied
         active += c.status == "active"
-    sent, opened, clicked, bounced = (m + s for m, s in zip(main, sub))
+    sent, opened, clicked, bounced = (m + s for m, s in zip(main, sub, strict=True))
     keys = ("sent", "opened", "clicked", "bounced")
     return {
         "totalSent": sent,
@@ -151,7 +153,10 @@ def overview(ws: Workspace) -> JsonObj:
         "totalPositiveReplied": positive,
         "totalCampaigns": ws.size,
         "activeCampaigns": active,
-        "bySequence": {"main": dict(zip(keys, main)), "subsequence": dict(zip(keys, sub))},
+        "bySequence": {
+            "main": dict(zip(keys, main, strict=True)),
+            "subsequence": dict(zip(keys, sub, strict=True)),
+        },
         "rates": {
             "open": _rate(opened, sent),
             "click": _rate(clicked, sent),
@@ -178,7 +183,7 @@ def daily_rows(columns: list[list[int]], offset: int, lo: int, hi: int) -> list[
     for day in range(lo, hi + 1):
         k = day - offset
         values = [col[k] for col in columns] if 0 <= k < width else [0] * 6
-        rows.append({"_id": day_date(day), **dict(zip(_ROW_KEYS, values))})
+        rows.append({"_id": day_date(day), **dict(zip(_ROW_KEYS, values, strict=True))})
     return rows
 
 
@@ -197,7 +202,10 @@ def campaign_columns(c: Campaign, sub: str | None) -> list[list[int]] | None:
         return None
     cols = c.main.daily_columns(days)
     for s in c.subsequences:
-        cols = [[x + y for x, y in zip(a, b)] for a, b in zip(cols, s.figures.daily_columns(days))]
+        cols = [
+            [x + y for x, y in zip(a, b, strict=True)]
+            for a, b in zip(cols, s.figures.daily_columns(days), strict=True)
+        ]
     return cols
 
 
