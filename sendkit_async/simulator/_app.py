@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import date, datetime, timezone
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -106,7 +106,7 @@ def parse_day(value: str, name: str) -> int:
         if moment.tzinfo is not None:
             moment = moment.astimezone(timezone.utc)
         return day_number(moment.date())
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadRequest(f"Invalid '{name}': expected an ISO 8601 date or date-time") from None
 
 
@@ -155,6 +155,15 @@ class Handlers:
         self._overview: bytes | None = None
         self._mailboxes = _render.ok(_render.mailboxes(self.ws.seed, self.ws.size))
         self._filtered: dict[tuple[str | None, str | None], list[int]] = {}
+        self._busy: asyncio.Lock | None = None
+
+    async def _drive(self, steps: Iterator[None]) -> None:
+        """Run a workspace-wide computation in steps, letting other requests through."""
+        if self._busy is None:
+            self._busy = asyncio.Lock()
+        async with self._busy:  # concurrent first requests wait for one computation
+            for _ in steps:
+                await asyncio.sleep(0)
 
     async def campaign_analytics(self, request: web.Request) -> web.StreamResponse:
         cid = request.match_info["id"]
@@ -176,12 +185,14 @@ class Handlers:
 
     async def overview(self, request: web.Request) -> web.StreamResponse:
         if self._overview is None:
+            await self._drive(self.ws.generate_all())
             self._overview = _render.ok(_render.overview(self.ws))
         return _json(self._overview)
 
     async def daily(self, request: web.Request) -> web.StreamResponse:
         lo, hi = parse_range(request.query, default_days=DEFAULT_DAYS)
         sub = parse_subsequence(request.query.get("subsequenceId"))
+        await self._drive(self.ws.aggregate())
         columns: list[list[int]] = []
         offset = 0
         if sub is None or sub == "main":

@@ -45,6 +45,15 @@ BREAKDOWN_KEYS = (
     "pending",
 )
 
+AGGREGATE_CHUNK = 256
+# status -> (min active days, max active days, min contacted share, max contacted share)
+_WINDOWS = {
+    "active": (5, 120, 0.25, 0.9),
+    "paused": (3, 90, 0.2, 0.8),
+    "completed": (14, 150, 0.9, 1.0),
+    "archived": (7, 150, 0.6, 1.0),
+}
+
 # (sent, opened, clicked, bounced, replied, positiveReplied) for one day or one range.
 Row = tuple[int, int, int, int, int, int]
 ZERO_ROW: Row = (0, 0, 0, 0, 0, 0)
@@ -244,12 +253,8 @@ def generate_campaign(seed: int, index: int, campaign_id: str, *, subsequences: 
     if status == "draft":
         days, coverage, start = 0, 0.0, TIMELINE_DAYS
     else:
-        low, high, coverage = {
-            "active": (5, 120, rng.uniform(0.25, 0.9)),
-            "paused": (3, 90, rng.uniform(0.2, 0.8)),
-            "completed": (14, 150, rng.uniform(0.9, 1.0)),
-            "archived": (7, 150, rng.uniform(0.6, 1.0)),
-        }[status]
+        low, high, cov_lo, cov_hi = _WINDOWS[status]
+        coverage = rng.uniform(cov_lo, cov_hi)
         days = rng.randint(low, high)
         end = TIMELINE_DAYS if status == "active" else rng.randint(days, TIMELINE_DAYS - 1)
         start = end - days
@@ -356,27 +361,51 @@ class Workspace:
         return self._cores
 
     def subsequence_owner(self, sub_id: str) -> tuple[Campaign, int] | None:
-        if self._sub_owner is None:
-            self._sub_owner = {
-                s.id: (c.index, j) for c in self for j, s in enumerate(c.subsequences)
-            }
+        for _ in self.aggregate():
+            pass
+        assert self._sub_owner is not None
         found = self._sub_owner.get(sub_id)
         return None if found is None else (self.campaign(found[0]), found[1])
 
     def timeline_columns(self, which: str) -> list[list[int]]:
         """Workspace per-day columns over the timeline; ``which`` is "all" or "main"."""
-        if self._daily is None:
-            main = [[0] * TIMELINE_DAYS for _ in range(6)]
-            subs = [[0] * TIMELINE_DAYS for _ in range(6)]
-            for c in self:
-                seqs = [(c.main, main)] + [(s.figures, subs) for s in c.subsequences]
-                for seq, target in seqs:
-                    for acc, col in zip(target, seq.daily_columns(c.active_days), strict=True):
-                        for k, v in enumerate(col, c.start_day):
-                            acc[k] += v
-            both = [list(map(operator.add, a, b)) for a, b in zip(main, subs, strict=True)]
-            self._daily = {"main": main, "all": both}
+        for _ in self.aggregate():
+            pass
+        assert self._daily is not None
         return self._daily[which]
+
+    def generate_all(self, chunk: int = AGGREGATE_CHUNK) -> Iterator[None]:
+        """Generate every campaign, yielding every ``chunk`` campaigns (a cooperative step)."""
+        for start in range(0, self.size, chunk):
+            for i in range(start, min(start + chunk, self.size)):
+                self.campaign(i)
+            yield
+
+    def aggregate(self, chunk: int = AGGREGATE_CHUNK) -> Iterator[None]:
+        """Build the workspace timeline and the subsequence index once, in yielding steps.
+
+        Costly for big workspaces (seconds per 100,000 campaigns): the server drives this
+        generator with ``await asyncio.sleep(0)`` between steps so it keeps serving.
+        """
+        if self._daily is not None:
+            return
+        main = [[0] * TIMELINE_DAYS for _ in range(6)]
+        subs = [[0] * TIMELINE_DAYS for _ in range(6)]
+        owners: dict[str, tuple[int, int]] = {}
+        for c in self:
+            seqs = [(c.main, main)] + [(s.figures, subs) for s in c.subsequences]
+            for seq, target in seqs:
+                for acc, col in zip(target, seq.daily_columns(c.active_days), strict=True):
+                    for k, v in enumerate(col, c.start_day):
+                        acc[k] += v
+            for j, s in enumerate(c.subsequences):
+                owners[s.id] = (c.index, j)
+            if c.index % chunk == chunk - 1:
+                yield
+        if self._daily is None:  # another driver may have finished first
+            both = [list(map(operator.add, a, b)) for a, b in zip(main, subs, strict=True)]
+            self._sub_owner = owners
+            self._daily = {"main": main, "all": both}
 
 
 def day_number(d: date) -> int:

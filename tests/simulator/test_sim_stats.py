@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 
 import aiohttp
+import pytest
 from sim_helpers import KEY, fetch
 
-from sendkit_async.simulator import SimulatorConfig, SimulatorStats, run_simulator
+from sendkit_async.simulator import Simulator, SimulatorConfig, SimulatorStats, run_simulator
 
 
 async def test_counters_and_admin_endpoints(
@@ -73,3 +74,57 @@ async def test_max_concurrency_and_reset_method(session: aiohttp.ClientSession) 
         await fetch(session, url)
         assert sim.stats.max_concurrency == 1
         assert sim.stats.requests_total == 1
+
+
+async def test_run_simulator_cleans_up_on_error_and_cancel(bare: aiohttp.ClientSession) -> None:
+    seen: list[tuple[Simulator, str]] = []
+
+    async def fail() -> None:
+        async with run_simulator(SimulatorConfig(campaigns=2)) as sim:
+            seen.append((sim, sim.base_url))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail()
+    sim, url = seen[0]
+    assert url.startswith("http://127.0.0.1:")
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await bare.get(url)
+    with pytest.raises(RuntimeError, match="not being served"):
+        _ = sim.base_url
+
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def serve_forever() -> None:
+        async with run_simulator(SimulatorConfig(campaigns=2)) as sim:
+            started.set_result(sim.base_url)
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(serve_forever())
+    url = await asyncio.wait_for(started, 5)
+    async with bare.get(f"{url}/_simulator/stats") as resp:
+        assert resp.status == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await bare.get(url)
+
+
+async def test_big_workspace_keeps_serving_while_aggregating(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with run_simulator(SimulatorConfig(campaigns=3000)) as sim:
+        order: list[str] = []
+
+        async def get(path: str) -> None:
+            async with session.get(sim.base_url + path) as resp:
+                assert resp.status == 200
+                await resp.read()
+            order.append(path)
+
+        slow = asyncio.create_task(get("/v1/analytics/daily"))
+        await asyncio.sleep(0.05)  # let the aggregation start
+        await get("/v1/analytics/mailboxes")
+        await slow
+        assert order == ["/v1/analytics/mailboxes", "/v1/analytics/daily"]
