@@ -1,0 +1,107 @@
+"""Word lists for realistic generated names (campaigns, subsequences, mailboxes)."""
+
+from __future__ import annotations
+
+CAMPAIGN_PREFIXES: tuple[str, ...] = (
+    "Q1",
+    "Q2",
+    "Q3",
+    "Q4",
+    "EMEA",
+    "NA",
+    "APAC",
+    "DACH",
+    "Nordics",
+    "LATAM",
+    "Spring",
+    "Summer",
+    "Autumn",
+    "Winter",
+    "2025",
+    "Pilot",
+)
+CAMPAIGN_AUDIENCES: tuple[str, ...] = (
+    "SaaS Founders",
+    "Webinar Attendee",
+    "Agency Owners",
+    "Head of Sales",
+    "RevOps Leaders",
+    "CTO",
+    "Ecommerce Brands",
+    "Fintech CFO",
+    "Recruiters",
+    "HR Directors",
+    "Marketing VP",
+    "Dental Clinics",
+    "Real Estate Brokers",
+    "Logistics Managers",
+    "Series A Startups",
+    "Trial Signup",
+    "Churned Customer",
+    "Event Lead",
+    "Partner",
+    "Enterprise IT",
+)
+CAMPAIGN_PURPOSES: tuple[str, ...] = (
+    "Outreach",
+    "Nurture",
+    "Follow-up",
+    "Re-engagement",
+    "Demo Invite",
+    "Case Study Drip",
+    "Intro",
+    "Upsell",
+    "Referral Ask",
+    "Cold Sequence",
+    "Breakup Sequence",
+    "Launch Announcement",
+)
+
+SUBSEQUENCES: tuple[tuple[str, str, str], ...] = (
+    ("Interested follow-up", "ai_tag", "interested"),
+    ("Meeting booked handoff", "ai_tag", "meeting_booked"),
+    ("Out-of-office retry", "ai_tag", "out_of_office"),
+    ("Pricing question", "reply_keyword", "pricing"),
+    ("Not now, later", "ai_tag", "not_now"),
+    ("Opened but no reply", "no_reply", "3d"),
+)
+
+FIRST_NAMES: tuple[str, ...] = (
+    "alex",
+    "jordan",
+    "maria",
+    "li",
+    "sam",
+    "priya",
+    "noah",
+    "emma",
+    "lucas",
+    "sofia",
+    "omar",
+    "hana",
+    "leo",
+    "chloe",
+    "ivan",
+    "zoe",
+)
+LAST_NAMES: tuple[str, ...] = (
+    "smith",
+    "garcia",
+    "chen",
+    "patel",
+    "mueller",
+    "rossi",
+    "kim",
+    "novak",
+    "silva",
+    "dubois",
+    "nakamura",
+    "okafor",
+)
+DOMAINS: tuple[str, ...] = (
+    "getacme.io",
+    "tryacme.com",
+    "acme-mail.co",
+    "hello-acme.net",
+    "acmehq.io",
+)
