@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from sim_helpers import HEADERS
+
+from tests.simulator.sim_helpers import HEADERS
 
 
 @pytest.fixture

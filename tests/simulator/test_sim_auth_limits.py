@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from sim_helpers import fetch
 
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
+from tests.simulator.sim_helpers import fetch
 
 FORBIDDEN = {
     "error": "Forbidden",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from sim_helpers import HEADERS
 
 from sendkit_async.simulator._cli import build_parser, config_from_args, main
+from tests.simulator.sim_helpers import HEADERS
 
 ROOT = Path(__file__).resolve().parents[2]
 

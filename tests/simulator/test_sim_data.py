@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from sim_helpers import check_analytics
 
 from sendkit_async.simulator import SimulatorConfig
 from sendkit_async.simulator import _render as render
@@ -17,6 +16,7 @@ from sendkit_async.simulator._limits import (
     format_delta,
     rate_limit_headers,
 )
+from tests.simulator.sim_helpers import check_analytics
 
 CAMPAIGNS = 200
 

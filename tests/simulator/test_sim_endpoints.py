@@ -7,9 +7,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sim_helpers import check_analytics, fetch
 
 from sendkit_async.simulator import SimulatorConfig, run_simulator
+from tests.simulator.sim_helpers import check_analytics, fetch
 
 NOT_FOUND = {"error": "Not Found", "message": "The requested resource was not found", "code": 404}
 

@@ -7,9 +7,9 @@ import logging
 
 import aiohttp
 import pytest
-from sim_helpers import fetch
 
 from sendkit_async.simulator import SimulatorConfig, run_simulator
+from tests.simulator.sim_helpers import fetch
 
 
 async def test_faults_statuses_bodies_and_retry_after(session: aiohttp.ClientSession) -> None:

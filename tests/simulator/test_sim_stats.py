@@ -7,9 +7,9 @@ import hashlib
 
 import aiohttp
 import pytest
-from sim_helpers import KEY, fetch
 
 from sendkit_async.simulator import Simulator, SimulatorConfig, SimulatorStats, run_simulator
+from tests.simulator.sim_helpers import KEY, fetch
 
 
 async def test_counters_and_admin_endpoints(
