@@ -100,10 +100,11 @@ def write_table(results: Iterable[CampaignAnalytics], out: IO[str]) -> None:
     from rich.table import Table
 
     table = Table(title="Campaign analytics", show_lines=False)
-    for header in ("id", "name", "status", "sent", "open", "click", "reply", "bounce"):
-        table.add_column(
-            header, justify="right" if header not in ("id", "name", "status") else "left"
-        )
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    table.add_column("status")
+    for header in ("sent", "open", "click", "reply", "bounce"):
+        table.add_column(header, justify="right", no_wrap=True)
     for a in results:
         table.add_row(
             a.campaign.id,
