@@ -1,19 +1,49 @@
-"""Client-wide rate-limit budget (interim: concurrency cap and cooldown gate only)."""
+"""Client-wide rate-limit budget shared by every concurrent request.
+
+``RateLimiter.slot()`` admits one request attempt through three stages, in order:
+
+1. a concurrency slot (FIFO, at most ``max_concurrency`` attempts inside);
+2. the shared cooldown gate, closed by ``cooldown()`` or by a 429/503 response;
+3. one token from a token bucket, when a rate is known. Token waiters pass one
+   at a time, so they leave one token interval apart instead of in one burst.
+
+``observe()`` is fed every response. Rate-limit headers drive the bucket
+(rate = limit / window, where the window is the policy's ``w=`` or else the
+largest reset seen); ``remaining`` only ever lowers the local tokens. Without
+headers, 429s halve the rate actually achieved and successes creep it back
+up (AIMD). A user-given ``rate`` is a ceiling that learning never exceeds.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager as AsyncContextManager
+import math
+import random as _random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 
 import attrs
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
 
+_BARE_COOLDOWN = 0.5  # first cooldown after a 429 without Retry-After
+_MAX_BARE_COOLDOWN = 4.0  # escalation cap for hint-less 429s
+_MIN_RATE = 0.05  # AIMD never decreases below this (requests/s)
+_MEASURE_WINDOW = 1.0  # seconds of sends used to measure the achieved rate
+_CREEP = 0.05  # additive increase: fraction of the current rate per second of success
+_RECOVER = 0.5  # per second, the fraction of the gap to the last known-good rate regained
+_EPS = 1e-9
+
+_NONE, _USER, _HEADERS, _AIMD = "none", "user", "headers", "aimd"
+
 
 @attrs.frozen
 class RateLimitSnapshot:
+    """Point-in-time view of a `RateLimiter`, for run reports and debugging."""
+
     max_concurrency: int
     in_flight: int
     rate: float | None
@@ -29,31 +59,93 @@ class RateLimitSnapshot:
 
 
 class RateLimiter:
+    """Concurrency cap, token bucket and cooldown gate shared by one client.
+
+    Args:
+        max_concurrency: most request attempts inside ``slot()`` at once.
+        rate: fixed ceiling in requests/s; learning may go below it, never above.
+            ``None`` = no limit until one is learned.
+        burst: bucket capacity (ceiling for learned bursts); defaults to one
+            second of ``rate``.
+        adaptive: learn from ``observe()`` (headers, AIMD). With ``False`` the
+            bucket keeps the user's numbers; the cooldown gate still works.
+        clock, sleep, random: injectable time and randomness (for tests).
+
+    Raises:
+        ValueError: ``max_concurrency < 1``, ``rate <= 0`` or ``burst < 1``.
+    """
+
+    __slots__ = (
+        "_achieved_at_decrease", "_adaptive", "_burst", "_burst_ceiling", "_ceiling",
+        "_clock", "_episodes", "_gate_len", "_gate_until", "_hold_until", "_in_flight",
+        "_last_increase", "_limit", "_max", "_max_reset", "_random", "_rate",
+        "_rate_limited", "_remaining", "_reset_at", "_sending", "_sends", "_sleep",
+        "_slot_waiters", "_source", "_srtt", "_throttle_events", "_throttled",
+        "_token_lock", "_tokens", "_updated", "_window",
+    )
+
     def __init__(
-        self, *, max_concurrency: int = 16, rate: float | None = None, burst: float | None = None
+        self,
+        *,
+        max_concurrency: int = 16,
+        rate: float | None = None,
+        burst: float | None = None,
+        adaptive: bool = True,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
-        self._cap = max_concurrency
-        self._sem = asyncio.Semaphore(max_concurrency)
-        self._in_flight = 0
-        self._until = 0.0
-        self._429 = 0
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if rate is not None and not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"rate must be a positive finite number, got {rate}")
+        if burst is not None and not (burst >= 1 and math.isfinite(burst)):
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self._max = max_concurrency
+        self._ceiling = rate
+        self._burst_ceiling = burst
+        self._adaptive = adaptive
+        self._clock = clock
+        self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
+        self._random: Callable[[], float] = random or _random.random
+        self._in_flight = 0  # slots held (waiting for gate/token or sending)
+        self._sending = 0  # slots past the token stage: requests on the wire
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._token_lock = asyncio.Lock()
+        self._source = _USER if rate is not None else _NONE
+        self._rate = rate
+        self._burst: float | None = None
+        if rate is not None:
+            self._burst = burst if burst is not None else max(1.0, rate)
+        self._tokens = self._burst
+        self._updated: float | None = None
+        self._gate_until = -math.inf
+        self._gate_len = 0.0
+        self._episodes = 0  # consecutive 429 episodes without a success in between
+        self._hold_until = -math.inf  # no AIMD decrease before this time
+        self._achieved_at_decrease: float | None = None
+        self._last_increase = 0.0
+        self._sends: deque[float] = deque(maxlen=4096)
+        self._srtt = 0.0
+        self._max_reset = 0.0
+        self._window: float | None = None
+        self._limit: int | None = None
+        self._remaining: int | None = None
+        self._reset_at: float | None = None
+        self._throttled = 0.0
+        self._throttle_events = 0
+        self._rate_limited = 0
 
-    def slot(self) -> AsyncContextManager[None]:
-        return self._slot()
+    # -- public API -------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        async with self._sem:
-            loop = asyncio.get_running_loop()
-            while (delay := self._until - loop.time()) > 0:  # noqa: ASYNC110
-                await asyncio.sleep(delay)
-            self._in_flight += 1
-            try:
-                yield
-            finally:
-                self._in_flight -= 1
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Admit one request attempt: slot, then cooldown gate, then token.
+
+        Use ``async with limiter.slot():`` around sending one request and reading
+        its response; call ``observe()`` inside the block. The slot is released
+        on exit; cancellation at any stage leaks neither slot nor token.
+        """
+        return _Slot(self)
 
     def observe(
         self,
@@ -65,15 +157,291 @@ class RateLimiter:
         window: float | None = None,
         retry_after: float | None = None,
     ) -> None:
+        """Learn from one response (any status) and its already-parsed hints.
+
+        Call it inside the ``slot()`` block: requests still on the wire are
+        subtracted from ``remaining`` because the server has not counted them.
+        """
+        now = self._now()
+        if limit is not None:
+            self._limit = limit
+        if remaining is not None:
+            self._remaining = remaining
+        if reset_after is not None:
+            self._reset_at = now + reset_after
+        if self._adaptive:
+            self._learn_headers(now, limit, remaining, reset_after, window)
         if status == 429:
-            self._429 += 1
-        if retry_after is not None and status in (429, 503):
+            self._rate_limited += 1
+            self._on_429(now, reset_after, retry_after)
+            return
+        if status == 503 and retry_after is not None:
             self.cooldown(retry_after)
+        if status < 500:
+            self._episodes = 0
+            if self._adaptive and self._source == _AIMD:
+                self._increase(now)
 
     def cooldown(self, seconds: float) -> None:
-        self._until = max(self._until, asyncio.get_running_loop().time() + seconds)
+        """Close the shared gate for ``seconds`` from now; never reopens it earlier.
+
+        Tokens do not accumulate while the gate is closed: at most one is
+        available when it opens, and the rest arrive at the bucket's rate.
+        """
+        now = self._now()
+        until = now + max(0.0, seconds)
+        if until <= self._gate_until:
+            return
+        self._gate_until = until
+        self._gate_len = seconds
+        if self._rate is not None:
+            self._refill(now)
+            assert self._tokens is not None and self._updated is not None
+            self._tokens = min(self._tokens, 1.0)
+            self._updated = max(self._updated, until)
 
     def snapshot(self) -> RateLimitSnapshot:
+        """Return the current state (tokens and countdowns as of now)."""
+        now = self._now()
+        tokens: float | None = None
+        if self._rate is not None:
+            self._refill(now)
+            assert self._tokens is not None
+            tokens = max(0.0, self._tokens)
+        reset_after = None if self._reset_at is None else max(0.0, self._reset_at - now)
         return RateLimitSnapshot(
-            self._cap, self._in_flight, None, None, None, None, None, None, 0.0, 0.0, 0, self._429
+            max_concurrency=self._max,
+            in_flight=self._in_flight,
+            rate=self._rate,
+            burst=self._burst,
+            tokens=tokens,
+            limit=self._limit,
+            remaining=self._remaining,
+            reset_after=reset_after,
+            cooldown_remaining=max(0.0, self._gate_until - now),
+            throttled_seconds=self._throttled,
+            throttle_events=self._throttle_events,
+            rate_limited_responses=self._rate_limited,
         )
+
+    def __repr__(self) -> str:
+        s = self.snapshot()
+        rate = "unlimited" if s.rate is None else f"{s.rate:.3g}/s ({self._source})"
+        tokens = "" if s.tokens is None else f" tokens={s.tokens:.2f}/{s.burst:.3g}"
+        return (
+            f"<RateLimiter in_flight={s.in_flight}/{s.max_concurrency} rate={rate}{tokens}"
+            f" cooldown={s.cooldown_remaining:.2f}s 429s={s.rate_limited_responses}>"
+        )
+
+    # -- time -------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        if self._clock is None:
+            try:
+                self._clock = asyncio.get_running_loop().time
+            except RuntimeError:  # snapshot()/repr outside a loop, before first use
+                return time.monotonic()
+        return self._clock()
+
+    # -- stage 1: concurrency slots ---------------------------------------------------
+
+    async def _take_slot(self) -> None:
+        if self._in_flight < self._max and not self._slot_waiters:
+            self._in_flight += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release_slot()  # handed a slot as we were cancelled: pass it on
+            else:
+                self._slot_waiters.remove(fut)
+            raise
+
+    def _release_slot(self) -> None:
+        while self._slot_waiters:
+            fut = self._slot_waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot moves to the waiter; in_flight unchanged
+                return
+        self._in_flight -= 1
+
+    # -- stages 2 and 3: gate and tokens ----------------------------------------------
+
+    async def _take_budget(self) -> None:
+        start = self._now()
+        waited = False
+        try:
+            while (delay := self._gate_until - self._now()) > 0:
+                waited = True
+                if self._rate is None:  # no token schedule to spread the reopening: jitter
+                    delay += self._random() * min(1.0, 0.25 * self._gate_len)
+                await self._sleep(delay)
+            if self._rate is None and not self._token_lock.locked():
+                return
+            waited = waited or self._token_lock.locked()
+            async with self._token_lock:  # one token waiter at a time, FIFO
+                while True:
+                    now = self._now()
+                    delay = self._gate_until - now
+                    if delay <= 0:
+                        if self._rate is None:
+                            return
+                        self._refill(now)
+                        assert self._tokens is not None and self._updated is not None
+                        if self._tokens >= 1.0 - _EPS:
+                            self._tokens -= 1.0
+                            return
+                        delay = max(self._updated - now, 0.0) + (1.0 - self._tokens) / self._rate
+                    waited = True
+                    await self._sleep(delay)
+        finally:
+            if waited:
+                self._throttle_events += 1
+                self._throttled += max(0.0, self._now() - start)
+
+    def _refill(self, now: float) -> None:
+        assert self._rate is not None and self._burst is not None and self._tokens is not None
+        if self._updated is None:
+            self._updated = now
+        elif now > self._updated:
+            self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+
+    def _set_rate(self, now: float, rate: float, burst: float) -> None:
+        if self._ceiling is not None:
+            rate = min(rate, self._ceiling)
+        if self._burst_ceiling is not None:
+            burst = min(burst, self._burst_ceiling)
+        if self._rate is None:
+            self._tokens, self._updated = burst, now
+        else:
+            self._refill(now)
+        self._rate, self._burst = rate, burst
+        assert self._tokens is not None
+        self._tokens = min(self._tokens, burst)
+
+    # -- learning ---------------------------------------------------------------------
+
+    def _learn_headers(
+        self,
+        now: float,
+        limit: int | None,
+        remaining: int | None,
+        reset_after: float | None,
+        window: float | None,
+    ) -> None:
+        if reset_after is not None and reset_after > 0:
+            self._max_reset = max(self._max_reset, reset_after)
+        if window is not None and window > 0:
+            self._window = window
+        period = self._window or self._max_reset
+        if limit is not None and limit > 0 and period > 0:
+            self._source = _HEADERS
+            self._set_rate(now, limit / period, max(1.0, float(limit)))
+        if remaining is not None and self._rate is not None:
+            # Requests on the wire besides this one were not counted by the server yet.
+            budget = max(0.0, remaining - max(0, self._sending - 1))
+            self._refill(now)
+            assert self._tokens is not None
+            self._tokens = min(self._tokens, budget)  # only lower: stale answers give nothing back
+
+    def _on_429(self, now: float, reset_after: float | None, retry_after: float | None) -> None:
+        new_episode = now >= self._gate_until
+        if new_episode:
+            self._episodes += 1
+        decrease = self._adaptive and self._source != _HEADERS and now >= self._hold_until
+        if decrease:
+            self._decrease(now)
+        if retry_after is not None:
+            self.cooldown(retry_after)
+        elif new_episode:
+            interval = 0.0 if self._rate is None else 1.0 / self._rate
+            escalated = max(_BARE_COOLDOWN, interval) * 2.0 ** (self._episodes - 1)
+            if reset_after is not None:
+                # A token bucket's reset is "time until full", far longer than needed for one
+                # token; a fixed window's is exact. Probe early, doubling up to the reset.
+                self.cooldown(min(reset_after, escalated))
+            else:
+                self.cooldown(min(_MAX_BARE_COOLDOWN, escalated))
+        if decrease:
+            # 429s of requests sent before this decrease must not halve the rate again.
+            self._hold_until = max(self._gate_until, now + 2.0 * self._srtt)
+
+    def _achieved(self, now: float) -> float:
+        span = max(_MEASURE_WINDOW, self._srtt)
+        count = 0
+        for sent in reversed(self._sends):
+            if sent <= now - span:
+                break
+            count += 1
+        return count / span
+
+    def _decrease(self, now: float) -> None:
+        achieved = self._achieved(now)
+        base = achieved if self._rate is None else min(achieved, self._rate)
+        if base <= 0:
+            base = self._rate if self._rate is not None else 1.0
+        self._achieved_at_decrease = base
+        self._source = _AIMD
+        self._set_rate(now, max(_MIN_RATE, 0.5 * base), 1.0)
+        self._last_increase = now
+
+    def _increase(self, now: float) -> None:
+        assert self._rate is not None
+        if now < self._hold_until:
+            return  # still answering requests sent before the last decrease
+        dt = min(now - max(self._last_increase, self._hold_until), 1.0)
+        if dt <= 0:
+            return
+        self._last_increase = now
+        if self._achieved(now) < 0.75 * self._rate - 1.0 / _MEASURE_WINDOW:
+            return  # demand, not the limiter, is the bottleneck: success proves nothing
+        step = _CREEP * self._rate
+        target = self._achieved_at_decrease
+        if target is not None and self._rate < target:
+            step += _RECOVER * (target - self._rate)
+        self._set_rate(now, self._rate + step * dt, 1.0)
+
+    # -- slot bookkeeping -------------------------------------------------------------
+
+    def _sent(self) -> float:
+        now = self._now()
+        self._sending += 1
+        self._sends.append(now)
+        return now
+
+    def _done(self, sent_at: float) -> None:
+        self._sending -= 1
+        self._srtt = 0.8 * self._srtt + 0.2 * max(0.0, self._now() - sent_at)
+        self._release_slot()
+
+
+class _Slot(AbstractAsyncContextManager[None]):
+    __slots__ = ("_limiter", "_sent_at")
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+        self._sent_at: float | None = None
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        await limiter._take_slot()
+        try:
+            await limiter._take_budget()
+        except BaseException:
+            limiter._release_slot()
+            raise
+        self._sent_at = limiter._sent()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._sent_at is not None:
+            sent_at, self._sent_at = self._sent_at, None
+            self._limiter._done(sent_at)

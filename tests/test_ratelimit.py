@@ -1,0 +1,556 @@
+"""Tests for the client-wide rate limiter, all in fake time (nothing waits on the wall clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+from collections.abc import Awaitable, Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sendkit_async._ratelimit import RateLimiter, RateLimitSnapshot
+
+
+class FakeClock:
+    """Virtual time: ``sleep`` parks the caller; time jumps to the next deadline when idle."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (self.now + delay, next(self._seq), fut))
+        if self._driver is None:
+            self._driver = asyncio.create_task(self._drive())
+        await fut
+
+    async def _drive(self) -> None:
+        while self._heap:
+            for _ in range(30):  # let every runnable task settle before time moves
+                await asyncio.sleep(0)
+            while self._heap:
+                when, _, fut = heapq.heappop(self._heap)
+                if not fut.done():
+                    self.now = max(self.now, when)
+                    fut.set_result(None)
+                    break
+        self._driver = None
+
+    def limiter(self, **kwargs: object) -> RateLimiter:
+        rng = random.Random(1234)
+        return RateLimiter(clock=self.time, sleep=self.sleep, random=rng.random, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def acquire_times(limiter: RateLimiter, clock: FakeClock, n: int) -> list[float]:
+    """Start n concurrent attempts; return the fake times at which each got in."""
+    times: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot():
+            times.append(clock.now)
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return times
+
+
+async def send_at_rate(limiter: RateLimiter, clock: FakeClock, n: int, gap: float) -> None:
+    """Send n requests, one every `gap` fake seconds, each answered 200 with no hints."""
+    for _ in range(n):
+        async with limiter.slot():
+            limiter.observe(200)
+        await clock.sleep(gap)
+
+
+# -- construction ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_concurrency": 0},
+        {"rate": 0.0},
+        {"rate": -1.0},
+        {"rate": float("nan")},
+        {"burst": 0.5},
+        {"rate": 1.0, "burst": 0.0},
+    ],
+)
+def test_invalid_arguments_raise(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RateLimiter(**kwargs)  # type: ignore[arg-type]
+
+
+def test_snapshot_and_repr_before_use_outside_a_loop() -> None:
+    limiter = RateLimiter(max_concurrency=4)
+    snap = limiter.snapshot()
+    assert snap == RateLimitSnapshot(
+        max_concurrency=4, in_flight=0, rate=None, burst=None, tokens=None, limit=None,
+        remaining=None, reset_after=None, cooldown_remaining=0.0, throttled_seconds=0.0,
+        throttle_events=0, rate_limited_responses=0,
+    )
+    assert repr(limiter) == (
+        "<RateLimiter in_flight=0/4 rate=unlimited cooldown=0.00s 429s=0>"
+    )
+
+
+async def test_default_clock_and_sleep_work_on_a_real_loop() -> None:
+    limiter = RateLimiter(max_concurrency=2, rate=1000.0, burst=5)
+    for _ in range(3):
+        async with limiter.slot():
+            assert limiter.snapshot().in_flight == 1
+    assert limiter.snapshot().tokens == pytest.approx(2.0, abs=0.5)
+
+
+# -- concurrency -----------------------------------------------------------------------
+
+
+async def test_concurrency_cap_is_never_exceeded(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=3)
+    inside = peak = 0
+    order: list[int] = []
+
+    async def one(i: int) -> None:
+        nonlocal inside, peak
+        async with limiter.slot():
+            order.append(i)
+            inside += 1
+            peak = max(peak, inside)
+            assert limiter.snapshot().in_flight == inside
+            await clock.sleep(0.1 + (i % 4) * 0.05)
+            inside -= 1
+
+    await asyncio.gather(*(one(i) for i in range(20)))
+    assert peak == 3
+    assert order == list(range(20))  # FIFO
+    assert limiter.snapshot().in_flight == 0
+    assert limiter.snapshot().throttle_events == 0  # waiting for slots is not throttling
+
+
+async def test_slot_is_released_when_the_body_raises(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=1)
+    with pytest.raises(RuntimeError):
+        async with limiter.slot():
+            raise RuntimeError("boom")
+    assert limiter.snapshot().in_flight == 0
+    async with limiter.slot():
+        pass
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cap=st.integers(1, 5),
+    jobs=st.lists(
+        st.tuples(st.floats(0.0, 0.5), st.booleans(), st.floats(0.0, 0.3)), max_size=25
+    ),
+)
+def test_in_flight_never_exceeds_cap_with_cancellations(
+    cap: int, jobs: list[tuple[float, bool, float]]
+) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        limiter = clock.limiter(max_concurrency=cap, rate=20.0, burst=2)
+        inside = 0
+
+        async def one(duration: float) -> None:
+            nonlocal inside
+            async with limiter.slot():
+                inside += 1
+                assert inside <= cap
+                assert limiter.snapshot().in_flight <= cap
+                await clock.sleep(duration)
+                inside -= 1
+
+        tasks = [asyncio.create_task(one(d)) for d, _, _ in jobs]
+
+        async def cancel_later(task: asyncio.Task[None], after: float) -> None:
+            await clock.sleep(after)
+            task.cancel()
+
+        cancellers = [
+            cancel_later(t, after) for t, (_, cancel, after) in zip(tasks, jobs) if cancel
+        ]
+        await asyncio.gather(*cancellers)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert limiter.snapshot().in_flight == 0
+        async with limiter.slot():  # still usable
+            pass
+
+    asyncio.run(main())
+
+
+# -- fixed token bucket ----------------------------------------------------------------
+
+
+async def test_burst_is_allowed_at_once(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=10, rate=1.0, burst=5)
+    times = await acquire_times(limiter, clock, 5)
+    assert times == [0.0] * 5
+    assert limiter.snapshot().throttle_events == 0
+
+
+async def test_fixed_rate_spreads_acquisitions(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=100, rate=10.0, burst=3)
+    times = await acquire_times(limiter, clock, 20)
+    assert times[:3] == [0.0] * 3
+    gaps = [b - a for a, b in itertools.pairwise(times[2:])]
+    assert all(g >= 0.1 - 1e-9 for g in gaps)
+    assert times[-1] == pytest.approx((20 - 3) / 10)
+    snap = limiter.snapshot()
+    assert snap.throttle_events == 17
+    assert snap.throttled_seconds == pytest.approx(sum(t for t in times))
+    assert snap.tokens == pytest.approx(0.0, abs=1e-6)
+
+
+async def test_default_burst_is_one_second_of_rate(clock: FakeClock) -> None:
+    limiter = clock.limiter(rate=4.0)
+    assert limiter.snapshot().burst == 4.0
+    assert limiter.snapshot().tokens == 4.0
+
+
+# -- learning from headers -------------------------------------------------------------
+
+
+async def test_rate_learned_from_largest_reset(clock: FakeClock) -> None:
+    limiter = clock.limiter()
+    async with limiter.slot():
+        limiter.observe(200, limit=100, remaining=99, reset_after=2.0)
+    assert limiter.snapshot().rate == pytest.approx(50.0)
+    async with limiter.slot():
+        limiter.observe(200, limit=100, remaining=98, reset_after=10.0)
+    async with limiter.slot():
+        limiter.observe(200, limit=100, remaining=97, reset_after=4.0)  # smaller: ignored
+    snap = limiter.snapshot()
+    assert snap.rate == pytest.approx(10.0)
+    assert snap.burst == 100.0
+    assert (snap.limit, snap.remaining, snap.reset_after) == (100, 97, 4.0)
+    clock.now += 1.5
+    assert limiter.snapshot().reset_after == pytest.approx(2.5)
+
+
+async def test_policy_window_wins_over_reset(clock: FakeClock) -> None:
+    limiter = clock.limiter()
+    async with limiter.slot():
+        limiter.observe(200, limit=120, remaining=50, reset_after=5.0, window=60.0)
+    assert limiter.snapshot().rate == pytest.approx(2.0)
+
+
+async def test_learned_rate_never_exceeds_user_ceiling(clock: FakeClock) -> None:
+    limiter = clock.limiter(rate=5.0, burst=3)
+    async with limiter.slot():
+        limiter.observe(200, limit=1000, remaining=900, window=10.0)
+    assert (limiter.snapshot().rate, limiter.snapshot().burst) == (5.0, 3.0)
+    async with limiter.slot():
+        limiter.observe(200, limit=20, remaining=10, window=10.0)
+    assert limiter.snapshot().rate == pytest.approx(2.0)
+
+
+async def test_remaining_lowers_tokens_and_stale_remaining_does_not_raise_them(
+    clock: FakeClock,
+) -> None:
+    limiter = clock.limiter()
+    async with limiter.slot():
+        limiter.observe(200, limit=100, remaining=3, window=100.0)
+    assert limiter.snapshot().tokens == pytest.approx(3.0)
+    async with limiter.slot():
+        limiter.observe(200, limit=100, remaining=1, window=100.0)
+    assert limiter.snapshot().tokens == pytest.approx(1.0)
+    async with limiter.slot():  # a late answer from an earlier request
+        limiter.observe(200, limit=100, remaining=40, window=100.0)
+    assert limiter.snapshot().tokens == pytest.approx(0.0)
+
+
+async def test_remaining_accounts_for_requests_still_in_flight(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=10)
+    async with limiter.slot():
+        limiter.observe(200, limit=100, remaining=90, window=10.0)
+    release = asyncio.Event()
+    entered = 0
+
+    async def in_flight() -> None:
+        nonlocal entered
+        async with limiter.slot():
+            entered += 1
+            await release.wait()
+
+    tasks = [asyncio.create_task(in_flight()) for _ in range(4)]
+    while entered < 4:
+        await asyncio.sleep(0)
+    async with limiter.slot():  # 4 others unanswered: the server has not counted them
+        limiter.observe(200, limit=100, remaining=6, window=10.0)
+    assert limiter.snapshot().tokens == pytest.approx(2.0)
+    release.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_remaining_zero_waits_for_the_next_refill(clock: FakeClock) -> None:
+    limiter = clock.limiter()
+    async with limiter.slot():
+        limiter.observe(200, limit=10, remaining=0, reset_after=5.0)
+    assert limiter.snapshot().rate == pytest.approx(2.0)
+    times = await acquire_times(limiter, clock, 3)
+    assert times == pytest.approx([0.5, 1.0, 1.5])
+
+
+async def test_adaptive_false_ignores_headers_and_429s(clock: FakeClock) -> None:
+    limiter = clock.limiter(rate=5.0, adaptive=False)
+    async with limiter.slot():
+        limiter.observe(200, limit=10, remaining=0, window=10.0)
+        limiter.observe(429)
+    snap = limiter.snapshot()
+    assert (snap.rate, snap.limit, snap.remaining) == (5.0, 10, 0)
+    assert snap.rate_limited_responses == 1
+    assert snap.cooldown_remaining == pytest.approx(0.5)  # the gate still works
+
+
+# -- cooldown gate ---------------------------------------------------------------------
+
+
+async def test_cooldown_only_pushes_later(clock: FakeClock) -> None:
+    limiter = clock.limiter()
+    limiter.cooldown(5.0)
+    limiter.cooldown(2.0)
+    assert limiter.snapshot().cooldown_remaining == 5.0
+    limiter.observe(429, retry_after=1.0)
+    assert limiter.snapshot().cooldown_remaining == 5.0
+    limiter.observe(503, retry_after=8.0)
+    assert limiter.snapshot().cooldown_remaining == 8.0
+    assert limiter.snapshot().rate_limited_responses == 1
+
+
+async def test_cooldown_blocks_every_new_acquire(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=10, adaptive=False)
+    async with limiter.slot():
+        limiter.observe(429, retry_after=3.0)
+    times = await acquire_times(limiter, clock, 6)
+    assert min(times) >= 3.0
+    snap = limiter.snapshot()
+    assert snap.throttle_events == 6
+    assert snap.throttled_seconds >= 6 * 3.0
+    assert snap.cooldown_remaining == 0.0
+
+
+async def test_release_after_cooldown_is_spread_without_a_rate(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=10, adaptive=False)
+    limiter.cooldown(2.0)
+    times = await acquire_times(limiter, clock, 8)
+    assert len(set(times)) == 8  # not all at one instant
+    assert all(2.0 <= t <= 2.0 + 0.5 for t in times)
+
+
+async def test_release_after_cooldown_follows_the_token_schedule(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=10, rate=4.0, burst=4, adaptive=False)
+    limiter.cooldown(3.0)  # the bucket refills during these 3 s, yet must not burst after
+    times = await acquire_times(limiter, clock, 5)
+    assert times == pytest.approx([3.0, 3.25, 3.5, 3.75, 4.0])
+
+
+async def test_429_with_reset_only_probes_early_and_escalates(clock: FakeClock) -> None:
+    limiter = clock.limiter(rate=10.0, adaptive=False)
+    limiter.observe(429, reset_after=30.0)
+    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.5)
+    clock.now += 0.5
+    limiter.observe(429, reset_after=29.5)
+    assert limiter.snapshot().cooldown_remaining == pytest.approx(1.0)
+    clock.now += 1.0
+    limiter.observe(200)
+    limiter.observe(429, reset_after=0.2)
+    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.2)
+
+
+async def test_bare_429_burst_is_one_episode(clock: FakeClock) -> None:
+    limiter = clock.limiter(adaptive=False)
+    for _ in range(10):
+        limiter.observe(429)
+    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.5)
+    assert limiter.snapshot().rate_limited_responses == 10
+
+
+# -- AIMD ------------------------------------------------------------------------------
+
+
+async def test_aimd_halves_achieved_rate_once_per_burst_of_429s(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=10)
+    await send_at_rate(limiter, clock, 30, 0.05)  # 20 req/s, unlimited so far
+    assert limiter.snapshot().rate is None
+    for _ in range(8):
+        limiter.observe(429)
+    snap = limiter.snapshot()
+    assert snap.rate == pytest.approx(10.0, abs=0.5)  # half of ~20 sends in the last second
+    assert snap.burst == 1.0
+    assert snap.cooldown_remaining == pytest.approx(0.5)
+    assert "aimd" in repr(limiter)
+
+
+async def test_aimd_creeps_up_on_success_up_to_the_ceiling(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=10, rate=30.0)
+    await send_at_rate(limiter, clock, 30, 0.05)
+    limiter.observe(429)
+    assert limiter.snapshot().rate == pytest.approx(10.0, abs=0.5)
+    rates = []
+    for _ in range(40):
+        await send_at_rate(limiter, clock, 20, 0.0)  # saturate the limiter
+        rates.append(limiter.snapshot().rate)
+    assert rates == sorted(rates)
+    assert rates[0] is not None and 10.0 < rates[0] < 30.0
+    assert rates[-1] == 30.0
+
+
+async def test_aimd_does_not_creep_when_demand_is_low(clock: FakeClock) -> None:
+    limiter = clock.limiter()
+    await send_at_rate(limiter, clock, 30, 0.05)
+    limiter.observe(429)
+    await clock.sleep(1.0)
+    before = limiter.snapshot().rate
+    await send_at_rate(limiter, clock, 20, 1.0)  # 1 req/s against a ~10 req/s budget
+    assert limiter.snapshot().rate == before
+
+
+async def test_header_learning_wins_over_aimd(clock: FakeClock) -> None:
+    limiter = clock.limiter()
+    async with limiter.slot():
+        limiter.observe(200, limit=50, remaining=10, window=10.0)
+    await send_at_rate(limiter, clock, 5, 0.05)
+    limiter.observe(429, retry_after=1.0)
+    snap = limiter.snapshot()
+    assert snap.rate == pytest.approx(5.0)
+    assert snap.cooldown_remaining == pytest.approx(1.0)
+
+
+# -- cancellation ----------------------------------------------------------------------
+
+
+async def _cancel_while_waiting(limiter: RateLimiter, clock: FakeClock) -> None:
+    task = asyncio.create_task(acquire_times(limiter, clock, 1))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert limiter.snapshot().in_flight == 0
+
+
+async def test_cancel_while_waiting_for_a_slot(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=1)
+    gate = asyncio.Event()
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await gate.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(acquire_times(limiter, clock, 1))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    gate.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert limiter.snapshot().in_flight == 0
+    assert await acquire_times(limiter, clock, 3) == [0.0] * 3
+
+
+async def test_cancel_while_waiting_at_the_gate(clock: FakeClock) -> None:
+    limiter = clock.limiter(adaptive=False)
+    limiter.cooldown(1.0)
+    await _cancel_while_waiting(limiter, clock)
+    assert await acquire_times(limiter, clock, 2) == pytest.approx([1.0, 1.0], abs=0.25)
+
+
+async def test_cancel_while_waiting_for_a_token(clock: FakeClock) -> None:
+    limiter = clock.limiter(rate=2.0, burst=1)
+    assert await acquire_times(limiter, clock, 1) == [0.0]
+    await _cancel_while_waiting(limiter, clock)
+    # The cancelled waiter's reservation is not kept: the next one gets the token at 0.5.
+    assert await acquire_times(limiter, clock, 2) == pytest.approx([0.5, 1.0])
+
+
+# -- simulation ------------------------------------------------------------------------
+
+
+class FakeServer:
+    """A token bucket at `rate`/s that answers bare 429s (no hints) when empty."""
+
+    def __init__(self, clock: FakeClock, rate: float, burst: float, rtt: float) -> None:
+        self.clock, self.rate, self.burst, self.rtt = clock, rate, burst, rtt
+        self.tokens, self.updated = burst, 0.0
+        self.ok_times: list[float] = []
+        self.limited = 0
+
+    async def request(self) -> int:
+        await self.clock.sleep(self.rtt / 2)
+        now = self.clock.now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        status = 429
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.ok_times.append(now)
+            status = 200
+        else:
+            self.limited += 1
+        await self.clock.sleep(self.rtt / 2)
+        return status
+
+
+async def run_bulk(
+    limiter: RateLimiter, server: FakeServer, clock: FakeClock, jobs: int, workers: int
+) -> None:
+    queue = list(range(jobs))
+
+    async def worker() -> None:
+        while queue:
+            queue.pop()
+            backoff = 0.25
+            while True:
+                async with limiter.slot():
+                    status = await server.request()
+                    limiter.observe(status)
+                if status == 200:
+                    break
+                await clock.sleep(backoff)  # retry pipeline sleeps without a slot
+                backoff = min(backoff * 2, 4.0)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+@pytest.mark.parametrize(("server_rate", "rtt"), [(20.0, 0.05), (50.0, 0.2), (5.0, 0.5)])
+async def test_aimd_converges_to_the_server_limit(
+    clock: FakeClock, server_rate: float, rtt: float
+) -> None:
+    limiter = clock.limiter(max_concurrency=32)
+    server = FakeServer(clock, rate=server_rate, burst=server_rate, rtt=rtt)
+    jobs = int(server_rate * 60)
+    await run_bulk(limiter, server, clock, jobs=jobs, workers=64)
+    attempts = jobs + server.limited
+    assert server.limited / attempts < 0.10
+    # Steady state: the second half of the run achieves close to the server's rate.
+    ok = server.ok_times
+    half = ok[len(ok) // 2 :]
+    achieved = (len(half) - 1) / (half[-1] - half[0])
+    assert 0.8 * server_rate <= achieved <= 1.05 * server_rate
+    assert limiter.snapshot().rate_limited_responses == server.limited
+
+
+def _unused(_: Callable[[], Awaitable[None]]) -> None:  # keeps typing imports honest
+    pass
