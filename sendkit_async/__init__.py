@@ -1,9 +1,10 @@
 """sendkit-async: an async-first SDK for the SendKit analytics API."""
 
+from ._budget import RateBudget
 from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit, ClientStats
 from ._config import SendKitWarning, Timeout
-from ._ratelimit import RateLimitSnapshot
+from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
 from ._version import __version__
@@ -79,8 +80,10 @@ __all__ = [
     "Percent",
     "PermissionDeniedError",
     "ProgressCallback",
+    "RateBudget",
     "RateLimitError",
     "RateLimitSnapshot",
+    "RateLimiter",
     "RedirectError",
     "ResponseValidationError",
     "RetryPolicy",

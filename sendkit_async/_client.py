@@ -20,6 +20,7 @@ from yarl import URL
 
 from . import _protocol as protocol
 from . import errors
+from ._budget import RateBudget
 from ._bulk import BulkReport, CampaignResult, ProgressCallback, fetch_campaign
 from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
@@ -66,7 +67,7 @@ class _Core:
 
     __slots__ = ("headers", "limiter", "sleep", "stats", "transport")
 
-    def __init__(self, transport: Transport, limiter: RateLimiter, headers: dict[str, str]):
+    def __init__(self, transport: Transport, limiter: RateBudget, headers: dict[str, str]):
         self.transport = transport
         self.limiter = limiter
         self.headers = headers
@@ -94,6 +95,9 @@ class AsyncSendKit:
         session: an aiohttp session to use instead of our own (never closed by us).
         allow_insecure_http: allow ``http://`` to a non-loopback host.
         connection_limit: size of our own connection pool.
+        rate_limiter: a :class:`RateBudget` to use instead of a new
+            :class:`RateLimiter` (then ``max_concurrency``, ``rate_limit`` and
+            ``burst`` are the limiter's business), e.g. one shared by processes.
 
     Raises:
         ConfigurationError: no key, or an unusable base URL.
@@ -114,6 +118,7 @@ class AsyncSendKit:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         connection_limit: int = 100,
+        rate_limiter: RateBudget | None = None,
     ) -> None:
         key = resolve_key(api_key)
         self.base_url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -123,10 +128,16 @@ class AsyncSendKit:
         self._key_kind = "platform" if protocol.is_platform_key(key) else "workspace"
         if max_concurrency < 1:
             raise errors.ConfigurationError("max_concurrency must be >= 1")
-        try:
-            limiter = RateLimiter(max_concurrency=max_concurrency, rate=rate_limit, burst=burst)
-        except ValueError as exc:
-            raise errors.ConfigurationError(str(exc)) from None
+        limiter: RateBudget
+        if rate_limiter is not None:
+            if not isinstance(rate_limiter, RateBudget):
+                raise errors.ConfigurationError("rate_limiter must implement RateBudget")
+            limiter = rate_limiter
+        else:
+            try:
+                limiter = RateLimiter(max_concurrency=max_concurrency, rate=rate_limit, burst=burst)
+            except ValueError as exc:
+                raise errors.ConfigurationError(str(exc)) from None
         transport = Transport(
             session=session, connection_limit=connection_limit, connect_timeout=self.timeout.connect
         )
