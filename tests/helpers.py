@@ -109,3 +109,19 @@ async def scripted_server() -> AsyncIterator[Script]:
         yield script
     finally:
         await server.close()
+
+
+class FakeClock:
+    """A clock for the rate limiter: ``sleep`` advances ``now`` instead of waiting."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)

@@ -104,13 +104,20 @@ def test_snapshot_and_repr_before_use_outside_a_loop() -> None:
     limiter = RateLimiter(max_concurrency=4)
     snap = limiter.snapshot()
     assert snap == RateLimitSnapshot(
-        max_concurrency=4, in_flight=0, rate=None, burst=None, tokens=None, limit=None,
-        remaining=None, reset_after=None, cooldown_remaining=0.0, throttled_seconds=0.0,
-        throttle_events=0, rate_limited_responses=0,
+        max_concurrency=4,
+        in_flight=0,
+        rate=None,
+        burst=None,
+        tokens=None,
+        limit=None,
+        remaining=None,
+        reset_after=None,
+        cooldown_remaining=0.0,
+        throttled_seconds=0.0,
+        throttle_events=0,
+        rate_limited_responses=0,
     )
-    assert repr(limiter) == (
-        "<RateLimiter in_flight=0/4 rate=unlimited cooldown=0.00s 429s=0>"
-    )
+    assert repr(limiter) == ("<RateLimiter in_flight=0/4 rate=unlimited cooldown=0.00s 429s=0>")
 
 
 async def test_default_clock_and_sleep_work_on_a_real_loop() -> None:
@@ -159,9 +166,7 @@ async def test_slot_is_released_when_the_body_raises(clock: FakeClock) -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     cap=st.integers(1, 5),
-    jobs=st.lists(
-        st.tuples(st.floats(0.0, 0.5), st.booleans(), st.floats(0.0, 0.3)), max_size=25
-    ),
+    jobs=st.lists(st.tuples(st.floats(0.0, 0.5), st.booleans(), st.floats(0.0, 0.3)), max_size=25),
 )
 def test_in_flight_never_exceeds_cap_with_cancellations(
     cap: int, jobs: list[tuple[float, bool, float]]

@@ -20,12 +20,13 @@ from sendkit_async import (
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimiter,
     RateLimitError,
     RetryPolicy,
     UnprocessableEntityError,
 )
 from sendkit_async._retry import IDEMPOTENT_METHODS
-from tests.helpers import KEY, Script, fixture, reply
+from tests.helpers import KEY, FakeClock, Script, fixture, reply
 
 CAMPAIGN = "664a1b2c3d4e5f6a7b8c9d02"
 OK = fixture("analytics_campaign_seed.json")
@@ -44,7 +45,11 @@ class RecordedSleep:
 
 
 def make(server: Script, sleeps: RecordedSleep | None = None, **kw: object) -> AsyncSendKit:
+    """A client whose retry waits are recorded and whose rate limiter runs on a fake clock."""
     kw.setdefault("retry", RetryPolicy(max_retries=3, backoff_base=0.2, backoff_max=2.0))
+    clock = FakeClock()
+    cap = kw.pop("max_concurrency", 16)
+    kw["rate_limiter"] = RateLimiter(max_concurrency=cap, clock=clock.time, sleep=clock.sleep)  # type: ignore[arg-type]
     client = AsyncSendKit(api_key=KEY, base_url=server.base_url, **kw)  # type: ignore[arg-type]
     if sleeps is not None:
         client._core.sleep = sleeps
