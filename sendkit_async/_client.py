@@ -7,6 +7,7 @@ pipeline: rate limiter (slot, cooldown gate, tokens) -> transport (one attempt)
 from __future__ import annotations
 
 import asyncio
+import logging
 import platform
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -35,6 +36,11 @@ from .resources.analytics import Analytics
 from .resources.campaigns import Campaigns
 
 T = TypeVar("T")
+
+logger = logging.getLogger("sendkit_async")
+
+THROTTLE_LOG_SECONDS = 0.05
+"""Waits for the rate-limit budget at least this long are logged (INFO)."""
 
 __all__ = ["AsyncSendKit", "ClientStats"]
 
@@ -358,7 +364,12 @@ class AsyncSendKit:
         queued = time.monotonic()
         async with core.limiter.slot():
             # Time queued for a slot or a token does not count against the call.
-            deadline.extend(time.monotonic() - queued)
+            waited = time.monotonic() - queued
+            deadline.extend(waited)
+            if waited >= THROTTLE_LOG_SECONDS:
+                logger.info(
+                    "throttled %.2fs by the rate-limit budget before %s %s", waited, method, url
+                )
             attempt_timeout = deadline.attempt_timeout(per_attempt, method, str(url))
             core.stats.requests += 1
             try:
@@ -373,6 +384,13 @@ class AsyncSendKit:
         hints = protocol.rate_limit_hints(raw.headers, status=raw.status)
         if raw.status == 429:
             stats.rate_limited += 1
+            logger.info(
+                "rate limited (429) on %s %s [request id %s]; server asked to wait %s",
+                method,
+                url,
+                protocol.request_id(raw.headers) or "-",
+                "nothing" if hints.retry_after is None else f"{hints.retry_after:.2f}s",
+            )
         core.limiter.observe(
             raw.status,
             limit=hints.limit,

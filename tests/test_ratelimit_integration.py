@@ -94,4 +94,6 @@ async def test_bare_429s_converge(caplog: pytest.LogCaptureFixture) -> None:
     assert report.rate_limited == rejected
     assert rejected <= 0.25 * sent  # the first burst is rejected; then the rate adapts
     assert "retrying GET" in caplog.text
+    assert "rate limited (429) on GET" in caplog.text
+    assert "throttled" in caplog.text
     assert KEY not in caplog.text
