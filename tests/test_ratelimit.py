@@ -6,7 +6,6 @@ import asyncio
 import heapq
 import itertools
 import random
-from collections.abc import Awaitable, Callable
 
 import pytest
 from hypothesis import given, settings
@@ -104,13 +103,20 @@ def test_snapshot_and_repr_before_use_outside_a_loop() -> None:
     limiter = RateLimiter(max_concurrency=4)
     snap = limiter.snapshot()
     assert snap == RateLimitSnapshot(
-        max_concurrency=4, in_flight=0, rate=None, burst=None, tokens=None, limit=None,
-        remaining=None, reset_after=None, cooldown_remaining=0.0, throttled_seconds=0.0,
-        throttle_events=0, rate_limited_responses=0,
+        max_concurrency=4,
+        in_flight=0,
+        rate=None,
+        burst=None,
+        tokens=None,
+        limit=None,
+        remaining=None,
+        reset_after=None,
+        cooldown_remaining=0.0,
+        throttled_seconds=0.0,
+        throttle_events=0,
+        rate_limited_responses=0,
     )
-    assert repr(limiter) == (
-        "<RateLimiter in_flight=0/4 rate=unlimited cooldown=0.00s 429s=0>"
-    )
+    assert repr(limiter) == ("<RateLimiter in_flight=0/4 rate=unlimited cooldown=0.00s 429s=0>")
 
 
 async def test_default_clock_and_sleep_work_on_a_real_loop() -> None:
@@ -159,9 +165,7 @@ async def test_slot_is_released_when_the_body_raises(clock: FakeClock) -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     cap=st.integers(1, 5),
-    jobs=st.lists(
-        st.tuples(st.floats(0.0, 0.5), st.booleans(), st.floats(0.0, 0.3)), max_size=25
-    ),
+    jobs=st.lists(st.tuples(st.floats(0.0, 0.5), st.booleans(), st.floats(0.0, 0.3)), max_size=25),
 )
 def test_in_flight_never_exceeds_cap_with_cancellations(
     cap: int, jobs: list[tuple[float, bool, float]]
@@ -187,7 +191,9 @@ def test_in_flight_never_exceeds_cap_with_cancellations(
             task.cancel()
 
         cancellers = [
-            cancel_later(t, after) for t, (_, cancel, after) in zip(tasks, jobs) if cancel
+            cancel_later(t, after)
+            for t, (_, cancel, after) in zip(tasks, jobs, strict=True)
+            if cancel
         ]
         await asyncio.gather(*cancellers)
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -293,8 +299,9 @@ async def test_remaining_accounts_for_requests_still_in_flight(clock: FakeClock)
             await release.wait()
 
     tasks = [asyncio.create_task(in_flight()) for _ in range(4)]
-    while entered < 4:
+    for _ in range(10):
         await asyncio.sleep(0)
+    assert entered == 4
     async with limiter.slot():  # 4 others unanswered: the server has not counted them
         limiter.observe(200, limit=100, remaining=6, window=10.0)
     assert limiter.snapshot().tokens == pytest.approx(2.0)
@@ -406,12 +413,12 @@ async def test_aimd_creeps_up_on_success_up_to_the_ceiling(clock: FakeClock) -> 
     await send_at_rate(limiter, clock, 30, 0.05)
     limiter.observe(429)
     assert limiter.snapshot().rate == pytest.approx(10.0, abs=0.5)
-    rates = []
+    rates: list[float] = []
     for _ in range(40):
         await send_at_rate(limiter, clock, 20, 0.0)  # saturate the limiter
-        rates.append(limiter.snapshot().rate)
+        rates.append(limiter.snapshot().rate or 0.0)
     assert rates == sorted(rates)
-    assert rates[0] is not None and 10.0 < rates[0] < 30.0
+    assert 10.0 < rates[0] < 30.0
     assert rates[-1] == 30.0
 
 
@@ -540,7 +547,8 @@ async def test_aimd_converges_to_the_server_limit(
 ) -> None:
     limiter = clock.limiter(max_concurrency=32)
     server = FakeServer(clock, rate=server_rate, burst=server_rate, rtt=rtt)
-    jobs = int(server_rate * 60)
+    # Long enough that the first blind wave (32 requests before anything is known) is amortised.
+    jobs = max(int(server_rate * 60), 600)
     await run_bulk(limiter, server, clock, jobs=jobs, workers=64)
     attempts = jobs + server.limited
     assert server.limited / attempts < 0.10
@@ -550,7 +558,3 @@ async def test_aimd_converges_to_the_server_limit(
     achieved = (len(half) - 1) / (half[-1] - half[0])
     assert 0.8 * server_rate <= achieved <= 1.05 * server_rate
     assert limiter.snapshot().rate_limited_responses == server.limited
-
-
-def _unused(_: Callable[[], Awaitable[None]]) -> None:  # keeps typing imports honest
-    pass
