@@ -175,8 +175,8 @@ class RateLimiter:
             return
         if status == 503 and retry_after is not None:
             self.cooldown(retry_after)
-        self._oks.append(now)
         if status < 500:
+            self._oks.append(now)
             self._episodes = 0
             if self._adaptive and self._source == _AIMD:
                 self._increase(now)
