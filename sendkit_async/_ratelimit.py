@@ -12,6 +12,9 @@
 largest reset seen); ``remaining`` only ever lowers the local tokens. Without
 headers, 429s halve the rate actually achieved and successes creep it back
 up (AIMD). A user-given ``rate`` is a ceiling that learning never exceeds.
+A 429 closes the gate for its Retry-After, else for a probe delay (one token
+interval, at least 0.5 s, doubling per consecutive 429 episode) capped by the
+announced reset, or by 4 s when there is no hint at all.
 """
 
 from __future__ import annotations
