@@ -357,6 +357,29 @@ class AsyncSendKit:
     def _on_retry(self, _: tenacity.RetryCallState) -> None:
         self._core.stats.retries += 1
 
+    def _observe(self, raw: RawResponse, method: str, url: URL) -> None:
+        """Count the response and feed its rate-limit hints to the budget."""
+        core, stats = self._core, self._core.stats
+        stats.by_status[raw.status] = stats.by_status.get(raw.status, 0) + 1
+        hints = protocol.rate_limit_hints(raw.headers, status=raw.status)
+        if raw.status == 429:
+            stats.rate_limited += 1
+            logger.info(
+                "rate limited (429) on %s %s [request id %s]; server asked to wait %s",
+                method,
+                url,
+                protocol.request_id(raw.headers) or "-",
+                "nothing" if hints.retry_after is None else f"{hints.retry_after:.2f}s",
+            )
+        core.limiter.observe(
+            raw.status,
+            limit=hints.limit,
+            remaining=hints.remaining,
+            reset_after=hints.reset_after,
+            window=hints.window,
+            retry_after=hints.retry_after,
+        )
+
     async def _attempt(
         self, method: str, url: URL, deadline: Deadline, per_attempt: float | None
     ) -> RawResponse:
@@ -379,26 +402,8 @@ class AsyncSendKit:
             except errors.APIConnectionError:
                 core.stats.connection_errors += 1
                 raise
-        stats = core.stats
-        stats.by_status[raw.status] = stats.by_status.get(raw.status, 0) + 1
-        hints = protocol.rate_limit_hints(raw.headers, status=raw.status)
-        if raw.status == 429:
-            stats.rate_limited += 1
-            logger.info(
-                "rate limited (429) on %s %s [request id %s]; server asked to wait %s",
-                method,
-                url,
-                protocol.request_id(raw.headers) or "-",
-                "nothing" if hints.retry_after is None else f"{hints.retry_after:.2f}s",
-            )
-        core.limiter.observe(
-            raw.status,
-            limit=hints.limit,
-            remaining=hints.remaining,
-            reset_after=hints.reset_after,
-            window=hints.window,
-            retry_after=hints.retry_after,
-        )
+            # Inside the slot: the limiter corrects `remaining` by what is still in flight.
+            self._observe(raw, method, url)
         if not 200 <= raw.status < 300:
             raise protocol.error_from_response(
                 raw.status, raw.headers, raw.body, method=method, url=str(url)

@@ -12,6 +12,9 @@
 largest reset seen); ``remaining`` only ever lowers the local tokens. Without
 headers, 429s halve the rate actually achieved and successes creep it back
 up (AIMD). A user-given ``rate`` is a ceiling that learning never exceeds.
+A 429 closes the gate for its Retry-After, else for a probe delay (one token
+interval, at least 0.5 s, doubling per consecutive 429 episode) capped by the
+announced reset, or by 4 s when there is no hint at all.
 """
 
 from __future__ import annotations
@@ -27,15 +30,20 @@ from types import TracebackType
 
 import attrs
 
+from ._bucket import FifoSlots, TokenBucket
+
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
 
 _BARE_COOLDOWN = 0.5  # first cooldown after a 429 without Retry-After
 _MAX_BARE_COOLDOWN = 4.0  # escalation cap for hint-less 429s
 _MIN_RATE = 0.05  # AIMD never decreases below this (requests/s)
 _MEASURE_WINDOW = 1.0  # seconds of sends used to measure the achieved rate
-_CREEP = 0.05  # additive increase: fraction of the current rate per second of success
-_RECOVER = 0.5  # per second, the fraction of the gap to the last known-good rate regained
-_EPS = 1e-9
+# AIMD increase, per second of saturated success (see _increase):
+_RECOVER = 1.5  # fraction of the gap to the rate that drew the last 429, while far below it
+_NEAR = 0.9  # within [0.9, 1/0.9] x that rate: probe slowly
+_PROBE = 0.01  # fraction of the current rate, near the rate that drew the last 429
+_CREEP = 0.25  # fraction of the current rate per second, well past it (the limit may be far)
+_SLOW_START = 1.0  # per second, while no trustworthy 429 rate is known: double each second
 
 _NONE, _USER, _HEADERS, _AIMD = "none", "user", "headers", "aimd"
 
@@ -76,39 +84,12 @@ class RateLimiter:
     """
 
     __slots__ = (
-        "_achieved_at_decrease",
-        "_adaptive",
-        "_burst",
-        "_burst_ceiling",
-        "_ceiling",
-        "_clock",
-        "_episodes",
-        "_gate_len",
-        "_gate_until",
-        "_hold_until",
-        "_in_flight",
-        "_last_increase",
-        "_limit",
-        "_max",
-        "_max_reset",
-        "_random",
-        "_rate",
-        "_rate_limited",
-        "_remaining",
-        "_reset_at",
-        "_sending",
-        "_sends",
-        "_sleep",
-        "_slot_waiters",
-        "_source",
-        "_srtt",
-        "_throttle_events",
-        "_throttled",
-        "_token_lock",
-        "_tokens",
-        "_updated",
-        "_window",
-    )
+        "_adaptive", "_bucket", "_burst_ceiling", "_ceiling", "_clock", "_episodes",
+        "_first_sent", "_gate_len", "_gate_until", "_hold_until", "_last_increase", "_limit",
+        "_max_reset", "_oks", "_pushback_rate", "_random", "_rate_limited", "_remaining",
+        "_reset_at", "_sending", "_sleep", "_slots", "_source", "_srtt", "_throttle_events",
+        "_throttled", "_token_lock", "_window",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -127,32 +108,28 @@ class RateLimiter:
             raise ValueError(f"rate must be a positive finite number, got {rate}")
         if burst is not None and not (burst >= 1 and math.isfinite(burst)):
             raise ValueError(f"burst must be >= 1, got {burst}")
-        self._max = max_concurrency
         self._ceiling = rate
         self._burst_ceiling = burst
         self._adaptive = adaptive
         self._clock = clock
         self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
         self._random: Callable[[], float] = random or _random.random
-        self._in_flight = 0  # slots held (waiting for gate/token or sending)
+        self._slots = FifoSlots(max_concurrency)  # held while waiting for gate/token too
         self._sending = 0  # slots past the token stage: requests on the wire
-        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._token_lock = asyncio.Lock()
         self._source = _USER if rate is not None else _NONE
-        self._rate = rate
-        self._burst: float | None = None
+        self._bucket: TokenBucket | None = None  # None: no rate known, unlimited
         if rate is not None:
-            self._burst = burst if burst is not None else max(1.0, rate)
-        self._tokens = self._burst
-        self._updated: float | None = None
+            self._bucket = TokenBucket(rate, burst or max(1.0, rate))
         self._gate_until = -math.inf
         self._gate_len = 0.0
         self._episodes = 0  # consecutive 429 episodes without a success in between
         self._hold_until = -math.inf  # no AIMD decrease before this time
-        self._achieved_at_decrease: float | None = None
+        self._pushback_rate: float | None = None
         self._last_increase = 0.0
-        self._sends: deque[float] = deque(maxlen=4096)
+        self._oks: deque[float] = deque(maxlen=4096)  # times of responses other than 429
         self._srtt = 0.0
+        self._first_sent: float | None = None
         self._max_reset = 0.0
         self._window: float | None = None
         self._limit: int | None = None
@@ -204,6 +181,7 @@ class RateLimiter:
         if status == 503 and retry_after is not None:
             self.cooldown(retry_after)
         if status < 500:
+            self._oks.append(now)
             self._episodes = 0
             if self._adaptive and self._source == _AIMD:
                 self._increase(now)
@@ -211,8 +189,8 @@ class RateLimiter:
     def cooldown(self, seconds: float) -> None:
         """Close the shared gate for ``seconds`` from now; never reopens it earlier.
 
-        Tokens do not accumulate while the gate is closed: at most one is
-        available when it opens, and the rest arrive at the bucket's rate.
+        With a known rate, exactly one token is available when the gate opens and
+        the rest arrive at the bucket's rate, so the waiters leave spread out.
         """
         now = self._now()
         until = now + max(0.0, seconds)
@@ -220,27 +198,22 @@ class RateLimiter:
             return
         self._gate_until = until
         self._gate_len = seconds
-        if self._rate is not None:
-            self._refill(now)
-            assert self._tokens is not None and self._updated is not None
-            self._tokens = min(self._tokens, 1.0)
-            self._updated = max(self._updated, until)
+        if self._bucket is not None:
+            # Tokens banked during the cooldown are not the server's: one request goes
+            # when the gate opens, the others follow at the bucket's rate.
+            self._bucket.restart_at(until)
 
     def snapshot(self) -> RateLimitSnapshot:
         """Return the current state (tokens and countdowns as of now)."""
         now = self._now()
-        tokens: float | None = None
-        if self._rate is not None:
-            self._refill(now)
-            assert self._tokens is not None
-            tokens = max(0.0, self._tokens)
+        bucket = self._bucket
         reset_after = None if self._reset_at is None else max(0.0, self._reset_at - now)
         return RateLimitSnapshot(
-            max_concurrency=self._max,
-            in_flight=self._in_flight,
-            rate=self._rate,
-            burst=self._burst,
-            tokens=tokens,
+            max_concurrency=self._slots.limit,
+            in_flight=self._slots.held,
+            rate=None if bucket is None else bucket.rate,
+            burst=None if bucket is None else bucket.burst,
+            tokens=None if bucket is None else max(0.0, bucket.refill(now)),
             limit=self._limit,
             remaining=self._remaining,
             reset_after=reset_after,
@@ -269,31 +242,6 @@ class RateLimiter:
                 return time.monotonic()
         return self._clock()
 
-    # -- stage 1: concurrency slots ---------------------------------------------------
-
-    async def _take_slot(self) -> None:
-        if self._in_flight < self._max and not self._slot_waiters:
-            self._in_flight += 1
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._slot_waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self._release_slot()  # handed a slot as we were cancelled: pass it on
-            else:
-                self._slot_waiters.remove(fut)
-            raise
-
-    def _release_slot(self) -> None:
-        while self._slot_waiters:
-            fut = self._slot_waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)  # the slot moves to the waiter; in_flight unchanged
-                return
-        self._in_flight -= 1
-
     # -- stages 2 and 3: gate and tokens ----------------------------------------------
 
     async def _take_budget(self) -> None:
@@ -302,10 +250,10 @@ class RateLimiter:
         try:
             while (delay := self._gate_until - self._now()) > 0:
                 waited = True
-                if self._rate is None:  # no token schedule to spread the reopening: jitter
+                if self._bucket is None:  # no token schedule to spread the reopening: jitter
                     delay += self._random() * min(1.0, 0.25 * self._gate_len)
                 await self._sleep(delay)
-            if self._rate is None and not self._token_lock.locked():
+            if self._bucket is None and not self._token_lock.locked():
                 return
             waited = waited or self._token_lock.locked()
             async with self._token_lock:  # one token waiter at a time, FIFO
@@ -313,14 +261,11 @@ class RateLimiter:
                     now = self._now()
                     delay = self._gate_until - now
                     if delay <= 0:
-                        if self._rate is None:
+                        if self._bucket is None:
                             return
-                        self._refill(now)
-                        assert self._tokens is not None and self._updated is not None
-                        if self._tokens >= 1.0 - _EPS:
-                            self._tokens -= 1.0
+                        delay = self._bucket.take(now)
+                        if delay <= 0:
                             return
-                        delay = max(self._updated - now, 0.0) + (1.0 - self._tokens) / self._rate
                     waited = True
                     await self._sleep(delay)
         finally:
@@ -328,26 +273,15 @@ class RateLimiter:
                 self._throttle_events += 1
                 self._throttled += max(0.0, self._now() - start)
 
-    def _refill(self, now: float) -> None:
-        assert self._rate is not None and self._burst is not None and self._tokens is not None
-        if self._updated is None:
-            self._updated = now
-        elif now > self._updated:
-            self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-            self._updated = now
-
     def _set_rate(self, now: float, rate: float, burst: float) -> None:
         if self._ceiling is not None:
             rate = min(rate, self._ceiling)
         if self._burst_ceiling is not None:
             burst = min(burst, self._burst_ceiling)
-        if self._rate is None:
-            self._tokens, self._updated = burst, now
+        if self._bucket is None:
+            self._bucket = TokenBucket(rate, burst, now)
         else:
-            self._refill(now)
-        self._rate, self._burst = rate, burst
-        assert self._tokens is not None
-        self._tokens = min(self._tokens, burst)
+            self._bucket.reconfigure(now, rate, burst)
 
     # -- learning ---------------------------------------------------------------------
 
@@ -367,12 +301,10 @@ class RateLimiter:
         if limit is not None and limit > 0 and period > 0:
             self._source = _HEADERS
             self._set_rate(now, limit / period, max(1.0, float(limit)))
-        if remaining is not None and self._rate is not None:
+        if remaining is not None and self._bucket is not None:
             # Requests on the wire besides this one were not counted by the server yet.
-            budget = max(0.0, remaining - max(0, self._sending - 1))
-            self._refill(now)
-            assert self._tokens is not None
-            self._tokens = min(self._tokens, budget)  # only lower: stale answers give nothing back
+            # Only ever lower the tokens: a stale, higher `remaining` gives nothing back.
+            self._bucket.cap(now, max(0.0, remaining - max(0, self._sending - 1)))
 
     def _on_429(self, now: float, reset_after: float | None, retry_after: float | None) -> None:
         new_episode = now >= self._gate_until
@@ -384,8 +316,8 @@ class RateLimiter:
         if retry_after is not None:
             self.cooldown(retry_after)
         elif new_episode:
-            interval = 0.0 if self._rate is None else 1.0 / self._rate
-            escalated = max(_BARE_COOLDOWN, interval) * 2.0 ** (self._episodes - 1)
+            interval = 0.0 if self._bucket is None else 1.0 / self._bucket.rate
+            escalated = max(_BARE_COOLDOWN, interval) * 2.0 ** min(self._episodes - 1, 16)
             if reset_after is not None:
                 # A token bucket's reset is "time until full", far longer than needed for one
                 # token; a fixed window's is exact. Probe early, doubling up to the reset.
@@ -396,53 +328,83 @@ class RateLimiter:
             # 429s of requests sent before this decrease must not halve the rate again.
             self._hold_until = max(self._gate_until, now + 2.0 * self._srtt)
 
+    def _span(self) -> float:
+        # Long enough to see a few requests at the current rate and to outlast one round trip.
+        slow = 0.0 if self._bucket is None else 4.0 / self._bucket.rate
+        return max(_MEASURE_WINDOW, self._srtt, min(slow, 60.0))
+
     def _achieved(self, now: float) -> float:
-        span = max(_MEASURE_WINDOW, self._srtt)
+        """Requests/s the server accepted (non-429 answers) over the last span."""
+        span = self._span()
+        since = self._open_since(now)
+        if since is not None:
+            # The span must not reach back before the first request or into the last
+            # cooldown: a blind first burst, or a second spent behind a closed gate,
+            # measured over the whole span would look like a tiny rate.
+            span = min(span, max(now - since, self._srtt, 0.01))
         count = 0
-        for sent in reversed(self._sends):
-            if sent <= now - span:
+        for at in reversed(self._oks):
+            if at <= now - span:
                 break
             count += 1
         return count / span
 
+    def _open_since(self, now: float) -> float | None:
+        """Since when requests have flowed freely: the first send or the last gate opening."""
+        if self._first_sent is None:
+            return None
+        return max(self._first_sent, min(self._gate_until, now))
+
     def _decrease(self, now: float) -> None:
-        achieved = self._achieved(now)
-        base = achieved if self._rate is None else min(achieved, self._rate)
-        if base <= 0:
-            base = self._rate if self._rate is not None else 1.0
-        self._achieved_at_decrease = base
+        # One request of slack: at low rates a span holds only a few, and a count is coarse.
+        base = self._achieved(now) + 1.0 / self._span()
+        if self._bucket is not None:
+            base = min(base, self._bucket.rate)
+        # A rate measured over less than a full span (a blind first burst) says little
+        # about the server: grow multiplicatively until a 429 gives a real measurement.
+        since = self._open_since(now)
+        trusted = since is not None and now - since >= self._span()
+        self._pushback_rate = base if trusted else None
         self._source = _AIMD
         self._set_rate(now, max(_MIN_RATE, 0.5 * base), 1.0)
         self._last_increase = now
 
     def _increase(self, now: float) -> None:
-        assert self._rate is not None
-        if now < self._hold_until:
+        pushback = self._pushback_rate
+        if self._bucket is None or self._source != _AIMD or now < self._hold_until:
             return  # still answering requests sent before the last decrease
-        dt = min(now - max(self._last_increase, self._hold_until), 1.0)
+        dt = min(now - max(self._last_increase, self._hold_until), self._span())
         if dt <= 0:
             return
         self._last_increase = now
-        if self._achieved(now) < 0.75 * self._rate - 1.0 / _MEASURE_WINDOW:
+        rate = self._bucket.rate
+        if self._achieved(now) < 0.75 * rate - 1.0 / self._span():
             return  # demand, not the limiter, is the bottleneck: success proves nothing
-        step = _CREEP * self._rate
-        target = self._achieved_at_decrease
-        if target is not None and self._rate < target:
-            step += _RECOVER * (target - self._rate)
-        self._set_rate(now, self._rate + step * dt, 1.0)
+        # Regain most of the rate that drew the last 429 quickly, probe slowly around it,
+        # and creep faster once well past it (the server's limit may have grown).
+        if pushback is None:
+            rate += _SLOW_START * rate * dt
+        elif rate < _NEAR * pushback:
+            rate = min(rate + _RECOVER * (pushback - rate) * dt, _NEAR * pushback)
+        elif rate < pushback / _NEAR:
+            rate += _PROBE * rate * dt
+        else:
+            rate += _CREEP * rate * dt
+        self._set_rate(now, rate, 1.0)
 
     # -- slot bookkeeping -------------------------------------------------------------
 
     def _sent(self) -> float:
         now = self._now()
+        if self._first_sent is None:
+            self._first_sent = now
         self._sending += 1
-        self._sends.append(now)
         return now
 
     def _done(self, sent_at: float) -> None:
         self._sending -= 1
         self._srtt = 0.8 * self._srtt + 0.2 * max(0.0, self._now() - sent_at)
-        self._release_slot()
+        self._slots.release()
 
 
 class _Slot(AbstractAsyncContextManager[None]):
@@ -454,11 +416,11 @@ class _Slot(AbstractAsyncContextManager[None]):
 
     async def __aenter__(self) -> None:
         limiter = self._limiter
-        await limiter._take_slot()
+        await limiter._slots.acquire()
         try:
             await limiter._take_budget()
         except BaseException:
-            limiter._release_slot()
+            limiter._slots.release()
             raise
         self._sent_at = limiter._sent()
 
