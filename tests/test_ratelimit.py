@@ -632,3 +632,16 @@ async def test_server_errors_neither_close_the_gate_nor_teach(clock: FakeClock) 
     limiter.observe(503)
     snap = limiter.snapshot()
     assert (snap.rate, snap.cooldown_remaining) == (rate, 0.0)
+
+
+@pytest.mark.parametrize("rate", [20.0, 100.0])
+async def test_blind_first_burst_does_not_pin_the_rate(clock: FakeClock, rate: float) -> None:
+    # The first wave goes out before anything is known and mostly draws 429s; the rate
+    # measured over those few milliseconds must not become the probe target for the run.
+    limiter = clock.limiter(max_concurrency=16)
+    server = FakeServer(clock, rate=rate, burst=rate / 10, rtt=0.02)
+    start = clock.now
+    jobs = int(rate * 10)
+    await run_bulk(limiter, server, clock, jobs=jobs, workers=32)
+    assert clock.now - start <= 1.5 * jobs / rate  # fake time: ten seconds of work
+    assert server.limited <= 0.10 * (jobs + server.limited)  # mostly the blind first wave
