@@ -2,8 +2,9 @@
 
 from ._budget import RateBudget
 from ._bulk import BulkReport, CampaignResult, ProgressCallback
-from ._client import AsyncSendKit, ClientStats
+from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
+from ._core import ClientStats
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns

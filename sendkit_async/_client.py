@@ -6,16 +6,14 @@ pipeline: rate limiter (slot, cooldown gate, tokens) -> transport (one attempt)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import platform
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
-import attrs
 import tenacity
 from yarl import URL
 
@@ -26,6 +24,7 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback, fetch_campaign
 from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
 from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_key, resolve_workspace
+from ._core import ClientStats, Core
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import Deadline, RetryPolicy
@@ -42,44 +41,11 @@ logger = logging.getLogger("sendkit_async")
 THROTTLE_LOG_SECONDS = 0.05
 """Waits for the rate-limit budget at least this long are logged (INFO)."""
 
-__all__ = ["AsyncSendKit", "ClientStats"]
+__all__ = ["AsyncSendKit"]
 
 USER_AGENT = (
     f"sendkit-async/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
 )
-
-
-@attrs.define
-class ClientStats:
-    """Running counters of one client (shared by its ``with_options`` copies)."""
-
-    requests: int = 0
-    """HTTP attempts sent."""
-    retries: int = 0
-    """Attempts that were retries of an earlier one."""
-    rate_limited: int = 0
-    """Responses with status 429."""
-    by_status: dict[int, int] = attrs.field(factory=dict)
-    """Responses by HTTP status."""
-    connection_errors: int = 0
-    """Attempts that got no response."""
-
-    def copy(self) -> ClientStats:
-        return attrs.evolve(self, by_status=dict(self.by_status))
-
-
-class _Core:
-    """What a client and its ``with_options`` copies share."""
-
-    __slots__ = ("headers", "limiter", "sleep", "stats", "transport")
-
-    def __init__(self, transport: Transport, limiter: RateBudget, headers: dict[str, str]):
-        self.transport = transport
-        self.limiter = limiter
-        self.headers = headers
-        self.stats = ClientStats()
-        # Retry waits go through here so tests can control time.
-        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
 class AsyncSendKit:
@@ -147,7 +113,7 @@ class AsyncSendKit:
         transport = Transport(
             session=session, connection_limit=connection_limit, connect_timeout=self.timeout.connect
         )
-        self._core = _Core(
+        self._core = Core(
             transport, limiter, protocol.auth_headers(key, self.workspace_id, USER_AGENT)
         )
         self.analytics = Analytics(self)

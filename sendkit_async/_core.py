@@ -1,0 +1,46 @@
+"""State a client shares with its ``with_options`` copies: transport, budget, counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from ._budget import RateBudget
+from ._transport import Transport
+
+__all__ = ["ClientStats", "Core"]
+
+
+@attrs.define
+class ClientStats:
+    """Running counters of one client (shared by its ``with_options`` copies)."""
+
+    requests: int = 0
+    """HTTP attempts sent."""
+    retries: int = 0
+    """Attempts that were retries of an earlier one."""
+    rate_limited: int = 0
+    """Responses with status 429."""
+    by_status: dict[int, int] = attrs.field(factory=dict)
+    """Responses by HTTP status."""
+    connection_errors: int = 0
+    """Attempts that got no response."""
+
+    def copy(self) -> ClientStats:
+        return attrs.evolve(self, by_status=dict(self.by_status))
+
+
+class Core:
+    """What a client and its ``with_options`` copies share."""
+
+    __slots__ = ("headers", "limiter", "sleep", "stats", "transport")
+
+    def __init__(self, transport: Transport, limiter: RateBudget, headers: dict[str, str]):
+        self.transport = transport
+        self.limiter = limiter
+        self.headers = headers
+        self.stats = ClientStats()
+        # Retry waits go through here so tests can control time.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
