@@ -83,7 +83,10 @@ def path_segment(value: object, what: str = "id") -> str:
         raise errors.InvalidRequestError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise errors.InvalidRequestError(f"{what} must not be empty or whitespace: {value!r}")
-    quoted = quote(value, safe="")
+    try:
+        quoted = quote(value, safe="")
+    except UnicodeEncodeError:
+        raise errors.InvalidRequestError(f"{what} is not valid text: {value!r}") from None
     # "." and ".." are kept by quote() but would be resolved as dot-segments.
     if quoted in (".", ".."):
         quoted = quoted.replace(".", "%2E")

@@ -7,6 +7,8 @@ import json
 from email.utils import format_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sendkit_async import errors
 from sendkit_async._protocol import (
@@ -61,7 +63,7 @@ def test_path_segment_encodes_one_segment(raw: str, encoded: str) -> None:
     assert "/" not in path_segment(raw)
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "\t\n", None, 42])
+@pytest.mark.parametrize("bad", ["", "   ", "\t\n", None, 42, "x\udc80"])
 def test_path_segment_rejects_empty_and_non_strings(bad: object) -> None:
     with pytest.raises(errors.InvalidRequestError) as info:
         path_segment(bad, "campaign_id")
@@ -284,3 +286,17 @@ def test_malformed_limit_headers_are_ignored(bad: str) -> None:
         status=429,
     )
     assert hints == RateLimitHints()
+
+
+@given(st.text(min_size=1).filter(lambda s: s.strip()))
+def test_any_id_is_exactly_one_segment(campaign_id: str) -> None:
+    from urllib.parse import unquote
+
+    from yarl import URL
+
+    encoded = path_segment(campaign_id)
+    url = URL(f"https://api.sendkit.ai/v1/analytics/campaigns/{encoded}", encoded=True)
+    assert url.raw_parts[:4] == ("/", "v1", "analytics", "campaigns")
+    assert len(url.raw_parts) == 5
+    assert unquote(url.raw_parts[4]) == campaign_id
+    assert "?" not in url.raw_path and "#" not in url.raw_path
