@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +12,7 @@ import pytest
 
 from sendkit_async.cli._output import CSV_COLUMNS
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
+from tests.helpers import run_python
 
 KEY = "sk_cli_test_key"
 
@@ -26,22 +24,10 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 async def cli(*args: str, key: str = KEY, base_url: str = "") -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
-    env["SENDKIT_API_KEY"] = key
+    env = {"SENDKIT_API_KEY": key}
     if base_url:
         env["SENDKIT_BASE_URL"] = base_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sendkit_async",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_python("-m", "sendkit_async", *args, env=env, timeout=60)
 
 
 async def test_json_round_trips_api_names(sim: Simulator) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
+from tests.helpers import run_python
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
@@ -37,20 +35,9 @@ async def sim() -> AsyncIterator[Simulator]:
         yield s
 
 
-async def run_python(code: str, sim: Simulator) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
-    env.update(SENDKIT_API_KEY="sk_readme_test", SENDKIT_BASE_URL=sim.base_url)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
+    env = {"SENDKIT_API_KEY": "sk_readme_test", "SENDKIT_BASE_URL": sim.base_url}
+    return await run_python("-c", code, env=env)
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
@@ -61,7 +48,7 @@ def test_the_readme_has_the_snippets_we_expect() -> None:
 
 @pytest.mark.parametrize("index", [i for i, s in enumerate(SNIPPETS) if "asyncio.run(main())" in s])
 async def test_snippet_runs(index: int, sim: Simulator) -> None:
-    code, out, err = await run_python(SNIPPETS[index], sim)
+    code, out, err = await run_snippet(SNIPPETS[index], sim)
     assert code == 0, err
     assert out.strip(), "every snippet prints something"
     assert "Traceback" not in err
@@ -69,7 +56,7 @@ async def test_snippet_runs(index: int, sim: Simulator) -> None:
 
 async def test_quickstart_prints_real_campaigns(sim: Simulator) -> None:
     snippet = next(s for s in SNIPPETS if "campaigns.list(limit=5)" in s)
-    code, out, err = await run_python(snippet, sim)
+    code, out, err = await run_snippet(snippet, sim)
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 5
@@ -90,7 +77,7 @@ async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
     campaign_id = sim.campaign_ids[3]
     code = snippet.replace('__name__ == "__main__"', "False")
     code += f"\nCAMPAIGN_ID = {campaign_id!r}\n" + WEBAPP_HARNESS
-    status, out, err = await run_python(
+    status, out, err = await run_snippet(
         "import warnings; warnings.simplefilter('error')\n" + code, sim
     )
     assert status == 0, err
