@@ -91,8 +91,8 @@ class RedisRateLimiter:
             while Redis is unreachable (one warning per outage), or ``"raise"``
             :class:`SharedBudgetUnavailableError`.
         prefix: Redis key prefix.
-        horizon: a token at most this far in the future is reserved at once;
-            beyond, the caller sleeps and asks again.
+        horizon: a token at most this far (or one token interval) in the future
+            is reserved at once; beyond, the caller sleeps and asks again.
         retry_after: seconds between attempts to reach Redis again after an error.
 
     Raises:
@@ -110,7 +110,7 @@ class RedisRateLimiter:
         max_concurrency: int = 16,
         on_redis_error: Literal["fallback", "raise"] = "fallback",
         prefix: str = "sendkit:rl",
-        horizon: float = 0.5,
+        horizon: float = 0.05,
         retry_after: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] | None = None,

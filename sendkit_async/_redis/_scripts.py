@@ -96,9 +96,10 @@ if not rate then
   return {'wait', fmt(math.min(math.max(ttl, 1), 50) / 1000), fmt(now)}
 end
 local tokens, ts = load_bucket(KEYS[1], now, rate, burst)
--- Time until this caller's token exists; reserve it only if that is near.
+-- Time until this caller's token exists; reserve it only if that is near (within the
+-- horizon or one token interval), so a rate learned too high early on leaves little debt.
 local wait = (ts - now) + math.max(0, 1 - tokens) / rate
-local horizon = tonumber(ARGV[3])
+local horizon = math.max(tonumber(ARGV[3]), 1 / rate)
 if wait > horizon then
   return {'wait', fmt(wait - horizon), fmt(now), fmt(rate), fmt(burst), fmt(tokens)}
 end
