@@ -10,7 +10,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import Any, Literal
 
 import attrs
@@ -22,6 +21,15 @@ from redis.exceptions import RedisError
 from .. import errors
 from .._config import resolve_base_url, resolve_key
 from .._ratelimit import RateLimiter, RateLimitSnapshot
+from ._parts import (
+    SharedBudgetUnavailableError,
+    _arg,
+    _f,
+    _Pending,
+    _RedisDown,
+    _s,
+    _Slot,
+)
 from ._scripts import ACQUIRE, CHECK, OBSERVE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
@@ -33,40 +41,6 @@ _MAX_BARE_COOLDOWN = 4.0
 _PROBE_TTL_MS = 2000  # a probe whose answer never comes frees the way after this
 _LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour without traffic
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-
-
-class SharedBudgetUnavailableError(errors.SendKitError):
-    """The shared rate-limit budget (Redis) could not be reached, and fallback is off."""
-
-
-class _RedisDown(Exception):
-    """Internal: Redis failed or is known to be down; the caller chooses what to do."""
-
-
-@attrs.define
-class _Pending:
-    """Observations not yet pushed to Redis, merged (later/stricter wins)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_after: float | None = None
-    window: float | None = None
-    reopen_at: float | None = None  # loop time
-    no_headers: bool = False
-    probe: str = ""
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _f(value: Any) -> float | None:
-    text = _s(value)
-    return float(text) if text else None
-
-
-def _arg(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
 
 
 class RedisRateLimiter:
@@ -459,17 +433,7 @@ class RedisRateLimiter:
         while self._pending is not None:
             p, self._pending = self._pending, None
             cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
-            args = [
-                *self._user_args(),
-                "" if p.limit is None else str(p.limit),
-                "" if p.remaining is None else str(p.remaining),
-                _arg(p.reset_after),
-                _arg(p.window),
-                _arg(cool),
-                "1" if p.no_headers else "0",
-                p.probe,
-                str(_LEARNED_TTL_MS),
-            ]
+            args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
             try:
                 reply = await self._run(self._observe, self._keys, args)
             except _RedisDown:
@@ -487,41 +451,3 @@ class RedisRateLimiter:
             self._shared_at = now
             if left:
                 self._reopen_at = max(self._reopen_at, now + left)
-
-
-class _Slot(AbstractAsyncContextManager[None]):
-    __slots__ = ("_cap", "_fallback", "_limiter", "probe")
-
-    def __init__(self, limiter: RedisRateLimiter) -> None:
-        self._limiter = limiter
-        self._cap = limiter._local.slot()
-        self._fallback: AbstractAsyncContextManager[None] | None = None
-        self.probe = ""
-
-    async def __aenter__(self) -> None:
-        limiter = self._limiter
-        await self._cap.__aenter__()
-        try:
-            self._fallback = await limiter._admit(self)
-        except BaseException:
-            await self._cap.__aexit__(None, None, None)
-            if self.probe:
-                limiter._release_probe(self.probe)
-            raise
-        limiter._sending += 1
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        limiter = self._limiter
-        limiter._sending -= 1
-        try:
-            if self._fallback is not None:
-                await self._fallback.__aexit__(exc_type, exc, tb)
-        finally:
-            if self.probe:
-                limiter._release_probe(self.probe)
-            await self._cap.__aexit__(exc_type, exc, tb)
