@@ -1,0 +1,453 @@
+"""``RedisRateLimiter``: one rate-limit budget shared by every process using the same key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random as _random
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
+
+import attrs
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from .. import errors
+from .._config import resolve_base_url, resolve_key
+from .._ratelimit import RateLimiter, RateLimitSnapshot
+from ._parts import (
+    SharedBudgetUnavailableError,
+    _arg,
+    _f,
+    _Pending,
+    _RedisDown,
+    _s,
+    _Slot,
+)
+from ._scripts import ACQUIRE, CHECK, OBSERVE, budget_id, budget_keys
+
+__all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
+
+logger = logging.getLogger("sendkit_async")
+
+_BARE_COOLDOWN = 0.5  # as the in-memory limiter: first cooldown after a hint-less 429
+_MAX_BARE_COOLDOWN = 4.0
+_PROBE_TTL_MS = 2000  # a probe whose answer never comes frees the way after this
+_LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour without traffic
+_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisRateLimiter:
+    """A :class:`RateBudget` whose rate, cooldown and learned limits live in Redis.
+
+    Every process (on any machine) that builds one with the same API key and
+    base URL shares one token bucket, one cooldown gate and what any of them
+    learned from rate-limit headers. The concurrency cap and AIMD on 429s
+    without headers stay per process. Pass it as
+    ``AsyncSendKit(rate_limiter=...)``; the client never closes it: call
+    :meth:`aclose` (or use ``async with``) yourself.
+
+    Args:
+        redis: a ``redis.asyncio.Redis`` client (not closed by us unless made by
+            :meth:`from_url`). Give it short socket timeouts.
+        api_key, base_url: identify the budget (default: the environment, as the
+            client does). Only a truncated sha256 of them is stored.
+        rate, burst: a ceiling in requests/s for all processes together, and the
+            bucket size; learned limits may only go below them.
+        max_concurrency: requests in flight at once in this process.
+        on_redis_error: ``"fallback"`` to a per-process :class:`RateLimiter`
+            while Redis is unreachable (one warning per outage), or ``"raise"``
+            :class:`SharedBudgetUnavailableError`.
+        prefix: Redis key prefix.
+        horizon: a token at most this far (or one token interval) in the future
+            is reserved at once; beyond, the caller sleeps and asks again.
+        retry_after: seconds between attempts to reach Redis again after an error.
+
+    Raises:
+        ConfigurationError: invalid numbers, no key, or a bad base URL.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        rate: float | None = None,
+        burst: float | None = None,
+        max_concurrency: int = 16,
+        on_redis_error: Literal["fallback", "raise"] = "fallback",
+        prefix: str = "sendkit:rl",
+        horizon: float = 0.05,
+        retry_after: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        if on_redis_error not in ("fallback", "raise"):
+            raise errors.ConfigurationError("on_redis_error must be 'fallback' or 'raise'")
+        if not (horizon >= 0 and retry_after >= 0):
+            raise errors.ConfigurationError("horizon and retry_after must be >= 0")
+        try:
+            self._local = RateLimiter(max_concurrency=max_concurrency)
+            RateLimiter(rate=rate, burst=burst)  # same validation as the in-memory limiter
+        except ValueError as exc:
+            raise errors.ConfigurationError(str(exc)) from None
+        key = resolve_key(api_key)
+        url = resolve_base_url(base_url, allow_insecure_http=True)
+        self.budget = budget_id(key, url)
+        """Truncated sha256 of (base URL, key): names this budget's keys in Redis."""
+        self._keys = budget_keys(prefix, self.budget)
+        self._redis = redis
+        self._owns_redis = False
+        self._rate, self._burst = rate, burst
+        self._max = max_concurrency
+        self._on_error = on_redis_error
+        self._horizon = horizon
+        self._retry_after = retry_after
+        self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
+        self._random: Callable[[], float] = random or _random.random
+        self._acquire = redis.register_script(ACQUIRE)
+        self._observe = redis.register_script(OBSERVE)
+        self._check = redis.register_script(CHECK)
+        self._fallback = RateLimiter(max_concurrency=max_concurrency, rate=rate, burst=burst)
+        self._down = False
+        self._down_until = -math.inf
+        self._closed = False
+        self._pending: _Pending | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._sending = 0
+        self._episodes = 0
+        self._shared: dict[str, float | None] = {}
+        self._shared_at = 0.0
+        self._reopen_at = -math.inf
+        self._throttled = 0.0
+        self._throttle_events = 0
+        self._rate_limited = 0
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 0.5,
+        socket_connect_timeout: float = 0.5,
+        **options: Any,
+    ) -> RedisRateLimiter:
+        """Build one on a new Redis connection pool (closed by :meth:`aclose`).
+
+        ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://``,
+        ``unix://``); ``options`` are those of the constructor.
+        """
+        client = Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            retry=Retry(NoBackoff(), 1),  # one quick reconnect, never a long backoff
+        )
+        limiter = cls(client, **options)
+        limiter._owns_redis = True
+        return limiter
+
+    # -- RateBudget -------------------------------------------------------------------
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Admit one attempt: local concurrency slot, shared cooldown gate, shared token.
+
+        Raises:
+            SharedBudgetUnavailableError: Redis failed and ``on_redis_error="raise"``.
+            ClientClosedError: after :meth:`aclose`.
+        """
+        return _Slot(self)
+
+    def observe(
+        self,
+        status: int,
+        *,
+        limit: int | None = None,
+        remaining: int | None = None,
+        reset_after: float | None = None,
+        window: float | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Learn from one response; shared parts are pushed to Redis in the background."""
+        now = self._now()
+        no_headers = limit is None and remaining is None and reset_after is None
+        if no_headers:  # AIMD stays per process: each halves its own achieved rate
+            self._local.observe(status, retry_after=retry_after)
+        if self._down:
+            self._fallback.observe(
+                status,
+                limit=limit,
+                remaining=remaining,
+                reset_after=reset_after,
+                window=window,
+                retry_after=retry_after,
+            )
+        cool = self._cooldown_for(now, status, reset_after, retry_after)
+        p = self._pending if self._pending is not None else _Pending()
+        p.limit = limit if limit is not None else p.limit
+        if remaining is not None:  # requests still on the wire were not counted yet
+            net = max(0, remaining - self._sending)
+            p.remaining = net if p.remaining is None else min(p.remaining, net)
+        if reset_after is not None:
+            p.reset_after = max(reset_after, p.reset_after or 0.0)
+        p.window = window if window is not None else p.window
+        if cool is not None:
+            p.reopen_at = max(now + cool, p.reopen_at or -math.inf)
+            self._reopen_at = max(self._reopen_at, now + cool)
+        p.no_headers = p.no_headers or (no_headers and status < 400)
+        self._pending = p
+        self._kick()
+
+    def cooldown(self, seconds: float) -> None:
+        """Close the shared gate for ``seconds`` for every process (never reopens earlier)."""
+        now = self._now()
+        self._fallback.cooldown(seconds)
+        p = self._pending if self._pending is not None else _Pending()
+        p.reopen_at = max(now + max(0.0, seconds), p.reopen_at or -math.inf)
+        self._reopen_at = max(self._reopen_at, p.reopen_at)
+        self._pending = p
+        self._kick()
+
+    def snapshot(self) -> RateLimitSnapshot:
+        """The state now: shared values as last seen from Redis (or the fallback's)."""
+        now = self._now()
+        local = self._local.snapshot()
+        if self._down:
+            fb = self._fallback.snapshot()
+            return attrs.evolve(
+                fb,
+                max_concurrency=self._max,
+                in_flight=local.in_flight,
+                throttled_seconds=self._throttled + fb.throttled_seconds,
+                throttle_events=self._throttle_events + fb.throttle_events,
+                rate_limited_responses=self._rate_limited,
+            )
+        sh, age = self._shared, max(0.0, now - self._shared_at)
+        rate, burst, tokens = sh.get("rate"), sh.get("burst"), sh.get("tokens")
+        if rate is None:
+            rate, burst, tokens = self._rate, self._burst, None
+        elif tokens is not None and burst is not None:
+            tokens = max(0.0, min(burst, tokens + age * rate))
+        limit, remaining, reset = sh.get("limit"), sh.get("remaining"), sh.get("reset_after")
+        return RateLimitSnapshot(
+            max_concurrency=self._max,
+            in_flight=local.in_flight,
+            rate=rate,
+            burst=burst,
+            tokens=tokens,
+            limit=None if limit is None else int(limit),
+            remaining=None if remaining is None else int(remaining),
+            reset_after=None if reset is None else max(0.0, reset - age),
+            cooldown_remaining=max(0.0, self._reopen_at - now, local.cooldown_remaining),
+            throttled_seconds=self._throttled + local.throttled_seconds,
+            throttle_events=self._throttle_events + local.throttle_events,
+            rate_limited_responses=self._rate_limited,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Push what is pending (briefly), then close the Redis pool if we made it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None and not self._flusher.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._flusher), 2.0)
+            except asyncio.TimeoutError:
+                self._flusher.cancel()
+                await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._owns_redis:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> RedisRateLimiter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def shared(self) -> bool:
+        """False while Redis is unreachable (requests then use the fallback, or fail)."""
+        return not self._down
+
+    def __repr__(self) -> str:
+        s = self.snapshot()
+        rate = "unlimited" if s.rate is None else f"{s.rate:.3g}/s"
+        mode = "shared" if self.shared else f"redis down ({self._on_error})"
+        return (
+            f"<RedisRateLimiter {mode} budget={self._keys[0].rsplit(':', 1)[0]} "
+            f"redis={self._where()} in_flight={s.in_flight}/{s.max_concurrency} "
+            f"rate={rate} cooldown={s.cooldown_remaining:.2f}s 429s={s.rate_limited_responses}>"
+        )
+
+    # -- Redis calls and outages ------------------------------------------------------
+
+    def _now(self) -> float:
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:  # snapshot()/repr outside a loop
+            return time.monotonic()
+
+    def _where(self) -> str:
+        kw = self._redis.connection_pool.connection_kwargs
+        if "path" in kw:
+            return f"unix:{kw['path']}"
+        return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
+
+    async def _run(self, script: Any, keys: Sequence[str], args: Sequence[str]) -> Any:
+        if self._down and self._now() < self._down_until:
+            raise _RedisDown
+        try:
+            result = await script(keys=list(keys), args=list(args), client=self._redis)
+        except _REDIS_ERRORS as exc:
+            self._down_until = self._now() + self._retry_after
+            if not self._down:
+                self._down = True
+                self._fallback = RateLimiter(
+                    max_concurrency=self._max,
+                    rate=self._shared.get("rate") or self._rate,
+                    burst=self._shared.get("burst") or self._burst,
+                )
+                then = "using a per-process limiter" if self._on_error == "fallback" else "failing"
+                logger.warning(
+                    "shared rate limit: Redis at %s failed (%s: %s); %s until it answers again",
+                    self._where(),
+                    type(exc).__name__,
+                    exc,
+                    then,
+                )
+            raise _RedisDown from exc
+        if self._down:
+            self._down = False
+            logger.info("shared rate limit: Redis at %s answers again", self._where())
+        return result
+
+    def _user_args(self) -> list[str]:
+        return [_arg(self._rate), _arg(self._burst)]
+
+    async def _acquire_once(self, probe_token: str) -> tuple[str, float, float]:
+        """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown."""
+        args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
+        reply = await self._run(self._acquire, self._keys, args)
+        kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
+        now = self._now()
+        if kind == "cooldown":
+            self._reopen_at = max(self._reopen_at, now + wait)
+        if len(reply) >= 6:
+            self._shared.update(rate=_f(reply[3]), burst=_f(reply[4]), tokens=_f(reply[5]))
+            self._shared_at = now
+        return kind, wait, server_now
+
+    async def _admit(self, slot: _Slot) -> AbstractAsyncContextManager[None] | None:
+        """Wait for the shared gate and a shared token; or enter the fallback.
+
+        Returns the entered fallback slot, or None when admitted by Redis.
+        """
+        start = self._now()
+        waited = False
+        try:
+            while True:
+                if self._closed:
+                    raise errors.ClientClosedError("the RedisRateLimiter is closed")
+                try:
+                    token = secrets.token_hex(8)
+                    kind, wait, _ = await self._acquire_once(token)
+                    if kind in ("token", "open", "probe"):
+                        if kind == "probe":
+                            slot.probe = token
+                        if wait <= 0:
+                            return None
+                        waited = True
+                        await self._sleep(wait)
+                        # A cooldown may have closed the gate while we waited for our token.
+                        closed = float(_s(await self._run(self._check, self._keys[1:2], [])))
+                        if closed <= 0:
+                            return None
+                        wait = closed
+                except _RedisDown:
+                    if self._on_error == "raise":
+                        raise SharedBudgetUnavailableError(
+                            f"the shared rate limit in Redis at {self._where()} is unreachable"
+                        ) from None
+                    fallback = self._fallback.slot()
+                    await fallback.__aenter__()
+                    return fallback
+                waited = True
+                await self._sleep(wait + self._random() * min(0.05, 0.1 * wait + 0.002))
+        finally:
+            if waited:
+                self._throttle_events += 1
+                self._throttled += max(0.0, self._now() - start)
+
+    def _cooldown_for(
+        self, now: float, status: int, reset_after: float | None, retry_after: float | None
+    ) -> float | None:
+        """How long a response closes the shared gate (as the in-memory limiter decides)."""
+        if status == 503 and retry_after is not None:
+            return retry_after
+        if status != 429:
+            if status < 500:
+                self._episodes = 0
+            return None
+        self._rate_limited += 1
+        new_episode = now >= self._reopen_at
+        if new_episode:
+            self._episodes += 1
+        if retry_after is not None:
+            return retry_after
+        if not new_episode:
+            return None
+        rate = self._shared.get("rate") or self._rate
+        interval = 0.0 if not rate else 1.0 / rate
+        escalated = max(_BARE_COOLDOWN, interval) * 2.0 ** min(self._episodes - 1, 16)
+        if reset_after is not None:
+            return min(reset_after, escalated)
+        return min(_MAX_BARE_COOLDOWN, escalated)
+
+    # -- background pushes ------------------------------------------------------------
+
+    def _release_probe(self, token: str) -> None:
+        p = self._pending if self._pending is not None else _Pending()
+        p.probe = token
+        self._pending = p
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._closed or (self._flusher is not None and not self._flusher.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # observed outside a loop: nothing can be pushed
+            return
+        self._flusher = loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending is not None:
+            p, self._pending = self._pending, None
+            cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
+            args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
+            try:
+                reply = await self._run(self._observe, self._keys, args)
+            except _RedisDown:
+                continue  # the fallback (if any) learned it; Redis will relearn
+            rate, burst, tokens, left, limit, remaining, reset = (_f(v) for v in reply)
+            now = self._now()
+            self._shared.update(
+                rate=rate,
+                burst=burst,
+                tokens=tokens,
+                limit=limit,
+                remaining=remaining,
+                reset_after=reset,
+            )
+            self._shared_at = now
+            if left:
+                self._reopen_at = max(self._reopen_at, now + left)

@@ -1,0 +1,102 @@
+"""Pieces of the Redis budget: its error, pending observations, reply decoding, the slot."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .. import errors
+
+if TYPE_CHECKING:
+    from ._limiter import RedisRateLimiter
+
+__all__ = ["SharedBudgetUnavailableError"]
+
+
+class SharedBudgetUnavailableError(errors.SendKitError):
+    """The shared rate-limit budget (Redis) could not be reached, and fallback is off."""
+
+
+class _RedisDown(Exception):
+    """Internal: Redis failed or is known to be down; the caller chooses what to do."""
+
+
+@attrs.define
+class _Pending:
+    """Observations not yet pushed to Redis, merged (later/stricter wins)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_after: float | None = None
+    window: float | None = None
+    reopen_at: float | None = None  # loop time
+    no_headers: bool = False
+    probe: str = ""
+
+    def to_args(self, user: list[str], cooldown: float | None, ttl_ms: int) -> list[str]:
+        """ARGV of the OBSERVE script."""
+        return [
+            *user,
+            "" if self.limit is None else str(self.limit),
+            "" if self.remaining is None else str(self.remaining),
+            _arg(self.reset_after),
+            _arg(self.window),
+            _arg(cooldown),
+            "1" if self.no_headers else "0",
+            self.probe,
+            str(ttl_ms),
+        ]
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _f(value: Any) -> float | None:
+    text = _s(value)
+    return float(text) if text else None
+
+
+def _arg(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+class _Slot(AbstractAsyncContextManager[None]):
+    __slots__ = ("_cap", "_fallback", "_limiter", "probe")
+
+    def __init__(self, limiter: RedisRateLimiter) -> None:
+        self._limiter = limiter
+        self._cap = limiter._local.slot()
+        self._fallback: AbstractAsyncContextManager[None] | None = None
+        self.probe = ""
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        await self._cap.__aenter__()
+        try:
+            self._fallback = await limiter._admit(self)
+        except BaseException:
+            await self._cap.__aexit__(None, None, None)
+            if self.probe:
+                limiter._release_probe(self.probe)
+            raise
+        limiter._sending += 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        limiter = self._limiter
+        limiter._sending -= 1
+        try:
+            if self._fallback is not None:
+                await self._fallback.__aexit__(exc_type, exc, tb)
+        finally:
+            if self.probe:
+                limiter._release_probe(self.probe)
+            await self._cap.__aexit__(exc_type, exc, tb)

@@ -1,0 +1,185 @@
+"""The Lua side of the shared budget: key names and three atomic scripts.
+
+All state of one budget lives under ``<prefix>:{<hash>}:`` where the hash is
+sha256 of (base URL, API key), truncated; the key itself never reaches Redis.
+The braces are a Redis Cluster hash tag, so one script may touch every key.
+
+- ``bucket`` (hash): ``tokens`` and ``ts`` of a token bucket, in server time.
+- ``cooldown`` (string): server time at which the shared gate reopens.
+- ``learned`` (hash): ``rate``/``burst`` learned from headers, their inputs
+  (``limit``, ``window``, ``max_reset``), the last ``remaining``/``reset_at``,
+  and ``open`` = the server sends no rate-limit headers.
+- ``probe`` (string): held by the one request that goes first while no rate is
+  known, so many processes do not all burst into an unknown limit at once.
+
+Every script reads the clock with ``redis.call('TIME')``: machines' clocks never
+matter. Floats cross the boundary as strings (a Lua number reply is truncated
+to an integer by Redis).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ["ACQUIRE", "CHECK", "OBSERVE", "budget_id", "budget_keys"]
+
+
+def budget_id(api_key: str, base_url: str) -> str:
+    """A short stable id of (base URL, key): 24 hex digits of sha256, never the key."""
+    return hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:24]
+
+
+def budget_keys(prefix: str, budget: str) -> list[str]:
+    """[bucket, cooldown, learned, probe] key names of one budget."""
+    base = f"{prefix}:{{{budget}}}:"
+    return [base + name for name in ("bucket", "cooldown", "learned", "probe")]
+
+
+_COMMON = """
+local function now_s()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function num(v)
+  if v == false or v == nil or v == '' then return nil end
+  return tonumber(v)
+end
+local function fmt(x) return string.format('%.6f', x) end
+-- The user's numbers are a ceiling; learned ones may only go below them.
+local function effective(learned, user_rate, user_burst)
+  local l = redis.call('HMGET', learned, 'rate', 'burst')
+  local rate, burst = num(l[1]), num(l[2])
+  if rate then
+    if user_rate and user_rate < rate then rate = user_rate end
+    if user_burst and user_burst < burst then burst = user_burst end
+    return rate, burst
+  end
+  if user_rate then return user_rate, user_burst or math.max(1, user_rate) end
+  return nil, nil
+end
+local function load_bucket(key, now, rate, burst)
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens, ts = num(b[1]), num(b[2])
+  if not tokens then return burst, now end
+  if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
+  if tokens > burst then tokens = burst end
+  return tokens, ts
+end
+local function save_bucket(key, now, tokens, ts, rate, burst)
+  redis.call('HSET', key, 'tokens', fmt(tokens), 'ts', fmt(ts))
+  local full = (ts - now) + (burst - tokens) / rate
+  redis.call('PEXPIRE', key, math.ceil(full * 1000) + 60000)
+end
+"""
+
+ACQUIRE = (
+    _COMMON
+    + """
+-- KEYS: bucket, cooldown, learned, probe
+-- ARGV: user_rate, user_burst, horizon (s), probe_ttl (ms), probe_token
+-- Reply: {kind, wait, now, rate, burst, tokens}; kind is
+--   'token'    a token is reserved: send after `wait` seconds;
+--   'open'     no rate is known and the server sends no limit headers: send now;
+--   'probe'    no rate is known: you go first, alone;
+--   'wait'     nothing reserved: try again after `wait`;
+--   'cooldown' the shared gate is closed for `wait` more seconds.
+local now = now_s()
+local cd = num(redis.call('GET', KEYS[2]))
+if cd and cd > now then return {'cooldown', fmt(cd - now), fmt(now)} end
+local rate, burst = effective(KEYS[3], num(ARGV[1]), num(ARGV[2]))
+if not rate then
+  if redis.call('HGET', KEYS[3], 'open') == '1' then return {'open', '0', fmt(now)} end
+  if redis.call('SET', KEYS[4], ARGV[5], 'NX', 'PX', ARGV[4]) then
+    return {'probe', '0', fmt(now)}
+  end
+  local ttl = redis.call('PTTL', KEYS[4])
+  return {'wait', fmt(math.min(math.max(ttl, 1), 50) / 1000), fmt(now)}
+end
+local tokens, ts = load_bucket(KEYS[1], now, rate, burst)
+-- Time until this caller's token exists; reserve it only if that is near (within the
+-- horizon or one token interval), so a rate learned too high early on leaves little debt.
+local wait = (ts - now) + math.max(0, 1 - tokens) / rate
+local horizon = math.max(tonumber(ARGV[3]), 1 / rate)
+if wait > horizon then
+  return {'wait', fmt(wait - horizon), fmt(now), fmt(rate), fmt(burst), fmt(tokens)}
+end
+tokens = tokens - 1
+save_bucket(KEYS[1], now, tokens, ts, rate, burst)
+return {'token', fmt(wait), fmt(now), fmt(rate), fmt(burst), fmt(tokens)}
+"""
+)
+
+OBSERVE = (
+    _COMMON
+    + """
+-- KEYS: bucket, cooldown, learned, probe
+-- ARGV: user_rate, user_burst, limit, remaining, reset_after, window, cooldown (s),
+--       no_headers ('1'), probe_token to release, learned_ttl (ms)
+-- Reply: {rate, burst, tokens, cooldown_left, limit, remaining, reset_after} ('' = unknown)
+local now = now_s()
+local user_rate, user_burst = num(ARGV[1]), num(ARGV[2])
+local limit, remaining = num(ARGV[3]), num(ARGV[4])
+local reset_after, window, cooldown = num(ARGV[5]), num(ARGV[6]), num(ARGV[7])
+local L = KEYS[3]
+-- Bring the bucket up to now at the old rate before learning may change it.
+local rate, burst = effective(L, user_rate, user_burst)
+local tokens, ts
+if rate then tokens, ts = load_bucket(KEYS[1], now, rate, burst) end
+if limit then redis.call('HSET', L, 'limit', limit) end
+if remaining then redis.call('HSET', L, 'remaining', remaining) end
+if reset_after then
+  redis.call('HSET', L, 'reset_at', fmt(now + reset_after))
+  local seen = num(redis.call('HGET', L, 'max_reset'))
+  if reset_after > 0 and (not seen or reset_after > seen) then
+    redis.call('HSET', L, 'max_reset', fmt(reset_after))
+  end
+end
+if window and window > 0 then redis.call('HSET', L, 'window', fmt(window)) end
+local period = num(redis.call('HGET', L, 'window')) or num(redis.call('HGET', L, 'max_reset'))
+if limit and limit > 0 and period and period > 0 then
+  redis.call('HSET', L, 'rate', fmt(limit / period), 'burst', fmt(math.max(1, limit)))
+end
+if ARGV[8] == '1' then redis.call('HSET', L, 'open', '1') end
+if redis.call('EXISTS', L) == 1 then redis.call('PEXPIRE', L, ARGV[10]) end
+rate, burst = effective(L, user_rate, user_burst)
+if rate then
+  if not tokens then tokens, ts = burst, now end
+  if tokens > burst then tokens = burst end
+  -- `remaining` (already net of requests still on the wire) only ever lowers.
+  if remaining and remaining < tokens then tokens = remaining end
+end
+local cd = num(redis.call('GET', KEYS[2]))
+if cooldown and cooldown > 0 then
+  local reopen = now + cooldown
+  if not cd or reopen > cd then
+    cd = reopen
+    redis.call('SET', KEYS[2], fmt(reopen), 'PX', math.ceil(cooldown * 1000) + 1000)
+    -- No tokens pile up while closed: at most one when it reopens.
+    if rate then
+      if tokens > 1 then tokens = 1 end
+      if reopen > ts then ts = reopen end
+    end
+  end
+end
+if rate then save_bucket(KEYS[1], now, tokens, ts, rate, burst) end
+if ARGV[9] ~= '' and redis.call('GET', KEYS[4]) == ARGV[9] then redis.call('DEL', KEYS[4]) end
+local l = redis.call('HMGET', L, 'limit', 'remaining', 'reset_at')
+local left = 0
+if cd and cd > now then left = cd - now end
+local reset = ''
+if num(l[3]) then reset = fmt(math.max(0, num(l[3]) - now)) end
+return {rate and fmt(rate) or '', burst and fmt(burst) or '', tokens and fmt(tokens) or '',
+        fmt(left), l[1] or '', l[2] or '', reset}
+"""
+)
+
+CHECK = (
+    _COMMON
+    + """
+-- KEYS: cooldown. Reply: seconds until the shared gate reopens (0 = open).
+local now = now_s()
+local cd = num(redis.call('GET', KEYS[1]))
+if cd and cd > now then return fmt(cd - now) end
+return '0'
+"""
+)

@@ -1,0 +1,363 @@
+"""RedisRateLimiter against a real redis-server: one budget for many limiters and processes.
+
+Times are read from Redis (the scripts' server clock), never asserted on the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from sendkit_async import AsyncSendKit, ClientClosedError, RateBudget, SendKitError
+from sendkit_async.redis_limiter import RedisRateLimiter, SharedBudgetUnavailableError
+from sendkit_async.simulator import SimulatorConfig, run_simulator
+from tests.redis_fixtures import RedisServer, redis_url, require_redis_server
+
+__all__ = ["redis_url"]  # the session fixture, imported so pytest finds it
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = "http://api.test"
+
+Factory = Callable[..., RedisRateLimiter]
+
+
+def new_key() -> str:
+    return f"sk_test_{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def make(redis_url: str) -> AsyncIterator[Factory]:
+    """Build limiters, each on its own connection pool (as separate processes would be)."""
+    made: list[RedisRateLimiter] = []
+
+    def factory(url: str | None = None, **options: Any) -> RedisRateLimiter:
+        options.setdefault("base_url", BASE)
+        limiter = RedisRateLimiter.from_url(url or redis_url, **options)
+        made.append(limiter)
+        return limiter
+
+    yield factory
+    for limiter in made:
+        await limiter.aclose()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def settle(*limiters: RedisRateLimiter) -> None:
+    """Wait until every observation was pushed to Redis."""
+    for limiter in limiters:
+        if limiter._flusher is not None:
+            await limiter._flusher
+
+
+def conforms(times: list[float], rate: float, burst: int) -> bool:
+    """True if send times never exceed a token bucket: any k in a row need (k - burst) / rate."""
+    times = sorted(times)
+    return all(
+        (j - i + 1) <= burst + rate * (times[j] - times[i]) + 1e-3  # µs rounding
+        for i in range(len(times))
+        for j in range(i, len(times))
+    )
+
+
+async def test_is_a_rate_budget(make: Factory) -> None:
+    assert isinstance(make(api_key=new_key()), RateBudget)
+
+
+async def test_instances_share_one_bucket(make: Factory) -> None:
+    key = new_key()
+    limiters = [make(api_key=key, rate=5, burst=3, horizon=60) for _ in range(3)]
+    replies = await asyncio.gather(*(lim._acquire_once("") for lim in limiters * 4))
+    assert {kind for kind, _, _ in replies} == {"token"}
+    assert sum(1 for _, wait, _ in replies if wait == 0) == 3  # the burst, across all three
+    scheduled = [now + wait for _, wait, now in replies]
+    assert conforms(scheduled, rate=5, burst=3)
+    assert not conforms(scheduled, rate=5, burst=2)  # they really did use the whole burst
+
+
+async def test_no_token_means_wait_then_retry(make: Factory) -> None:
+    key = new_key()
+    a, b = make(api_key=key, rate=20, burst=2, horizon=0), make(api_key=key, rate=20, burst=2)
+    # The burst, then one token reserved ahead (at most one interval away), then none.
+    replies = [await a._acquire_once("") for _ in range(3)]
+    assert [kind for kind, _, _ in replies] == ["token"] * 3
+    assert [wait for _, wait, _ in replies][:2] == [0.0, 0.0]
+    assert 0 < replies[2][1] <= 1 / 20
+    kind, wait, _ = await a._acquire_once("")
+    assert kind == "wait"
+    assert 0 < wait <= 1 / 20
+    await asyncio.sleep(wait)
+    kind, wait, _ = await b._acquire_once("")
+    assert kind == "token"
+    assert wait <= 1 / 20
+
+
+async def test_slots_of_many_instances_stay_under_the_rate(make: Factory, redis: Redis) -> None:
+    key = new_key()
+    limiters = [make(api_key=key, rate=40, burst=4, max_concurrency=4) for _ in range(3)]
+    sent: list[float] = []
+
+    async def one(lim: RedisRateLimiter) -> None:
+        async with lim.slot():
+            sec, usec = await redis.time()
+            sent.append(sec + usec / 1e6)
+
+    await asyncio.gather(*(one(lim) for lim in limiters for _ in range(6)))
+    assert len(sent) == 18
+    # Recorded after admission, so later than the grant: allow one extra for that skew.
+    assert conforms(sent, rate=40, burst=4 + 1)
+
+
+async def test_cooldown_from_one_blocks_the_others(make: Factory, redis: Redis) -> None:
+    key = new_key()
+    a, b = make(api_key=key), make(api_key=key)
+    a.observe(429, retry_after=0.2)
+    await settle(a)
+    kind, wait, _ = await b._acquire_once("")
+    assert kind == "cooldown"
+    assert 0 < wait <= 0.2
+    reopen = float(await redis.get(a._keys[1]) or 0)
+    async with b.slot():
+        sec, usec = await redis.time()
+    assert sec + usec / 1e6 >= reopen
+    assert b.snapshot().throttle_events == 1
+
+
+async def test_cooldown_is_only_ever_pushed_later(make: Factory, redis: Redis) -> None:
+    key = new_key()
+    a, b = make(api_key=key), make(api_key=key)
+    a.cooldown(5.0)
+    await settle(a)
+    first = await redis.get(a._keys[1])
+    b.cooldown(0.1)
+    b.observe(503, retry_after=0.2)
+    await settle(b)
+    assert await redis.get(a._keys[1]) == first
+    assert b.snapshot().cooldown_remaining > 4
+
+
+async def test_learned_limits_are_shared(make: Factory) -> None:
+    key = new_key()
+    a, b = make(api_key=key), make(api_key=key)
+    a.observe(200, limit=10, remaining=9, reset_after=0.1, window=2.0)
+    await settle(a)
+    assert a.snapshot().rate == pytest.approx(5.0)
+    assert a.snapshot().limit == 10
+    kind, _, _ = await b._acquire_once("")
+    assert kind == "token"
+    assert b.snapshot().rate == pytest.approx(5.0)
+    assert b.snapshot().burst == pytest.approx(10.0)
+
+
+async def test_user_rate_is_a_ceiling_over_learned(make: Factory) -> None:
+    key = new_key()
+    a, b = make(api_key=key), make(api_key=key, rate=2, burst=1)
+    a.observe(200, limit=100, window=1.0)
+    await settle(a)
+    await b._acquire_once("")
+    assert (b.snapshot().rate, b.snapshot().burst) == (2.0, 1.0)
+
+
+async def test_probe_goes_first_while_no_rate_is_known(make: Factory) -> None:
+    key = new_key()
+    a, b = make(api_key=key), make(api_key=key)
+    assert (await a._acquire_once("p1"))[0] == "probe"
+    kind, wait, _ = await b._acquire_once("p2")
+    assert kind == "wait"
+    assert 0 < wait <= 0.05
+    a.observe(200)  # no rate-limit headers: nobody needs to probe any more
+    a._release_probe("p1")
+    await settle(a)
+    assert (await b._acquire_once("p2"))[0] == "open"
+
+
+async def test_keys_are_independent_and_never_stored(make: Factory, redis: Redis) -> None:
+    k1, k2 = new_key(), new_key()
+    a, b = make(api_key=k1, rate=1, burst=1, horizon=0), make(api_key=k2, rate=1, burst=1)
+    assert a.budget != b.budget
+    assert (await a._acquire_once(""))[:2] == ("token", 0.0)
+    assert (await b._acquire_once(""))[:2] == ("token", 0.0)
+    assert [(await a._acquire_once(""))[0] for _ in range(2)] == ["token", "wait"]
+    a.observe(429, limit=1, remaining=0, reset_after=1.0, retry_after=0.1)
+    await settle(a)
+    seen = []
+    async for name in redis.scan_iter(count=1000):
+        kind = await redis.type(name)
+        value: Any = None
+        if kind == "hash":
+            value = await redis.hgetall(name)
+        elif kind == "string":
+            value = await redis.get(name)
+        seen.append(f"{name} {value}")
+    dump = "\n".join(seen)
+    assert a.budget in dump
+    assert k1 not in dump
+    assert k2 not in dump
+    assert k1 not in repr(a)
+    assert k1 not in "\n".join(str(arg) for arg in a._keys)
+
+
+async def test_unreachable_redis_falls_back_and_warns_once(
+    make: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    lim = make(url, api_key=new_key(), retry_after=0)
+    with caplog.at_level(logging.WARNING, logger="sendkit_async"):
+        for _ in range(5):
+            async with lim.slot():
+                lim.observe(200)
+        await settle(lim)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "per-process limiter" in warnings[0].getMessage()
+    assert not lim.shared
+    assert "redis down" in repr(lim)
+
+
+async def test_unreachable_redis_can_raise_instead(make: Factory) -> None:
+    key = new_key()
+    lim = make(f"redis://127.0.0.1:{closed_port()}/0", api_key=key, on_redis_error="raise")
+    for _ in range(2):
+        with pytest.raises(SharedBudgetUnavailableError) as info:
+            await asyncio.wait_for(lim.slot().__aenter__(), 5)
+        assert isinstance(info.value, SendKitError)
+        assert key not in str(info.value)
+    assert lim.snapshot().in_flight == 0  # the local slot was given back
+
+
+async def test_redis_restart_is_survived(make: Factory, caplog: pytest.LogCaptureFixture) -> None:
+    require_redis_server()
+    server = RedisServer()
+    server.start()
+    try:
+        lim = make(server.url, api_key=new_key(), rate=100, retry_after=0)
+        async with lim.slot():
+            pass
+        assert lim.shared
+        server.stop()
+        with caplog.at_level(logging.INFO, logger="sendkit_async"):
+            async with lim.slot():  # served by the fallback
+                pass
+            assert not lim.shared
+            server.start()  # same port, empty: the scripts must be loaded again
+            async with lim.slot():
+                pass
+        assert lim.shared
+        levels = [r.levelno for r in caplog.records if r.name == "sendkit_async"]
+        assert levels == [logging.WARNING, logging.INFO]  # down once, back once
+        assert "answers again" in caplog.records[-1].getMessage()
+    finally:
+        server.stop()
+
+
+async def test_close_and_context_manager(redis_url: str) -> None:
+    lim = RedisRateLimiter.from_url(redis_url, api_key=new_key(), base_url=BASE)
+    async with lim, lim.slot():
+        lim.observe(200, limit=5, remaining=4, reset_after=1.0)
+    with pytest.raises(ClientClosedError):
+        async with lim.slot():
+            pass
+    await lim.aclose()  # idempotent
+
+
+async def test_borrowed_client_is_not_closed(redis: Redis) -> None:
+    async with RedisRateLimiter(redis, api_key=new_key(), base_url=BASE) as lim, lim.slot():
+        pass
+    assert await redis.ping()
+
+
+def test_options_are_checked() -> None:
+    client = Redis()
+    with pytest.raises(ValueError, match="rate"):
+        RedisRateLimiter(client, api_key="k", rate=0)
+    with pytest.raises(ValueError, match="on_redis_error"):
+        RedisRateLimiter(client, api_key="k", on_redis_error="ignore")  # type: ignore[arg-type]
+
+
+def test_importing_the_package_does_not_import_redis() -> None:
+    code = "import sys, sendkit_async; print('redis' in sys.modules)"
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+WORKER = """
+import asyncio, json, sys
+from sendkit_async.redis_limiter import RedisRateLimiter
+
+async def main(url, key, n):
+    async with RedisRateLimiter.from_url(url, api_key=key, base_url="http://api.test",
+                                         rate=4, burst=2, horizon=60) as lim:
+        replies = await asyncio.gather(*(lim._acquire_once("") for _ in range(n)))
+    print(json.dumps([[kind, now + wait] for kind, wait, now in replies]))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def test_processes_share_one_budget(redis_url: str) -> None:
+    key = new_key()
+    procs = [
+        subprocess.Popen(  # noqa: S603
+            [sys.executable, "-c", WORKER, redis_url, key, "5"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    scheduled: list[float] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        for kind, at in json.loads(out):
+            assert kind == "token"
+            scheduled.append(at)
+    assert len(scheduled) == 15
+    assert conforms(scheduled, rate=4, burst=2)
+
+
+async def test_two_clients_share_the_simulators_limit(make: Factory) -> None:
+    rate, burst, n = 40.0, 4, 30
+    config = SimulatorConfig(
+        campaigns=2 * n, rate_limit=rate, burst=burst, rate_limit_headers="none"
+    )
+    async with run_simulator(config) as sim:
+        key = config.api_keys[0] if config.api_keys else "sk_test_sim"
+        ids = sim.campaign_ids
+        limiters = [
+            make(api_key=key, base_url=sim.base_url, rate=rate, burst=burst) for _ in range(2)
+        ]
+        clients = [AsyncSendKit(key, base_url=sim.base_url, rate_limiter=lim) for lim in limiters]
+        try:
+            results = await asyncio.gather(
+                clients[0].gather_campaigns(ids[:n]), clients[1].gather_campaigns(ids[n:])
+            )
+        finally:
+            for client in clients:
+                await client.aclose()
+        assert sum(len(r) for r in results) == 2 * n
+        total = sum(sim.stats.by_status.values())
+        assert sim.stats.by_status.get(429, 0) <= 0.05 * total
+
+
+def closed_port() -> int:
+    from tests.redis_fixtures import free_port
+
+    return free_port()  # nothing listens there once the probe socket is closed
