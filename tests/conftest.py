@@ -5,6 +5,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.helpers import Script, scripted_server
+from tests.redis_fixtures import redis_url
+
+__all__ = ["redis_url"]  # a session fixture shared by the Redis and README tests
 
 
 @pytest.fixture(autouse=True)

@@ -41,7 +41,7 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 6
+    assert len(SNIPPETS) == 7
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
 
@@ -84,3 +84,11 @@ async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
     assert "STATUS 200 404" in out
     assert f'"name": "{await _campaign_name(sim, campaign_id)}"' in out
     assert "Unclosed" not in err
+
+
+async def test_redis_snippet_runs(sim: Simulator, redis_url: str) -> None:
+    snippet = next(s for s in SNIPPETS if "RedisRateLimiter" in s)
+    assert "redis://127.0.0.1:6379/0" in snippet
+    code, out, err = await run_snippet(snippet.replace("redis://127.0.0.1:6379/0", redis_url), sim)
+    assert code == 0, err
+    assert out.startswith("150 RateLimitSnapshot(")

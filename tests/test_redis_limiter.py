@@ -21,9 +21,7 @@ from redis.asyncio import Redis
 from sendkit_async import AsyncSendKit, ClientClosedError, RateBudget, SendKitError
 from sendkit_async.redis_limiter import RedisRateLimiter, SharedBudgetUnavailableError
 from sendkit_async.simulator import SimulatorConfig, run_simulator
-from tests.redis_fixtures import RedisServer, redis_url, require_redis_server
-
-__all__ = ["redis_url"]  # the session fixture, imported so pytest finds it
+from tests.redis_fixtures import RedisServer, require_redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "http://api.test"
