@@ -85,6 +85,8 @@ def validation_problems(exc: BaseException, path: str = "$") -> list[str]:
 
 
 def _strict_int(value: Any, _: Any) -> int:
+    if type(value) is int:  # the common case, first
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected an integer, got {type(value).__name__} {value!r:.40}")
     if isinstance(value, float):
@@ -101,6 +103,8 @@ def _strict_float(value: Any, _: Any) -> float:
 
 
 def _strict_str(value: Any, _: Any) -> str:
+    if type(value) is str:
+        return value
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__} {value!r:.40}")
     return value
@@ -110,6 +114,15 @@ def _strict_bool(value: Any, _: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"expected true or false, got {type(value).__name__} {value!r:.40}")
     return value
+
+
+def _optional(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
+    def structure(value: Any, kind: Any) -> T | None:
+        if value is None:
+            return None
+        return hook(value, kind)
+
+    return structure
 
 
 def _date(value: Any, _: Any) -> dt.date:
@@ -134,6 +147,15 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(bool, _strict_bool)
+    # Optional primitives are most of every body; direct hooks skip cattrs'
+    # generic Optional dispatch (a measurable share of a bulk run's CPU).
+    for hook, kind in (
+        (_strict_int, int),
+        (_strict_float, float),
+        (_strict_str, str),
+        (_strict_bool, bool),
+    ):
+        conv.register_structure_hook(kind | None, _optional(hook))
     conv.register_structure_hook(dt.date, _date)
     conv.register_unstructure_hook(dt.date, dt.date.isoformat)
     conv.register_structure_hook(models.Percent, _percent)

@@ -133,6 +133,9 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _get(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)  # case-insensitive mappings, and exact spellings, answer here
+    if value is not None:
+        return value
     lowered = name.lower()
     for key, value in headers.items():
         if key.lower() == lowered:
@@ -349,8 +352,12 @@ def _int(value: str | None) -> int | None:
     return None if number is None else int(number)
 
 
+_HINT_PREFIXES = ("x-ratelimit", "ratelimit", "retry-after")
 _POLICY_WINDOW = re.compile(r"\bw=(\d+(?:\.\d+)?)")
 _SF_PARAM = re.compile(r"\b([rt])=(\d+(?:\.\d+)?)")
+
+
+_NO_HINTS = RateLimitHints()
 
 
 def rate_limit_hints(
@@ -366,6 +373,15 @@ def rate_limit_hints(
     HTTP-date) and ``retry-after-ms``. On a 429 with no Retry-After, a reset
     time stands in for it. Malformed values are ignored.
     """
+    # One pass keeps only the headers that can matter, lower-cased: most
+    # responses carry none, and this runs for every response.
+    headers = {
+        low: value
+        for key, value in headers.items()
+        if (low := key.lower()).startswith(_HINT_PREFIXES)
+    }
+    if not headers:
+        return _NO_HINTS
     limit = remaining = None
     reset_after = None
     for prefix in ("x-ratelimit-", "ratelimit-"):
