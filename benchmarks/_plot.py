@@ -1,6 +1,6 @@
 """The rate-limit timeline picture (needs the ``bench`` extra: matplotlib).
 
-    python benchmarks/_plot.py benchmarks/results/ratelimit_timeline.json  # re-draw the PNG
+python benchmarks/_plot.py benchmarks/results/ratelimit_timeline.json  # re-draw the PNG
 """
 
 from __future__ import annotations

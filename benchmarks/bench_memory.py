@@ -5,7 +5,8 @@
 A tiny aiohttp.web responder (own process) answers any campaign id with the seed fixture's
 body (id substituted), so N is not bounded by the simulator's workspace. The client (own
 process) streams ``iter_campaigns`` over a generator of N synthetic ids with concurrency 64
-and keeps nothing. Reported: peak RSS (``ru_maxrss``) of the client process, its RSS after
+and keeps nothing. Reported: peak RSS (``VmHWM``; ``ru_maxrss`` would include the parent's
+size, as Linux keeps it across fork + exec) of the client process, its RSS after
 10 % of the ids, time, and the peak RSS of a process that only imports sendkit_async.
 One run per size: RSS is not noisy the way time is.
 """
@@ -18,7 +19,7 @@ import subprocess
 import sys
 from typing import Any
 
-from _common import ROOT, Section, Server, child_env, markdown, run_client
+from _common import BENCH, ROOT, Section, Server, child_env, markdown, run_client
 
 CONCURRENCY = 64
 FULL_SIZES = (100_000, 300_000)
@@ -28,9 +29,16 @@ TARGET_MB = 150.0
 
 def baseline_kb() -> int:
     """Peak RSS of a process that imports sendkit_async and does nothing else."""
-    code = "import resource, sendkit_async; print(resource.getrusage(0).ru_maxrss)"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import sendkit_async, _clients;"
+        "print(_clients.peak_rss_kb())"
+    )
     done = subprocess.run(  # noqa: S603 - fixed arguments
-        [sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True
+        [sys.executable, "-c", code, str(BENCH)],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
     )
     return int(done.stdout.strip())
 

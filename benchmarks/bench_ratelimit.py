@@ -56,7 +56,9 @@ def measure(
 
 def run(*, quick: bool = False, repeats: int = 3) -> list[Section]:
     rate, n = (100.0, 200) if quick else (200.0, 1000)
-    rows, targets, panels = [], [], []
+    rows: list[list[Any]] = []
+    targets: list[dict[str, Any]] = []
+    panels: list[dict[str, Any]] = []
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for mode in QUICK_MODES if quick else MODES:
         options = ["--campaigns", str(n), "--rate-limit", str(rate), "--burst", str(BURST)]
@@ -115,7 +117,8 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Section]:
             }
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    source = RESULTS / "ratelimit_timeline.json"
+    # A smoke run never replaces the picture of a full run.
+    source = RESULTS / ("ratelimit_timeline_quick.json" if quick else "ratelimit_timeline.json")
     source.write_text(json.dumps({"rate": rate, "burst": BURST, "n": n, "panels": panels}))
     message = draw(panels, rate, source.with_suffix(".png"))
     return [
