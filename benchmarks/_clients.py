@@ -1,0 +1,281 @@
+"""One client run in its own process; prints a JSON report as its last stdout line.
+
+    python benchmarks/_clients.py --client sendkit_async --base-url URL --ids-file IDS
+    python benchmarks/_clients.py --client sendkit_async --base-url URL --generate 100000 --iter
+
+Three clients fetch ``GET /v1/analytics/campaigns/{id}`` for every id:
+
+- ``sendkit_async``: ``AsyncSendKit(max_concurrency=C).gather_campaigns(ids, concurrency=C)``
+  (``iter_campaigns`` with ``--iter``), results parsed into attrs models.
+- ``aiohttp``: the floor. A semaphore of C, GET, ``json.loads``; no retries at all.
+- ``aiohttp+tenacity``: what a careful user writes by hand: tenacity ``@retry`` (5 attempts,
+  random exponential backoff) around a GET that raises on 429/5xx and connection errors,
+  sleeping a numeric ``Retry-After`` before retrying; semaphore of C around the request only.
+
+CPU is ``time.process_time()`` around the timed run only (imports, start-up and the
+warm-up are outside it); ``maxrss_kb`` is the process's peak RSS (``VmHWM``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+API_KEY = "sk_bench_key"
+PATH = "/v1/analytics/campaigns/"
+
+
+class Run:
+    """Counters one client fills in during the timed run."""
+
+    def __init__(self) -> None:
+        self.reset()
+        self.rss_early_kb: int | None = None
+
+    def reset(self) -> None:
+        self.ok = 0
+        self.errors: Counter[str] = Counter()
+        self.attempts = 0
+        self.cpu = self.wall = 0.0
+
+    def start(self) -> None:
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+
+    def stop(self) -> None:
+        self.cpu = time.process_time() - self._cpu
+        self.wall = time.perf_counter() - self._wall
+
+
+def peak_rss_kb() -> int:
+    """Peak RSS of this process in KiB: ``VmHWM``, else ``ru_maxrss``.
+
+    Linux keeps ``ru_maxrss`` across fork + exec, so a child of a big parent would report
+    the parent's size; ``VmHWM`` belongs to the new address space and starts afresh.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def current_rss_kb() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * resource.getpagesize() // 1024
+
+
+# --- sendkit_async ------------------------------------------------------------------------
+
+
+async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> None:
+    from sendkit_async import AsyncSendKit
+
+    conc = args.concurrency
+    async with AsyncSendKit(api_key=API_KEY, base_url=args.base_url, max_concurrency=conc) as sk:
+        if args.warmup:
+            await sk.gather_campaigns(ids[: args.warmup], concurrency=conc, return_exceptions=True)
+        before = sk.stats.requests
+        run.start()
+        if args.iter:
+            marks = {args.generate // 10} if args.generate else set()
+            async for result in sk.iter_campaigns(id_source(args, ids), concurrency=conc):
+                if result.error is None:
+                    run.ok += 1
+                else:
+                    run.errors[type(result.error).__name__] += 1
+                if run.ok in marks:
+                    run.rss_early_kb = current_rss_kb()
+        else:
+            results = await sk.gather_campaigns(ids, concurrency=conc, return_exceptions=True)
+            for value in results:
+                if isinstance(value, Exception):
+                    run.errors[type(value).__name__] += 1
+                else:
+                    run.ok += 1
+        run.stop()
+        run.attempts = sk.stats.requests - before
+
+
+def id_source(args: argparse.Namespace, ids: list[str]) -> Iterator[str]:
+    if args.generate:
+        return (f"{i:024x}" for i in range(args.generate))
+    return iter(ids)
+
+
+# --- raw aiohttp --------------------------------------------------------------------------
+
+
+def make_session(conc: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        headers={"X-Api-Key": API_KEY},
+        connector=aiohttp.TCPConnector(limit=conc),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
+async def run_raw(args: argparse.Namespace, ids: list[str], run: Run) -> None:
+    sem = asyncio.Semaphore(args.concurrency)
+    base = args.base_url + PATH
+
+    async def one(cid: str) -> None:
+        async with sem:
+            run.attempts += 1
+            try:
+                async with session.get(base + cid) as resp:
+                    body = await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                run.errors[type(exc).__name__] += 1
+                return
+        if status == 200:
+            json.loads(body)
+            run.ok += 1
+        else:
+            run.errors[f"HTTP {status}"] += 1
+
+    async with make_session(args.concurrency) as session:
+        if args.warmup:
+            await asyncio.gather(*(one(cid) for cid in ids[: args.warmup]))
+            run.reset()
+        run.start()
+        await asyncio.gather(*(one(cid) for cid in ids))
+        run.stop()
+
+
+# --- aiohttp + tenacity, by hand --------------------------------------------------------
+
+
+class RetryableStatus(Exception):
+    """A 429 or 5xx answer: worth another attempt."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class FinalStatus(Exception):
+    """Any other non-200 answer."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After in seconds; HTTP dates are not handled (naive, like most hand-written code)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+@retry(
+    stop=stop_after_attempt(5),
+    wait=wait_random_exponential(multiplier=0.5, max=8),
+    retry=retry_if_exception_type((RetryableStatus, aiohttp.ClientError, asyncio.TimeoutError)),
+    reraise=True,
+)
+async def fetch_with_tenacity(
+    session: aiohttp.ClientSession, sem: asyncio.Semaphore, url: str, run: Run
+) -> Any:
+    async with sem:
+        run.attempts += 1
+        async with session.get(url) as resp:
+            body = await resp.read()
+            status = resp.status
+            wait = retry_after_seconds(resp.headers.get("Retry-After"))
+    if status == 429 or status >= 500:
+        if wait:
+            await asyncio.sleep(wait)  # the server said when: sleep it, then tenacity's backoff
+        raise RetryableStatus(status)
+    if status != 200:
+        raise FinalStatus(f"HTTP {status}")
+    return json.loads(body)
+
+
+async def run_tenacity(args: argparse.Namespace, ids: list[str], run: Run) -> None:
+    sem = asyncio.Semaphore(args.concurrency)
+    base = args.base_url + PATH
+
+    async def one(cid: str) -> None:
+        try:
+            await fetch_with_tenacity(session, sem, base + cid, run)
+        except (RetryableStatus, FinalStatus, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            run.errors[str(exc) if isinstance(exc, RetryableStatus) else type(exc).__name__] += 1
+        else:
+            run.ok += 1
+
+    async with make_session(args.concurrency) as session:
+        if args.warmup:
+            await asyncio.gather(*(one(cid) for cid in ids[: args.warmup]))
+            run.reset()
+        run.start()
+        await asyncio.gather(*(one(cid) for cid in ids))
+        run.stop()
+
+
+RUNNERS = {"sendkit_async": run_sendkit, "aiohttp": run_raw, "aiohttp+tenacity": run_tenacity}
+
+
+async def main_async(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
+    if args.requests and ids:
+        ids = [ids[i % len(ids)] for i in range(args.requests)]
+    run = Run()
+    await RUNNERS[args.client](args, ids, run)
+    cpu, wall = run.cpu, run.wall
+    n = args.generate or len(ids)
+    return {
+        "client": args.client,
+        "n": n,
+        "ok": run.ok,
+        "failed": sum(run.errors.values()),
+        "errors": dict(run.errors),
+        "attempts": run.attempts,
+        "wall": wall,
+        "cpu": cpu,
+        "cpu_ms_per_1000": cpu / max(1, run.attempts) * 1e6,
+        "rps": run.attempts / wall if wall > 0 else 0.0,
+        "maxrss_kb": peak_rss_kb(),
+        "rss_early_kb": run.rss_early_kb,
+        "rss_end_kb": current_rss_kb(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--client", choices=sorted(RUNNERS), required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--ids-file", help="ids, one a line")
+    parser.add_argument("--requests", type=int, default=0, help="cycle the ids up to this many")
+    parser.add_argument("--generate", type=int, default=0, help="N synthetic ids (echo server)")
+    parser.add_argument("--iter", action="store_true", help="sendkit_async: iter_campaigns")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=0, help="untimed requests first")
+    args = parser.parse_args()
+    if args.generate and args.client != "sendkit_async":
+        parser.error("--generate is for sendkit_async --iter only")
+    ids = Path(args.ids_file).read_text().split() if args.ids_file else []
+    report = asyncio.run(main_async(args, ids))
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

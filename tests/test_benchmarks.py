@@ -1,0 +1,68 @@
+"""The benchmark scripts run end to end (quick mode); no figure is ever asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+HEADINGS = (
+    "# sendkit-async benchmarks",
+    "## Targets",
+    "## Overhead (unthrottled server)",
+    "## Under a rate limit",
+    "## Under faults",
+    "## Memory (iter_campaigns over a generator)",
+    "| client | requests | CPU s / 1,000 req |",
+)
+
+
+def bench_env(results: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["SENDKIT_BENCH_RESULTS"] = str(results)
+    return env
+
+
+@pytest.mark.timeout(180)
+def test_run_all_quick_prints_every_table(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, str(BENCH / "run_all.py"), "--quick"],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for heading in HEADINGS:
+        assert heading in done.stdout
+    assert (tmp_path / "quick.md").read_text() == done.stdout.rstrip("\n") + "\n"
+    assert (tmp_path / "quick.json").exists()
+
+
+def test_plot_without_matplotlib_says_so(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; sys.path.insert(0, sys.argv[1]);"
+        "from pathlib import Path; import _plot;"
+        "print(_plot.draw([], 1.0, Path(sys.argv[2])))"
+    )
+    png = tmp_path / "timeline.png"
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, "-c", code, str(BENCH), str(png)],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "matplotlib is not installed" in done.stdout
+    assert not png.exists()
