@@ -138,7 +138,7 @@ async def run_raw(args: argparse.Namespace, ids: list[str], run: Run) -> None:
     sem = asyncio.Semaphore(args.concurrency)
     base = args.base_url + PATH
 
-    async def one(cid: str) -> None:
+    async def one(cid: str) -> Any:
         async with sem:
             run.attempts += 1
             try:
@@ -147,20 +147,21 @@ async def run_raw(args: argparse.Namespace, ids: list[str], run: Run) -> None:
                     status = resp.status
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 run.errors[type(exc).__name__] += 1
-                return
+                return None
         if status == 200:
-            json.loads(body)
             run.ok += 1
-        else:
-            run.errors[f"HTTP {status}"] += 1
+            return json.loads(body)  # kept, as gather_campaigns keeps its results
+        run.errors[f"HTTP {status}"] += 1
+        return None
 
     async with make_session(args.concurrency) as session:
         if args.warmup:
             await asyncio.gather(*(one(cid) for cid in ids[: args.warmup]))
             run.reset()
         run.start()
-        await asyncio.gather(*(one(cid) for cid in ids))
+        results = await asyncio.gather(*(one(cid) for cid in ids))
         run.stop()
+        del results
 
 
 # --- aiohttp + tenacity, by hand --------------------------------------------------------
@@ -214,21 +215,23 @@ async def run_tenacity(args: argparse.Namespace, ids: list[str], run: Run) -> No
     sem = asyncio.Semaphore(args.concurrency)
     base = args.base_url + PATH
 
-    async def one(cid: str) -> None:
+    async def one(cid: str) -> Any:
         try:
-            await fetch_with_tenacity(session, sem, base + cid, run)
+            data = await fetch_with_tenacity(session, sem, base + cid, run)
         except (RetryableStatus, FinalStatus, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             run.errors[str(exc) if isinstance(exc, RetryableStatus) else type(exc).__name__] += 1
-        else:
-            run.ok += 1
+            return None
+        run.ok += 1
+        return data  # kept, as gather_campaigns keeps its results
 
     async with make_session(args.concurrency) as session:
         if args.warmup:
             await asyncio.gather(*(one(cid) for cid in ids[: args.warmup]))
             run.reset()
         run.start()
-        await asyncio.gather(*(one(cid) for cid in ids))
+        results = await asyncio.gather(*(one(cid) for cid in ids))
         run.stop()
+        del results
 
 
 RUNNERS = {"sendkit_async": run_sendkit, "aiohttp": run_raw, "aiohttp+tenacity": run_tenacity}

@@ -306,6 +306,16 @@ class AsyncSendKit:
         limits = as_timeout(timeout, self.timeout)
         policy = retry if retry is not None else self.retry
         deadline = Deadline(policy.deadline)
+        try:
+            # Most calls succeed at once: they need no retry loop at all.
+            return await self._attempt(method, url, deadline, limits.total)
+        except errors.SendKitError as exc:
+            if not policy.should_retry(exc):
+                exc.attempts = 1
+                raise
+            first_failure = exc
+        # A fresh tenacity loop whose first attempt is the failure just seen, so
+        # waits, stops (max_retries, max_wait, deadline) and logging are its own.
         retrying = policy.retrying(
             method=method, deadline=deadline, on_retry=self._on_retry, sleep=self._core.sleep
         )
@@ -314,6 +324,8 @@ class AsyncSendKit:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
+                    if attempts == 1:
+                        raise first_failure
                     return await self._attempt(method, url, deadline, limits.total)
         except errors.SendKitError as exc:
             exc.attempts = attempts

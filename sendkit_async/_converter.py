@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
@@ -116,11 +116,12 @@ def _strict_bool(value: Any, _: Any) -> bool:
     return value
 
 
-def _optional(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
-    def structure(value: Any, kind: Any) -> T | None:
-        if value is None:
-            return None
-        return hook(value, kind)
+def _optional(hook: Callable[[Any, Any], T], kind: type[T]) -> Callable[[Any, Any], T | None]:
+    def structure(value: Any, hint: Any) -> T | None:
+        # None and the exact type (the common cases) return at once.
+        if value is None or type(value) is kind:
+            return value
+        return hook(value, hint)
 
     return structure
 
@@ -155,7 +156,7 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         (_strict_str, str),
         (_strict_bool, bool),
     ):
-        conv.register_structure_hook(kind | None, _optional(hook))
+        conv.register_structure_hook(kind | None, _optional(hook, kind))
     conv.register_structure_hook(dt.date, _date)
     conv.register_unstructure_hook(dt.date, dt.date.isoformat)
     conv.register_structure_hook(models.Percent, _percent)
@@ -175,7 +176,72 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
 
     conv.register_structure_hook_factory(attrs.has, structure_factory)
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+    _register_fast_containers(conv)
     return conv
+
+
+def _model_field_types() -> set[Any]:
+    found: set[Any] = set()
+    for name in models.__all__:
+        cls = getattr(models, name)
+        if attrs.has(cls):
+            found.update(f.type for f in attrs.fields(attrs.resolve_types(cls)))
+    return found
+
+
+def _register_fast_containers(conv: cattrs.Converter) -> None:
+    """Direct hooks for ``tuple[Model, ...]`` and ``Model | None`` fields of our models.
+
+    cattrs' generic tuple and Optional paths dispatch on every call; these go
+    straight to the model's hook. A tuple that fails is structured again the
+    generic way, so error messages keep their element index.
+    """
+    for kind in _model_field_types():
+        args = get_args(kind)
+        if get_origin(kind) is tuple and len(args) == 2 and args[1] is Ellipsis:
+            if attrs.has(args[0]):
+                _register_exact(conv, kind, _fast_tuple(conv, kind, args[0]))
+        elif len(args) == 2 and type(None) in args:
+            (inner,) = (a for a in args if a is not type(None))
+            if attrs.has(inner):
+                _register_exact(conv, kind, _fast_optional(conv, inner))
+
+
+def _register_exact(conv: cattrs.Converter, kind: Any, hook: Callable[[Any, Any], Any]) -> None:
+    conv.register_structure_hook_func(lambda t: t == kind, hook)
+
+
+def _fast_tuple(conv: cattrs.Converter, kind: Any, item: Any) -> Callable[[Any, Any], Any]:
+    # The generic hook is taken before ours is registered; the item's hook is looked up
+    # on first use, so that every class hook is generated after all fast hooks exist.
+    slow = conv.get_structure_hook(kind)
+    hooks: list[Callable[[Any, Any], Any]] = []
+
+    def structure(value: Any, hint: Any) -> Any:
+        if type(value) is list:
+            if not hooks:
+                hooks.append(conv.get_structure_hook(item))
+            hook = hooks[0]
+            try:
+                return tuple([hook(element, item) for element in value])
+            except Exception:  # noqa: S110 - structured again below for a precise error
+                pass
+        return slow(value, hint)
+
+    return structure
+
+
+def _fast_optional(conv: cattrs.Converter, inner: Any) -> Callable[[Any, Any], Any]:
+    hooks: list[Callable[[Any, Any], Any]] = []
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if not hooks:
+            hooks.append(conv.get_structure_hook(inner))
+        return hooks[0](value, inner)
+
+    return structure
 
 
 @cache

@@ -70,6 +70,9 @@ def is_platform_key(api_key: str) -> bool:
     return api_key.startswith("sk_user_")
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_~-]+")
+
+
 def path_segment(value: object, what: str = "id") -> str:
     """Validate ``value`` and percent-encode it as exactly one path segment.
 
@@ -81,6 +84,8 @@ def path_segment(value: object, what: str = "id") -> str:
     """
     if not isinstance(value, str):
         raise errors.InvalidRequestError(f"{what} must be a string, got {type(value).__name__}")
+    if _UNRESERVED.fullmatch(value):
+        return value  # the usual 24-hex id: nothing to escape
     if not value.strip():
         raise errors.InvalidRequestError(f"{what} must not be empty or whitespace: {value!r}")
     try:
