@@ -86,9 +86,9 @@ class RateLimiter:
     __slots__ = (
         "_adaptive", "_bucket", "_burst_ceiling", "_ceiling", "_clock", "_episodes",
         "_first_sent", "_gate_len", "_gate_until", "_hold_until", "_last_increase", "_limit",
-        "_max_reset", "_oks", "_pushback_rate", "_random", "_rate_limited", "_remaining",
-        "_reset_at", "_sending", "_sleep", "_slots", "_source", "_srtt", "_throttle_events",
-        "_throttled", "_token_lock", "_window",
+        "_max_reset", "_oks", "_probe_done", "_prober_active", "_probing", "_pushback_rate",
+        "_random", "_rate_limited", "_remaining", "_reset_at", "_sending", "_sleep", "_slots",
+        "_source", "_srtt", "_throttle_events", "_throttled", "_token_lock", "_window",
     )  # fmt: skip
 
     def __init__(
@@ -138,6 +138,11 @@ class RateLimiter:
         self._throttled = 0.0
         self._throttle_events = 0
         self._rate_limited = 0
+        # With nothing known, the first request goes alone: its answer may carry the
+        # limit, and a blind first wave of max_concurrency requests would mostly be 429s.
+        self._probing = adaptive and rate is None
+        self._prober_active = False
+        self._probe_done = asyncio.Event()
 
     # -- public API -------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class RateLimiter:
         Call it inside the ``slot()`` block: requests still on the wire are
         subtracted from ``remaining`` because the server has not counted them.
         """
+        self._end_probe()
         now = self._now()
         if limit is not None:
             self._limit = limit
@@ -243,6 +249,24 @@ class RateLimiter:
         return self._clock()
 
     # -- stages 2 and 3: gate and tokens ----------------------------------------------
+
+    async def _await_probe(self) -> bool:
+        """True for the one request that goes first alone; the others wait for its answer."""
+        if not self._probing:
+            return False
+        if not self._prober_active:
+            self._prober_active = True
+            return True
+        start = self._now()
+        await self._probe_done.wait()
+        self._throttle_events += 1
+        self._throttled += max(0.0, self._now() - start)
+        return False
+
+    def _end_probe(self) -> None:
+        if self._probing:
+            self._probing = False
+            self._probe_done.set()
 
     async def _take_budget(self) -> None:
         start = self._now()
@@ -417,9 +441,13 @@ class _Slot(AbstractAsyncContextManager[None]):
     async def __aenter__(self) -> None:
         limiter = self._limiter
         await limiter._slots.acquire()
+        prober = False
         try:
+            prober = await limiter._await_probe()
             await limiter._take_budget()
         except BaseException:
+            if prober:
+                limiter._end_probe()  # never sent: let the others go
             limiter._slots.release()
             raise
         self._sent_at = limiter._sent()
@@ -432,4 +460,5 @@ class _Slot(AbstractAsyncContextManager[None]):
     ) -> None:
         if self._sent_at is not None:
             sent_at, self._sent_at = self._sent_at, None
+            self._limiter._end_probe()  # the first attempt is over, answered or not
             self._limiter._done(sent_at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import random
@@ -132,7 +133,7 @@ async def test_default_clock_and_sleep_work_on_a_real_loop() -> None:
 
 
 async def test_concurrency_cap_is_never_exceeded(clock: FakeClock) -> None:
-    limiter = clock.limiter(max_concurrency=3)
+    limiter = clock.limiter(max_concurrency=3, adaptive=False)  # no first-request probe
     inside = peak = 0
     order: list[int] = []
 
@@ -645,3 +646,61 @@ async def test_blind_first_burst_does_not_pin_the_rate(clock: FakeClock, rate: f
     await run_bulk(limiter, server, clock, jobs=jobs, workers=32)
     assert clock.now - start <= 1.5 * jobs / rate  # fake time: ten seconds of work
     assert server.limited <= 0.10 * (jobs + server.limited)  # mostly the blind first wave
+
+
+async def test_first_request_goes_alone_and_its_headers_pace_the_rest(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=8)
+    sent: list[float] = []
+
+    async def one(i: int) -> None:
+        async with limiter.slot():
+            sent.append(clock.now)
+            await clock.sleep(0.1)
+            limiter.observe(200, limit=10, remaining=max(0, 9 - i), reset_after=1.0, window=1.0)
+
+    await asyncio.gather(*(one(i) for i in range(30)))
+    assert sent[1] >= sent[0] + 0.1  # nobody else left before the first answer came back
+    assert limiter.snapshot().rate == 10.0
+    # paced by the learned 10/s: the 20 requests beyond the burst take about 2 s
+    assert sent[-1] - sent[0] >= 1.5
+
+
+async def test_first_request_failing_releases_the_others(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=4)
+    entered: list[int] = []
+
+    async def one(i: int) -> None:
+        with contextlib.suppress(ConnectionError):
+            async with limiter.slot():
+                entered.append(i)
+                if i == 0:
+                    raise ConnectionError  # no response, so no observe()
+
+    await asyncio.gather(*(one(i) for i in range(4)))
+    assert sorted(entered) == [0, 1, 2, 3]
+    assert limiter.snapshot().in_flight == 0
+
+
+async def test_cancelled_first_request_releases_the_others(clock: FakeClock) -> None:
+    limiter = clock.limiter(max_concurrency=4, rate=None)
+    gate = asyncio.Event()
+
+    async def first() -> None:
+        async with limiter.slot():
+            await gate.wait()
+
+    task = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(_enter(limiter))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(waiter, 1)
+    assert limiter.snapshot().in_flight == 0
+
+
+async def _enter(limiter: RateLimiter) -> None:
+    async with limiter.slot():
+        pass
