@@ -34,7 +34,8 @@ from ._bucket import FifoSlots, TokenBucket
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
 
-_BARE_COOLDOWN = 0.5  # first cooldown after a 429 without Retry-After
+_BARE_COOLDOWN = 0.5  # first cooldown after a 429 without Retry-After, no rate known
+_PACED_COOLDOWN = 0.05  # the same with a rate known: a few token intervals, at least this
 _MAX_BARE_COOLDOWN = 4.0  # escalation cap for hint-less 429s
 _MIN_RATE = 0.05  # AIMD never decreases below this (requests/s)
 _MEASURE_WINDOW = 1.0  # seconds of sends used to measure the achieved rate
@@ -341,7 +342,11 @@ class RateLimiter:
             self.cooldown(retry_after)
         elif new_episode:
             interval = 0.0 if self._bucket is None else 1.0 / self._bucket.rate
-            escalated = max(_BARE_COOLDOWN, interval) * 2.0 ** min(self._episodes - 1, 16)
+            # With a rate known, the halved rate does the work: a pause of a few token
+            # intervals is enough, and a long one would idle the run (a 0.5 s pause
+            # at 200/s costs 100 requests' worth of time). Repeated episodes escalate.
+            first = _BARE_COOLDOWN if self._bucket is None else max(_PACED_COOLDOWN, 4 * interval)
+            escalated = first * 2.0 ** min(self._episodes - 1, 16)
             if reset_after is not None:
                 # A token bucket's reset is "time until full", far longer than needed for one
                 # token; a fixed window's is exact. Probe early, doubling up to the reset.

@@ -117,6 +117,9 @@ async def test_usage_errors_exit_2(sim: Simulator) -> None:
     assert "ids or --all" in err
     code, _, err = await cli("analytics", "x", "--format", "xml", base_url=sim.base_url)
     assert code == 2
+    code, _, err = await cli("analytics", "x", "--from", "yesterday", base_url=sim.base_url)
+    assert code == 2
+    assert "--from must be an ISO 8601 date" in err
     code, _, err = await cli("analytics", "x", key="", base_url=sim.base_url)
     assert code == 2
     assert "SENDKIT_API_KEY" in err

@@ -328,7 +328,7 @@ async def test_adaptive_false_ignores_headers_and_429s(clock: FakeClock) -> None
     snap = limiter.snapshot()
     assert (snap.rate, snap.limit, snap.remaining) == (5.0, 10, 0)
     assert snap.rate_limited_responses == 1
-    assert snap.cooldown_remaining == pytest.approx(0.5)  # the gate still works
+    assert snap.cooldown_remaining == pytest.approx(0.8)  # the gate still works: 4 intervals
 
 
 # -- cooldown gate ---------------------------------------------------------------------
@@ -376,11 +376,11 @@ async def test_release_after_cooldown_follows_the_token_schedule(clock: FakeCloc
 async def test_429_with_reset_only_probes_early_and_escalates(clock: FakeClock) -> None:
     limiter = clock.limiter(rate=10.0, adaptive=False)
     limiter.observe(429, reset_after=30.0)
-    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.5)
-    clock.now += 0.5
-    limiter.observe(429, reset_after=29.5)
-    assert limiter.snapshot().cooldown_remaining == pytest.approx(1.0)
-    clock.now += 1.0
+    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.4)  # 4 token intervals
+    clock.now += 0.4
+    limiter.observe(429, reset_after=29.6)
+    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.8)  # escalated
+    clock.now += 0.8
     limiter.observe(200)
     limiter.observe(429, reset_after=0.2)
     assert limiter.snapshot().cooldown_remaining == pytest.approx(0.2)
@@ -406,7 +406,7 @@ async def test_aimd_halves_achieved_rate_once_per_burst_of_429s(clock: FakeClock
     snap = limiter.snapshot()
     assert snap.rate == pytest.approx(10.0, abs=0.5)  # half of ~20 sends in the last second
     assert snap.burst == 1.0
-    assert snap.cooldown_remaining == pytest.approx(0.5)
+    assert snap.cooldown_remaining == pytest.approx(0.4)  # 4 intervals of the halved rate
     assert "aimd" in repr(limiter)
 
 

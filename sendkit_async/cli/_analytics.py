@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import IO
 
 from .._client import AsyncSendKit
+from .._protocol import iso_date
 from ..errors import SendKitError
 from ._output import StreamWriter
 from ._progress import ProgressBar
@@ -26,6 +27,8 @@ async def run_analytics(args: argparse.Namespace) -> int:
     if args.status and not args.all:
         print("sendkit-async: error: --status goes with --all", file=sys.stderr)
         return EXIT_USAGE
+    iso_date(args.from_, "--from")  # a bad date is a usage error, not a failure per campaign
+    iso_date(args.to, "--to")
     options: dict[str, object] = {"base_url": args.base_url, "workspace_id": args.workspace_id}
     if args.rate:
         options["rate_limit"] = args.rate
