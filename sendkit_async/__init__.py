@@ -49,6 +49,7 @@ from .models import (
     SubsequenceTrigger,
     Warmup,
 )
+from .wire import from_wire, to_wire
 
 __all__ = [
     "APIConnectionError",
@@ -99,5 +100,7 @@ __all__ = [
     "UnprocessableEntityError",
     "Warmup",
     "__version__",
+    "from_wire",
     "gather_campaigns",
+    "to_wire",
 ]

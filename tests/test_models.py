@@ -185,3 +185,15 @@ def test_fixture_copies_match_shared_originals() -> None:
     assert originals == sorted(p.name for p in FIXTURES.glob("*.json"))
     for name in originals:
         assert (FIXTURES / name).read_bytes() == (SHARED_FIXTURES / name).read_bytes(), name
+
+
+def test_public_wire_round_trip() -> None:
+    from sendkit_async import from_wire, to_wire
+
+    body = fixture("analytics_campaign_current.json")["data"]
+    parsed = from_wire(body, CampaignAnalytics, strict=True)
+    assert parsed.subsequences[0].trigger == SubsequenceTrigger(type="ai_tag", value="interested")
+    assert to_wire(parsed) == body
+    assert to_wire([parsed, parsed]) == [body, body]
+    with pytest.raises(ResponseValidationError, match=r"\$\.data\.stats\.sent"):
+        from_wire({**body, "stats": {"sent": "many"}}, CampaignAnalytics)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import IO
 
-from .._client import AsyncSendKit
+from .. import AsyncSendKit
 from .._protocol import iso_date
 from ..errors import SendKitError
 from ._output import StreamWriter

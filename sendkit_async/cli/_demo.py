@@ -8,7 +8,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from .._client import AsyncSendKit
+from .. import AsyncSendKit
 from ..models import CampaignAnalytics
 from ..simulator import SimulatorConfig, run_simulator
 from ._progress import ProgressBar

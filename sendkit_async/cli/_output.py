@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterable
 from typing import IO, Any
 
-from .._converter import unstructure
 from ..models import CampaignAnalytics
+from ..wire import to_wire
 
 __all__ = ["CSV_COLUMNS", "FORMATS", "csv_row", "write_results"]
 
@@ -79,7 +79,7 @@ class StreamWriter:
 
     def add(self, result: CampaignAnalytics) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json.dumps(unstructure(result), separators=(",", ":")) + "\n")
+            self.out.write(json.dumps(to_wire(result), separators=(",", ":")) + "\n")
         elif self._csv is not None:
             self._csv.writerow(csv_row(result))
         else:
@@ -87,7 +87,7 @@ class StreamWriter:
 
     def finish(self) -> None:
         if self.fmt == "json":
-            json.dump([unstructure(r) for r in self.kept], self.out, indent=2)
+            json.dump([to_wire(r) for r in self.kept], self.out, indent=2)
             self.out.write("\n")
         elif self.fmt == "table":
             write_table(self.kept, self.out)
