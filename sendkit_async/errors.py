@@ -19,7 +19,9 @@ Every error a call can raise derives from :class:`SendKitError`::
     │   ├── RateLimitError           429 (``retry_after`` seconds or None)
     │   └── InternalServerError      >= 500
     ├── ResponseValidationError      a 2xx body that is not the documented JSON
-    └── BulkError                    some ids of a bulk call failed (results kept)
+    ├── BulkError                    some ids of a bulk call failed (results kept)
+    └── SharedBudgetUnavailableError Redis unreachable with on_redis_error="raise"
+                                     (defined in sendkit_async.redis_limiter)
 
 No error ever carries the API key: messages and reprs are built from the
 status, redacted headers and a truncated body, never from aiohttp's own
