@@ -704,3 +704,13 @@ async def test_cancelled_first_request_releases_the_others(clock: FakeClock) -> 
 async def _enter(limiter: RateLimiter) -> None:
     async with limiter.slot():
         pass
+
+
+async def test_first_reset_of_a_token_bucket_does_not_overshoot(clock: FakeClock) -> None:
+    # The first answer of a full 200/s bucket says reset = 0.005 s (one token's refill):
+    # limit / reset alone would be 4,000/s and the next wave would mostly be 429s.
+    limiter = clock.limiter(max_concurrency=64)
+    server = FakeServer(clock, rate=200.0, burst=20.0, rtt=0.005, mode="bucket")
+    await run_bulk(limiter, server, clock, jobs=1000, workers=64)
+    assert server.limited <= 5
+    assert limiter.snapshot().rate == pytest.approx(200.0, rel=0.05)
