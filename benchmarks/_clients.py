@@ -25,7 +25,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,19 @@ def make_session(conc: int) -> aiohttp.ClientSession:
     )
 
 
+async def gather_timed(
+    one: Callable[[str], Awaitable[Any]], ids: list[str], warmup: int, run: Run
+) -> None:
+    """Warm up, then time one ``asyncio.gather`` over every id; results are kept until the end."""
+    if warmup:
+        await asyncio.gather(*(one(cid) for cid in ids[:warmup]))
+        run.reset()
+    run.start()
+    results = await asyncio.gather(*(one(cid) for cid in ids))
+    run.stop()
+    del results
+
+
 async def run_raw(args: argparse.Namespace, ids: list[str], run: Run) -> None:
     sem = asyncio.Semaphore(args.concurrency)
     base = args.base_url + PATH
@@ -155,13 +168,7 @@ async def run_raw(args: argparse.Namespace, ids: list[str], run: Run) -> None:
         return None
 
     async with make_session(args.concurrency) as session:
-        if args.warmup:
-            await asyncio.gather(*(one(cid) for cid in ids[: args.warmup]))
-            run.reset()
-        run.start()
-        results = await asyncio.gather(*(one(cid) for cid in ids))
-        run.stop()
-        del results
+        await gather_timed(one, ids, args.warmup, run)
 
 
 # --- aiohttp + tenacity, by hand --------------------------------------------------------
@@ -225,13 +232,7 @@ async def run_tenacity(args: argparse.Namespace, ids: list[str], run: Run) -> No
         return data  # kept, as gather_campaigns keeps its results
 
     async with make_session(args.concurrency) as session:
-        if args.warmup:
-            await asyncio.gather(*(one(cid) for cid in ids[: args.warmup]))
-            run.reset()
-        run.start()
-        results = await asyncio.gather(*(one(cid) for cid in ids))
-        run.stop()
-        del results
+        await gather_timed(one, ids, args.warmup, run)
 
 
 RUNNERS = {"sendkit_async": run_sendkit, "aiohttp": run_raw, "aiohttp+tenacity": run_tenacity}

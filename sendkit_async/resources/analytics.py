@@ -80,15 +80,7 @@ class Analytics:
         Raises:
             InvalidRequestError: a malformed ``subsequence`` or date (nothing is sent).
         """
-        params = _daily_params(from_, to, subsequence)
-        rows = await self._client._get_data(
-            "/v1/analytics/daily",
-            tuple[DailyStats, ...],
-            params=params,
-            timeout=timeout,
-            retry=retry,
-        )
-        return list(rows)
+        return await self._daily("/v1/analytics/daily", from_, to, subsequence, timeout, retry)
 
     async def campaign_daily(
         self,
@@ -107,6 +99,17 @@ class Analytics:
             NotFoundError: no campaign with this id.
         """
         path = f"/v1/analytics/daily/campaigns/{path_segment(campaign_id, 'campaign_id')}"
+        return await self._daily(path, from_, to, subsequence, timeout, retry)
+
+    async def _daily(
+        self,
+        path: str,
+        from_: DateLike | None,
+        to: DateLike | None,
+        subsequence: str | None,
+        timeout: float | Timeout | None,
+        retry: RetryPolicy | None,
+    ) -> list[DailyStats]:
         params = _daily_params(from_, to, subsequence)
         rows = await self._client._get_data(
             path, tuple[DailyStats, ...], params=params, timeout=timeout, retry=retry
