@@ -24,7 +24,6 @@ from .errors import (
     PermissionDeniedError,
     SendKitError,
 )
-from .models import CampaignAnalytics
 
 if TYPE_CHECKING:
     from ._client import AsyncSendKit
@@ -104,11 +103,15 @@ class _Recorder:
         self.succeeded = 0
         self.failures: dict[str, int] = {}
 
-    def count(self, result: CampaignResult[Any]) -> None:
-        if result.error is None:
+    @property
+    def done(self) -> int:
+        return self.succeeded + sum(self.failures.values())
+
+    def tally(self, error: SendKitError | None) -> None:
+        if error is None:
             self.succeeded += 1
         else:
-            name = type(result.error).__name__
+            name = type(error).__name__
             self.failures[name] = self.failures.get(name, 0) + 1
 
     def report(self, not_attempted: int = 0) -> BulkReport:
@@ -152,7 +155,6 @@ async def iterate(
     *,
     concurrency: int,
     ordered: bool = False,
-    on_result: Callable[[CampaignResult[T]], None] | None = None,
 ) -> AsyncIterator[CampaignResult[T]]:
     """Yield one :class:`CampaignResult` per id, as they complete (or in input order).
 
@@ -210,8 +212,6 @@ async def iterate(
             else:
                 ready = [result]
             for item in ready:
-                if on_result is not None:
-                    on_result(item)
                 yield item
                 window.release()
             if fatal:
@@ -236,50 +236,110 @@ async def gather(
 ) -> list[Any]:
     """Fetch every id (duplicates once), returning results in input order.
 
+    ``concurrency`` workers share the list of distinct ids, so a run costs no
+    task, queue entry or result object per id.
+
     Raises:
         BulkError: some ids failed (and ``return_exceptions`` is false), or a
             fatal error stopped the run; it carries every result.
     """
+    if concurrency < 1:
+        raise InvalidRequestError(f"concurrency must be >= 1, got {concurrency}")
     items = [item async for item in _aiter(ids)]
-    unique: dict[Any, None] = {}
+    slots: dict[Any, int] = {}  # an id's key -> its place among the distinct ids
+    distinct: list[Any] = []
+    places: list[int] = []  # for each input item, its distinct id's place
     for item in items:
-        unique[_key(item)] = None
+        key = _key(item)
+        place = slots.get(key)
+        if place is None:
+            place = slots[key] = len(distinct)
+            distinct.append(item)
+        places.append(place)
+    total = len(distinct)
+    outcomes: list[Any] = [_MISSING] * total  # a value, or the id's SendKitError
     recorder = _Recorder(client)
-    total = len(unique)
-    outcomes: dict[Any, CampaignResult[T]] = {}
+    fatal: list[SendKitError] = []
+    workers: list[asyncio.Task[None]] = []
+    queue = iter(range(total))
 
-    def on_result(result: CampaignResult[T]) -> None:
-        outcomes[_key(result.id)] = result
-        recorder.count(result)
-        if progress is not None:
-            progress(len(outcomes), total, result)
+    async def work() -> None:
+        for place in queue:  # shared by every worker: each place is taken once
+            item = distinct[place]
+            error: SendKitError | None = None
+            try:
+                if not isinstance(item, str):
+                    raise InvalidRequestError(
+                        f"campaign id must be a string, got {type(item).__name__}"
+                    )
+                outcomes[place] = value = await fetch(item)
+            except SendKitError as exc:
+                outcomes[place] = error = exc
+                value = None
+            recorder.tally(error)
+            if progress is not None:
+                progress(recorder.done, total, CampaignResult(item, value=value, error=error))
+            if isinstance(error, FATAL_ERRORS):
+                fatal.append(error)
+                for worker in workers:
+                    if worker is not asyncio.current_task():
+                        worker.cancel()
+                return
 
-    originals = {_key(item): item for item in items}
-    fatal: SendKitError | None = None
+    workers.extend(asyncio.create_task(work()) for _ in range(min(concurrency, total)))
     try:
-        async for _ in iterate(
-            (originals[k] for k in unique), fetch, concurrency=concurrency, on_result=on_result
-        ):
-            pass
-    except FATAL_ERRORS as exc:
-        fatal = exc
-    not_attempted = tuple(originals[k] for k in unique if k not in outcomes)
+        if workers:
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+            for worker in done:
+                if not worker.cancelled() and (exc := worker.exception()) is not None:
+                    raise exc  # a bug (e.g. in the progress callback), not a fetch failure
+    finally:
+        for worker in workers:
+            worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*workers, return_exceptions=True)
+    return _outcome(
+        client, distinct, outcomes, places, fatal, recorder, return_exceptions=return_exceptions
+    )
+
+
+_MISSING: Any = object()
+
+
+def _outcome(
+    client: AsyncSendKit,
+    distinct: list[Any],
+    outcomes: list[Any],
+    places: list[int],
+    fatal: list[SendKitError],
+    recorder: _Recorder,
+    *,
+    return_exceptions: bool,
+) -> list[Any]:
+    """The results in input order, or the :class:`BulkError` that carries them."""
+    pairs = list(zip(distinct, outcomes, strict=True))
+    not_attempted = tuple(item for item, out in pairs if out is _MISSING)
     report = recorder.report(len(not_attempted))
     client.last_bulk_report = report
-    failures = {r.id: r.error for r in outcomes.values() if r.error is not None}
-    if fatal is not None or (failures and not return_exceptions):
-        results = {r.id: r.value for r in outcomes.values() if r.error is None}
-        reason = f"stopped early by {type(fatal).__name__}: {fatal}; " if fatal else ""
+    failures = {item: out for item, out in pairs if isinstance(out, SendKitError)}
+    if fatal or (failures and not return_exceptions):
+        results = {
+            item: out
+            for item, out in pairs
+            if out is not _MISSING and not isinstance(out, SendKitError)
+        }
+        first = fatal[0] if fatal else None
+        reason = f"stopped early by {type(first).__name__}: {first}; " if first else ""
         raise BulkError(
-            f"{reason}{len(failures)} of {total} ids failed, {len(results)} succeeded"
+            f"{reason}{len(failures)} of {len(distinct)} ids failed, {len(results)} succeeded"
             + (f", {len(not_attempted)} not attempted" if not_attempted else ""),
             results=results,
             failures=failures,
             not_attempted=not_attempted,
-            fatal=fatal,
+            fatal=first,
             report=report,
         )
-    return [_value_or_error(outcomes[_key(item)]) for item in items]
+    return [outcomes[place] for place in places]
 
 
 def _key(item: Any) -> Any:
@@ -288,18 +348,3 @@ def _key(item: Any) -> Any:
     except TypeError:
         return ("unhashable", id(item))
     return item
-
-
-def _value_or_error(result: CampaignResult[Any]) -> Any:
-    return result.value if result.error is None else result.error
-
-
-def fetch_campaign(
-    client: AsyncSendKit, **kwargs: Any
-) -> Callable[[Any], Awaitable[CampaignAnalytics]]:
-    """The per-id fetch: ``client.analytics.campaign`` with the bulk call's options."""
-
-    async def fetch(campaign_id: Any) -> CampaignAnalytics:
-        return await client.analytics.campaign(campaign_id, **kwargs)
-
-    return fetch

@@ -20,7 +20,7 @@ from yarl import URL
 from . import _protocol as protocol
 from . import errors
 from ._budget import RateBudget
-from ._bulk import BulkReport, CampaignResult, ProgressCallback, fetch_campaign
+from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
 from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_key, resolve_workspace
@@ -151,7 +151,7 @@ class AsyncSendKit:
                 authentication/permission error stopped the run; it carries
                 every result, every failure and the ids not attempted.
         """
-        fetch = fetch_campaign(self, from_=from_, to=to, timeout=timeout, retry=retry)
+        fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return await bulk_gather(
             self,
             ids,
@@ -182,7 +182,7 @@ class AsyncSendKit:
             AuthenticationError, PermissionDeniedError: after yielding that
                 id's result; everything still in flight is cancelled.
         """
-        fetch = fetch_campaign(self, from_=from_, to=to, timeout=timeout, retry=retry)
+        fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return bulk_iterate(
             ids, fetch, concurrency=concurrency or self._default_concurrency(), ordered=ordered
         )
@@ -251,9 +251,8 @@ class AsyncSendKit:
     # ------------------------------------------------------------------ pipeline
 
     def _url(self, path: str, params: Mapping[str, str | None] | None) -> URL:
-        query = {k: v for k, v in (params or {}).items() if v is not None}
         text = self.base_url + path
-        if query:
+        if params and (query := {k: v for k, v in params.items() if v is not None}):
             text += "?" + urlencode(query, quote_via=quote)
         # encoded=True: the path segments are already quoted; yarl must not
         # re-normalise them (it would resolve "..", decode "%2e%2e").
@@ -371,7 +370,7 @@ class AsyncSendKit:
                 logger.info(
                     "throttled %.2fs by the rate-limit budget before %s %s", waited, method, url
                 )
-            attempt_timeout = deadline.attempt_timeout(per_attempt, method, str(url))
+            attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
             core.stats.requests += 1
             try:
                 raw = await core.transport.request(

@@ -138,7 +138,7 @@ class Deadline:
         if self._end is not None:
             self._end += seconds
 
-    def attempt_timeout(self, per_attempt: float | None, method: str, url: str) -> float | None:
+    def attempt_timeout(self, per_attempt: float | None, method: str, url: object) -> float | None:
         """The timeout for the next attempt: the smaller of ``per_attempt`` and what is left.
 
         Raises:
@@ -149,7 +149,7 @@ class Deadline:
             raise _DeadlineError(
                 f"call deadline of {self._total}s exceeded for {method} {url}",
                 method=method,
-                url=url,
+                url=str(url),
             )
         if per_attempt is None:
             return None if left == float("inf") else left

@@ -14,21 +14,25 @@ import contextlib
 from collections.abc import Iterator, Mapping
 
 import aiohttp
-import attrs
 from yarl import URL
 
 from . import errors
 
-__all__ = ["RawResponse", "Transport", "map_exceptions"]
+__all__ = ["RawResponse", "Transport", "map_exceptions", "translate"]
 
 
-@attrs.frozen
 class RawResponse:
-    """One HTTP answer, fully read."""
+    """One HTTP answer, fully read (headers case-insensitive, as aiohttp gives them)."""
 
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"<RawResponse {self.status}, {len(self.body)} bytes>"
 
 
 # Every aiohttp client exception derives from ClientError except the websocket
@@ -41,26 +45,38 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@contextlib.contextmanager
-def map_exceptions(method: str, url: str) -> Iterator[None]:
-    """Turn every exception aiohttp or the OS raises during a request into ours."""
-    try:
-        yield
-    except errors.SendKitError:
-        raise
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError):
-        raise errors.APITimeoutError(
-            f"timed out during {method} {url}", method=method, url=url
-        ) from None
-    except aiohttp.InvalidURL:
-        raise errors.ConfigurationError(f"invalid URL: {url}") from None
-    except _CONNECTION_ERRORS as exc:
+def translate(exc: BaseException, method: str, url: str) -> errors.SendKitError | None:
+    """Our error for an exception aiohttp or the OS raised; None for anything else.
+
+    Ours pass through unchanged; ``CancelledError`` and programming errors are not ours
+    to translate (None).
+    """
+    if isinstance(exc, errors.SendKitError):
+        return exc
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return errors.APITimeoutError(f"timed out during {method} {url}", method=method, url=url)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return errors.ConfigurationError(f"invalid URL: {url}")
+    if isinstance(exc, _CONNECTION_ERRORS):
         detail = type(exc).__name__
         if isinstance(exc, OSError) and exc.strerror:
             detail += f": {exc.strerror}"
-        raise errors.APIConnectionError(
+        return errors.APIConnectionError(
             f"connection error during {method} {url} ({detail})", method=method, url=url
-        ) from None
+        )
+    return None
+
+
+@contextlib.contextmanager
+def map_exceptions(method: str, url: str) -> Iterator[None]:
+    """Turn every exception aiohttp or the OS raises inside the block into ours."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = translate(exc, method, url)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from None
 
 
 class Transport:
@@ -70,7 +86,8 @@ class Transport:
     and closed by :meth:`aclose`; a borrowed one is never closed here.
     """
 
-    __slots__ = ("_closed", "_connect_timeout", "_limit", "_owns", "_session")
+    __slots__ = ("_closed", "_connect_timeout", "_last_timeout", "_limit", "_owns", "_session")
+    _last_timeout: tuple[float | None, aiohttp.ClientTimeout]
 
     def __init__(
         self,
@@ -84,6 +101,7 @@ class Transport:
         self._limit = connection_limit
         self._connect_timeout = connect_timeout
         self._closed = False
+        self._last_timeout = (None, self._client_timeout(None))
 
     @property
     def closed(self) -> bool:
@@ -118,15 +136,23 @@ class Transport:
             APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError.
         """
         session = self._get_session()
-        client_timeout = aiohttp.ClientTimeout(
-            total=timeout, connect=self._connect_timeout, sock_connect=self._connect_timeout
-        )
-        with map_exceptions(method, str(url)):
+        if timeout != self._last_timeout[0]:
+            # Calls nearly always share one per-attempt timeout: build its object once.
+            self._last_timeout = (timeout, self._client_timeout(timeout))
+        try:
             async with session.request(
-                method, url, headers=headers, timeout=client_timeout, allow_redirects=False
+                method, url, headers=headers, timeout=self._last_timeout[1], allow_redirects=False
             ) as response:
-                body = await response.read()
-                return RawResponse(response.status, dict(response.headers), body)
+                return RawResponse(response.status, response.headers, await response.read())
+        except Exception as exc:
+            mapped = translate(exc, method, str(url))
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from None
+
+    def _client_timeout(self, total: float | None) -> aiohttp.ClientTimeout:
+        connect = self._connect_timeout
+        return aiohttp.ClientTimeout(total=total, connect=connect, sock_connect=connect)
 
     async def aclose(self) -> None:
         """Close the session if this transport created it. Safe to call twice."""

@@ -302,3 +302,32 @@ async def test_invalid_concurrency(server: Script) -> None:
     async with client_for(server) as client:
         with pytest.raises(InvalidRequestError):
             await client.gather_campaigns(ids(2), concurrency=-1)
+
+
+async def test_bulk_dates_checked_once_and_sent_with_every_id(server: Script) -> None:
+    serve(server)
+    async with client_for(server) as client:
+        with pytest.raises(InvalidRequestError, match="from_"):
+            await client.gather_campaigns(ids(3), from_="not a date")
+        assert server.count() == 0  # refused before anything was sent
+        results = await client.gather_campaigns(ids(3), from_="2026-01-01", to="2026-01-31")
+    assert [r.id for r in results] == ids(3)
+    assert sorted(server.raw_paths) == [
+        f"/v1/analytics/campaigns/{i}?from=2026-01-01&to=2026-01-31" for i in ids(3)
+    ]
+
+
+async def test_a_failing_progress_callback_stops_the_run_cleanly(server: Script) -> None:
+    serve(server, delay=0.01)
+
+    def progress(done: int, total: int | None, last: object) -> None:
+        if done == 3:
+            raise ValueError("progress bar broke")
+
+    before = _other_tasks()
+    async with client_for(server) as client:
+        with pytest.raises(ValueError, match="progress bar broke"):
+            await client.gather_campaigns(ids(200), concurrency=4, progress=progress)
+        assert _other_tasks() - before == set()
+        assert client.rate_limit.in_flight == 0
+    assert server.count() < 20  # the other workers stopped instead of finishing the run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .._protocol import iso_date, path_segment
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from .._retry import RetryPolicy
 
 __all__ = ["Analytics"]
+
+_CAMPAIGN_PATH = "/v1/analytics/campaigns/"
 
 
 class Analytics:
@@ -45,11 +48,33 @@ class Analytics:
             NotFoundError: no campaign with this id.
             SendKitError: any other failure, after retries.
         """
-        path = f"/v1/analytics/campaigns/{path_segment(campaign_id, 'campaign_id')}"
-        params = {"from": iso_date(from_, "from_"), "to": iso_date(to, "to")}
-        return await self._client._get_data(
-            path, CampaignAnalytics, params=params, timeout=timeout, retry=retry
-        )
+        fetch = self._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
+        return await fetch(campaign_id)
+
+    def _campaign_fetcher(
+        self,
+        *,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[str], Awaitable[CampaignAnalytics]]:
+        """:meth:`campaign` with its options checked once, for one id or a million.
+
+        Raises:
+            InvalidRequestError: a bad date.
+        """
+        period = {"from": iso_date(from_, "from_"), "to": iso_date(to, "to")}
+        params = {k: v for k, v in period.items() if v is not None} or None
+        get_data = self._client._get_data
+
+        async def fetch(campaign_id: str) -> CampaignAnalytics:
+            path = _CAMPAIGN_PATH + path_segment(campaign_id, "campaign_id")
+            return await get_data(
+                path, CampaignAnalytics, params=params, timeout=timeout, retry=retry
+            )
+
+        return fetch
 
     async def overview(
         self, *, timeout: float | Timeout | None = None, retry: RetryPolicy | None = None
