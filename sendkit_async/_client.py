@@ -111,11 +111,12 @@ class AsyncSendKit:
             except ValueError as exc:
                 raise errors.ConfigurationError(str(exc)) from None
         transport = Transport(
-            session=session, connection_limit=connection_limit, connect_timeout=self.timeout.connect
+            session=session,
+            connection_limit=connection_limit,
+            connect_timeout=self.timeout.connect,
+            headers=protocol.auth_headers(key, self.workspace_id, USER_AGENT),
         )
-        self._core = Core(
-            transport, limiter, protocol.auth_headers(key, self.workspace_id, USER_AGENT)
-        )
+        self._core = Core(transport, limiter)
         self.analytics = Analytics(self)
         self.campaigns = Campaigns(self)
         self.last_bulk_report: BulkReport | None = None
@@ -348,6 +349,9 @@ class AsyncSendKit:
                 protocol.request_id(raw.headers) or "-",
                 "nothing" if hints.retry_after is None else f"{hints.retry_after:.2f}s",
             )
+        if hints is protocol.NO_HINTS:
+            core.limiter.observe(raw.status)
+            return
         core.limiter.observe(
             raw.status,
             limit=hints.limit,
@@ -373,9 +377,7 @@ class AsyncSendKit:
             attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
             core.stats.requests += 1
             try:
-                raw = await core.transport.request(
-                    method, url, headers=core.headers, timeout=attempt_timeout
-                )
+                raw = await core.transport.request(method, url, timeout=attempt_timeout)
             except errors.APIConnectionError:
                 core.stats.connection_errors += 1
                 raise

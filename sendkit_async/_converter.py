@@ -26,6 +26,7 @@ from cattrs.preconf.json import make_converter as _make_json_converter
 from cattrs.v import format_exception
 
 from . import models
+from ._fastpath import with_fast_path
 
 T = TypeVar("T")
 
@@ -138,10 +139,12 @@ def _percent(value: Any, _: Any) -> models.Percent:
     return models.Percent(str(value))
 
 
-def make_converter(*, strict: bool = False) -> cattrs.Converter:
+def make_converter(*, strict: bool = False, fast: bool = True) -> cattrs.Converter:
     """Build a private converter (never cattrs' global one).
 
     ``strict=True`` rejects unknown keys; both variants reject wrong types.
+    ``fast=False`` leaves out the fast path (:mod:`._fastpath`), for tests that
+    compare the two.
     """
     conv = _make_json_converter(forbid_extra_keys=strict)
     conv.register_structure_hook(int, _strict_int)
@@ -166,7 +169,8 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         renames: dict[str, Any] = {
             f.name: override(rename=wire_name(cls, f.name)) for f in attrs.fields(cls)
         }
-        return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=strict, **renames)
+        slow = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=strict, **renames)
+        return with_fast_path(cls, slow, conv.get_structure_hook, strict=strict) if fast else slow
 
     def unstructure_factory(cls: type[Any]) -> Callable[[Any], Any]:
         renames: dict[str, Any] = {

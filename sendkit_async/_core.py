@@ -35,12 +35,11 @@ class ClientStats:
 class Core:
     """What a client and its ``with_options`` copies share."""
 
-    __slots__ = ("headers", "limiter", "sleep", "stats", "transport")
+    __slots__ = ("limiter", "sleep", "stats", "transport")
 
-    def __init__(self, transport: Transport, limiter: RateBudget, headers: dict[str, str]):
+    def __init__(self, transport: Transport, limiter: RateBudget):
         self.transport = transport
         self.limiter = limiter
-        self.headers = headers
         self.stats = ClientStats()
         # Retry waits go through here so tests can control time.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -229,25 +229,31 @@ def parse_envelope(status: int, body: bytes) -> Mapping[str, Any]:
     Raises:
         ResponseValidationError: not JSON, not an object, or without ``data``.
     """
-    text = body.decode("utf-8", errors="replace")
     try:
         payload = decode_json(body)
     except ValueError:
         raise errors.ResponseValidationError(
-            "response body is not JSON", errors=("$: not JSON",), status=status, body=text
+            "response body is not JSON", errors=("$: not JSON",), status=status, body=_text(body)
         ) from None
-    if not isinstance(payload, Mapping) or "data" not in payload:
+    if type(payload) is not dict or "data" not in payload:
         raise errors.ResponseValidationError(
             "response body has no 'data' field",
             errors=("$.data: missing",),
             status=status,
-            body=text,
+            body=_text(body),
         )
     if payload.get("success") is False:
         raise errors.ResponseValidationError(
-            "response says success: false", errors=("$.success: false",), status=status, body=text
+            "response says success: false",
+            errors=("$.success: false",),
+            status=status,
+            body=_text(body),
         )
     return payload
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
 
 
 def structure_field(
@@ -358,11 +364,13 @@ def _int(value: str | None) -> int | None:
 
 
 _HINT_PREFIXES = ("x-ratelimit", "ratelimit", "retry-after")
+_HINT_INITIALS = frozenset("xXrR")
 _POLICY_WINDOW = re.compile(r"\bw=(\d+(?:\.\d+)?)")
 _SF_PARAM = re.compile(r"\b([rt])=(\d+(?:\.\d+)?)")
 
 
-_NO_HINTS = RateLimitHints()
+NO_HINTS = RateLimitHints()
+"""What :func:`rate_limit_hints` returns for a response without any hint."""
 
 
 def rate_limit_hints(
@@ -378,15 +386,20 @@ def rate_limit_hints(
     HTTP-date) and ``retry-after-ms``. On a 429 with no Retry-After, a reset
     time stands in for it. Malformed values are ignored.
     """
-    # One pass keeps only the headers that can matter, lower-cased: most
-    # responses carry none, and this runs for every response.
+    # This runs for every response and most carry no hint: a cheap look at
+    # first letters settles that; then one pass keeps the ones that matter.
+    for key in headers:
+        if key[:1] in _HINT_INITIALS and key.lower().startswith(_HINT_PREFIXES):
+            break
+    else:
+        return NO_HINTS
     headers = {
         low: value
         for key, value in headers.items()
         if (low := key.lower()).startswith(_HINT_PREFIXES)
     }
     if not headers:
-        return _NO_HINTS
+        return NO_HINTS
     limit = remaining = None
     reset_after = None
     for prefix in ("x-ratelimit-", "ratelimit-"):

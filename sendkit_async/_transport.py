@@ -86,7 +86,15 @@ class Transport:
     and closed by :meth:`aclose`; a borrowed one is never closed here.
     """
 
-    __slots__ = ("_closed", "_connect_timeout", "_last_timeout", "_limit", "_owns", "_session")
+    __slots__ = (
+        "_closed",
+        "_connect_timeout",
+        "_headers",
+        "_last_timeout",
+        "_limit",
+        "_owns",
+        "_session",
+    )
     _last_timeout: tuple[float | None, aiohttp.ClientTimeout]
 
     def __init__(
@@ -95,8 +103,10 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         connection_limit: int = 100,
         connect_timeout: float | None = 10.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self._session = session
+        self._headers = dict(headers or {})
         self._owns = session is None
         self._limit = connection_limit
         self._connect_timeout = connect_timeout
@@ -113,8 +123,12 @@ class Transport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
             # Cookies are never part of the API; ignoring them keeps calls independent.
+            # Our headers are the session's defaults: aiohttp need not merge them per request.
             self._session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False
+                connector=connector,
+                headers=self._headers,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                raise_for_status=False,
             )
         elif self._session.closed:
             raise errors.ClientClosedError("the aiohttp session given to the client is closed")
@@ -125,7 +139,6 @@ class Transport:
         method: str,
         url: URL,
         *,
-        headers: Mapping[str, str],
         timeout: float | None,
     ) -> RawResponse:
         """Send one request and read the whole body within ``timeout`` seconds.
@@ -141,7 +154,11 @@ class Transport:
             self._last_timeout = (timeout, self._client_timeout(timeout))
         try:
             async with session.request(
-                method, url, headers=headers, timeout=self._last_timeout[1], allow_redirects=False
+                method,
+                url,
+                headers=None if self._owns else self._headers,
+                timeout=self._last_timeout[1],
+                allow_redirects=False,
             ) as response:
                 return RawResponse(response.status, response.headers, await response.read())
         except Exception as exc:
