@@ -262,8 +262,16 @@ def strict_converter() -> cattrs.Converter:
 
 def structure(data: Any, cls: type[T], *, strict: bool = False) -> T:
     """Turn wire JSON into ``cls``; raises cattrs' ClassValidationError on bad data."""
-    conv = strict_converter() if strict else converter()
-    return conv.structure(data, cls)
+    hook = _hooks.get((cls, strict))
+    if hook is None:
+        conv = strict_converter() if strict else converter()
+        hook = _hooks[cls, strict] = conv.get_structure_hook(cls)
+    result: T = hook(data, cls)
+    return result
+
+
+# Each call's class -> its hook, skipping cattrs' dispatch for every response.
+_hooks: dict[tuple[Any, bool], Callable[[Any, Any], Any]] = {}
 
 
 def unstructure(obj: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
+from types import MemberDescriptorType
 from typing import Any, get_args, get_origin
 
 import attrs
@@ -77,13 +78,40 @@ class _Compiler:
             var = f"v{i}"
             lines += self._field(field, var, wire_name(cls, field.name), namespace)
             args.append(var)
-        lines.append(f"    return _cls({', '.join(args)})")
+        lines += self._build(cls, fields, args, namespace)
         source = "\n".join(lines)
         filename = f"<sendkit_async fast structure {cls.__name__} {next(_names)}>"
         exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own source
         fast: Callable[[Any], Any] = namespace["fast"]
         self._done[cls] = fast
         return fast
+
+    def _build(self, cls: type[Any], fields: Any, args: list[str], ns: dict[str, Any]) -> list[str]:
+        """Lines that create the instance from the checked values.
+
+        A frozen attrs ``__init__`` stores each field through a bound
+        ``object.__setattr__``; for plain slotted classes, storing through the
+        slots' own descriptors is the same thing done faster.
+        """
+        slots: list[Any] = [getattr(cls, field.name, None) for field in fields]
+        plain = (
+            not hasattr(cls, "__attrs_pre_init__")
+            and not hasattr(cls, "__attrs_post_init__")
+            and all(f.init and f.validator is None for f in fields)
+            and all(isinstance(slot, MemberDescriptorType) for slot in slots)
+        )
+        if not plain:
+            return [f"    return _cls({', '.join(args)})"]
+        ns["_new"] = object.__new__
+        lines = ["    self = _new(_cls)"]
+        for field, slot, var in zip(fields, slots, args, strict=True):
+            ns[f"_set_{var}"] = slot.__set__
+            value = var
+            if field.converter is not None:
+                ns[f"_convert_{var}"] = field.converter
+                value = f"_convert_{var}({var})"
+            lines.append(f"    _set_{var}(self, {value})")
+        return [*lines, "    return self"]
 
     def _field(
         self, field: attrs.Attribute[Any], var: str, wire: str, ns: dict[str, Any]
@@ -97,6 +125,8 @@ class _Compiler:
         default = field.default
         if default is attrs.NOTHING:
             return [f"    {var} = o[{wire!r}]", *(f"    {line}" for line in check)]
+        if default is None and optional:  # absent or null: None either way
+            return [f"    {var} = o.get({wire!r})", *(f"    {line}" for line in check)]
         if isinstance(default, _FACTORY):
             if default.takes_self:
                 raise _Unsupported(f"{field.name}: a factory that takes self")

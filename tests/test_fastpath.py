@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, get_args, get_origin
 
 import attrs
@@ -123,6 +124,7 @@ def test_fast_path_builds_the_documented_bodies(shape: str) -> None:
     fast = _converter.converter().structure(data, models.CampaignAnalytics)
     full = make_converter(fast=False).structure(data, models.CampaignAnalytics)
     assert fast == full
+    assert type(fast.status_breakdown) is MappingProxyType  # the field's converter ran
     assert fast.campaign.id == "664a1b2c3d4e5f6a7b8c9d02"
     assert fast.step_stats[0].sent == data["stepStats"][0]["sent"]
 
