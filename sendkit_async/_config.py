@@ -37,8 +37,8 @@ class Timeout:
 
     ``total`` bounds one attempt from sending to the last byte of the body
     (a server dripping bytes cannot keep it alive); ``connect`` bounds
-    getting a connection. The whole call, retries included, is bounded by
-    :attr:`RetryPolicy.deadline`.
+    opening a new connection (TCP and TLS handshakes). The whole call,
+    retries included, is bounded by :attr:`RetryPolicy.deadline`.
     """
 
     total: float | None = attrs.field(default=30.0, validator=_positive_or_none)

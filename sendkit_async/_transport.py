@@ -168,8 +168,10 @@ class Transport:
             raise mapped from None
 
     def _client_timeout(self, total: float | None) -> aiohttp.ClientTimeout:
-        connect = self._connect_timeout
-        return aiohttp.ClientTimeout(total=total, connect=connect, sock_connect=connect)
+        # sock_connect bounds opening a new connection (TCP and TLS); aiohttp's
+        # `connect` would also time the wait for a pooled one, at the price of a
+        # timer per request, while `total` bounds that wait anyway.
+        return aiohttp.ClientTimeout(total=total, sock_connect=self._connect_timeout)
 
     async def aclose(self) -> None:
         """Close the session if this transport created it. Safe to call twice."""

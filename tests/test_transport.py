@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import socket
 
 import aiohttp
 import aiohttp.client_exceptions
 import pytest
 
-from sendkit_async import errors
+from sendkit_async import AsyncSendKit, RetryPolicy, Timeout, errors
 from sendkit_async._transport import map_exceptions
 
 SECRET = "sk_live_in_headers_of_aiohttp_error"
@@ -83,3 +85,31 @@ def test_aiohttp_text_with_headers_never_copied() -> None:
 def test_cancellation_is_not_mapped() -> None:
     with pytest.raises(asyncio.CancelledError), map_exceptions("GET", "https://h/x"):
         raise asyncio.CancelledError
+
+
+async def test_connect_timeout_bounds_opening_a_connection() -> None:
+    """A listener whose accept queue is full drops SYNs: only `connect` ends the wait."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue (never accepted)
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        async with AsyncSendKit(
+            api_key="sk_test_key",
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=Timeout(total=None, connect=0.2),
+            retry=RetryPolicy(max_retries=0),
+        ) as client:
+            # The guard only stops a hang; without `connect` nothing else would end it.
+            with pytest.raises(errors.APITimeoutError):
+                await asyncio.wait_for(client.analytics.overview(), timeout=20)
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
