@@ -331,3 +331,14 @@ async def test_a_failing_progress_callback_stops_the_run_cleanly(server: Script)
         assert _other_tasks() - before == set()
         assert client.rate_limit.in_flight == 0
     assert server.count() < 20  # the other workers stopped instead of finishing the run
+
+
+async def test_no_ids_no_requests(server: Script) -> None:
+    serve(server)
+    async with client_for(server) as client:
+        assert await client.gather_campaigns([]) == []
+        assert [r async for r in client.iter_campaigns(iter(()))] == []
+        report = client.last_bulk_report
+    assert server.count() == 0
+    assert report is not None
+    assert (report.total, report.succeeded, report.failed) == (0, 0, 0)
