@@ -1,4 +1,4 @@
-"""Building blocks of the rate limiter: a FIFO slot counter and a token bucket.
+"""Building blocks of the rate limiter: a FIFO slot counter, a token bucket, rate rules.
 
 Both are plain state machines; `RateLimiter` (in ``_ratelimit``) decides when
 and how to use them. Neither reads a clock: callers pass ``now``.
@@ -10,9 +10,25 @@ import asyncio
 import math
 from collections import deque
 
-__all__ = ["FifoSlots", "TokenBucket"]
+__all__ = ["FifoSlots", "TokenBucket", "early_rate"]
 
 _EPS = 1e-9  # float slack so that waiting exactly the computed delay yields a token
+
+
+def early_rate(limit: int, remaining: int | None, reset_after: float | None) -> float:
+    """A cap on ``limit / largest reset`` while every reset seen is under a second.
+
+    A token bucket's reset is the time until it is full again: right after the first
+    request it is one token's refill time, and ``limit / reset`` overshoots the rate
+    many times (20 / 0.005 s = 4,000/s for a 200/s bucket). Its refill rate is exactly
+    ``(limit - remaining) / reset``; a fixed window's is at most ``limit`` per second
+    until a reset of a second or more is seen. The larger of the two is never below
+    either server's real rate, so the cap only removes the overshoot.
+    """
+    refill = 0.0
+    if remaining is not None and reset_after and 0 <= remaining < limit:
+        refill = (limit - remaining) / reset_after
+    return max(refill, float(limit))
 
 
 class FifoSlots:

@@ -30,7 +30,7 @@ from types import TracebackType
 
 import attrs
 
-from ._bucket import FifoSlots, TokenBucket
+from ._bucket import FifoSlots, TokenBucket, early_rate
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
 
@@ -326,29 +326,13 @@ class RateLimiter:
         if limit is not None and limit > 0 and period > 0:
             rate = limit / period
             if self._window is None and period < 1.0:
-                rate = min(rate, self._early_rate(limit, remaining, reset_after))
+                rate = min(rate, early_rate(limit, remaining, reset_after))
             self._source = _HEADERS
             self._set_rate(now, rate, max(1.0, float(limit)))
         if remaining is not None and self._bucket is not None:
             # Requests on the wire besides this one were not counted by the server yet.
             # Only ever lower the tokens: a stale, higher `remaining` gives nothing back.
             self._bucket.cap(now, max(0.0, remaining - max(0, self._sending - 1)))
-
-    @staticmethod
-    def _early_rate(limit: int, remaining: int | None, reset_after: float | None) -> float:
-        """A cap on ``limit / largest reset`` while every reset seen is under a second.
-
-        A token bucket's reset is the time until it is full again: right after the first
-        request it is one token's refill time, and ``limit / reset`` overshoots the rate
-        many times (20 / 0.005 s = 4,000/s for a 200/s bucket). Its refill rate is exactly
-        ``(limit - remaining) / reset``; a fixed window's is at most ``limit`` per second
-        until a reset of a second or more is seen. The larger of the two is never below
-        either server's real rate, so the cap only removes the overshoot.
-        """
-        refill = 0.0
-        if remaining is not None and reset_after and 0 <= remaining < limit:
-            refill = (limit - remaining) / reset_after
-        return max(refill, float(limit))
 
     def _on_429(self, now: float, reset_after: float | None, retry_after: float | None) -> None:
         new_episode = now >= self._gate_until
