@@ -33,8 +33,17 @@ PICTURE_MODES = ("none", "x-ratelimit")
 PICTURE_CLIENTS = ("sendkit_async", "aiohttp+tenacity")
 CONCURRENCY = 64
 BURST = 20
-# (wall / ideal, share of 429s) goals for sendkit_async: with any header, and with none.
-GOALS = {"headers": (1.10, 0.02), "none": (1.25, 0.05)}
+# (wall / ideal, share of 429s) goals for sendkit_async: with the limit announced, and with
+# nothing announced. Retry-After alone announces no limit, and as every request not yet sent
+# must wait for it, the first 429 (the only way to learn the limit) costs a whole second:
+# at best (N - B) / R + 1 = 5.9 s, 1.18 x the ideal, so it has the "nothing" goals.
+GOALS = {"headers": (1.10, 0.02), "nothing": (1.25, 0.05)}
+GOAL_OF_MODE = {
+    "x-ratelimit": "headers",
+    "ietf": "headers",
+    "retry-after-only": "nothing",
+    "none": "nothing",
+}
 
 
 def measure(
@@ -95,8 +104,7 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Section]:
                     median_of(r, "wall"),
                 ]
             )
-        kind = "none" if mode == "none" else "headers"
-        max_ratio, max_share = GOALS[kind]
+        max_ratio, max_share = GOALS[GOAL_OF_MODE[mode]]
         ratio = median_of(runs["sendkit_async"], "wall_ratio")
         share = median_of(runs["sendkit_async"], "share_429")
         done = median_of(runs["sendkit_async"], "completed")

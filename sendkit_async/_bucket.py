@@ -1,7 +1,8 @@
-"""Building blocks of the rate limiter: a FIFO slot counter and a token bucket.
+"""Building blocks of the rate limiter: FIFO slots, a token bucket, a rate learned from 429s.
 
-Both are plain state machines; `RateLimiter` (in ``_ratelimit``) decides when
-and how to use them. Neither reads a clock: callers pass ``now``.
+All are plain state machines (plus one pure rule for rates learned from headers);
+`RateLimiter` (in ``_ratelimit``) decides when and how to use them. None reads a
+clock: callers pass ``now``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,34 @@ import asyncio
 import math
 from collections import deque
 
-__all__ = ["FifoSlots", "TokenBucket"]
+__all__ = ["AdaptiveRate", "FifoSlots", "TokenBucket", "early_rate"]
 
 _EPS = 1e-9  # float slack so that waiting exactly the computed delay yields a token
+# AdaptiveRate (see its docstring):
+_BURST_GUESS = 0.1  # a server's burst, in seconds of its rate, until shown to be larger
+_MAX_BURST_GUESS = 1.6
+_DOUBLING = 0.05  # slow start: the rate doubles per this much saturated sending (seconds)
+_BELOW = 0.95  # after a 429: this fraction of the estimated rate
+_CLIMB = 10.0  # back at the estimate after this many times the 429's cooldown...
+_MIN_CLIMB = 0.25  # ...times the trust in the estimate, but never sooner (seconds)
+_CLIMB_RTTS = 20.0  # ...nor in fewer round trips
+_MIN_RATE = 0.05  # requests/s
+
+
+def early_rate(limit: int, remaining: int | None, reset_after: float | None) -> float:
+    """A cap on ``limit / largest reset`` while every reset seen is under a second.
+
+    A token bucket's reset is the time until it is full again: right after the first
+    request it is one token's refill time, and ``limit / reset`` overshoots the rate
+    many times (20 / 0.005 s = 4,000/s for a 200/s bucket). Its refill rate is exactly
+    ``(limit - remaining) / reset``; a fixed window's is at most ``limit`` per second
+    until a reset of a second or more is seen. The larger of the two is never below
+    either server's real rate, so the cap only removes the overshoot.
+    """
+    refill = 0.0
+    if remaining is not None and reset_after and 0 <= remaining < limit:
+        refill = (limit - remaining) / reset_after
+    return max(refill, float(limit))
 
 
 class FifoSlots:
@@ -94,3 +120,115 @@ class TokenBucket:
     def restart_at(self, when: float) -> None:
         """Hold one token for ``when``; nothing accrues before it."""
         self.tokens, self.updated = 1.0, when
+
+
+class AdaptiveRate:
+    """A send rate learned from 429s alone, for servers that announce no limit.
+
+    Slow start: the rate doubles every ``_DOUBLING`` seconds (or round trip, if longer)
+    of saturated sending until a 429, which means the server's bucket ran dry. A token
+    bucket of rate R and burst B <= b * R accepts at most B + R * age requests in any
+    window of ``age`` seconds, so ``accepted / (age + b)`` is a lower bound on R, and so
+    is the accepted rate since the previous 429 (the bucket was empty then). The
+    estimate is the largest such bound over the windows since the previous 429, with
+    b = ``_BURST_GUESS`` (doubled whenever a 429 arrives below the last estimate: the
+    burst was larger than assumed). The rate drops to ``_BELOW`` times the estimate and
+    climbs back like TCP CUBIC: quickly at first, flat near the estimate, faster past it
+    (the limit may have grown). The climb takes ``_CLIMB`` times the cooldown that the
+    429 cost, so probing keeps a small share of the time behind a closed gate; less when
+    the estimate rests mostly on the assumed burst (a short window), since it may then
+    be far too low.
+    """
+
+    __slots__ = (
+        "_burst", "_climb", "_from", "_grown_at", "_limited_at", "_oks", "_trust", "ceiling",
+        "estimate", "rate",
+    )  # fmt: skip
+
+    def __init__(self, ceiling: float | None = None) -> None:
+        self.ceiling = ceiling  # the rate never exceeds it
+        self.rate = 0.0  # requests/s; 0.0 until started or limited
+        self.estimate: float | None = None  # the server's rate; None while in slow start
+        self._oks: deque[float] = deque(maxlen=4096)  # times of accepted answers
+        self._burst = _BURST_GUESS
+        self._grown_at = 0.0
+        self._limited_at = -math.inf
+        self._from = 0.0  # when the climb began (pushed later by time not saturated)
+        self._climb = 1.0  # seconds from the climb's start back to the estimate
+        self._trust = 1.0  # share of the last estimate's window that is not assumed burst
+
+    def accepted(self, now: float) -> None:
+        """Count one accepted answer (any status but 429 and 5xx)."""
+        self._oks.append(now)
+
+    def start(self, now: float, rate: float) -> None:
+        """(Re)start the slow start at ``rate``."""
+        self.estimate, self._grown_at = None, now
+        self._set(rate)
+
+    def grow(self, now: float, saturated: bool, rtt: float = 0.0) -> float:
+        """After a success: the new rate (at most doubled per ``_DOUBLING`` or per ``rtt``).
+
+        Only saturated time counts (requests were waiting for tokens): when demand, not
+        the rate, is the bottleneck, a success proves nothing about a higher rate.
+        """
+        dt, self._grown_at = now - self._grown_at, now
+        if dt <= 0 or self.rate <= 0:
+            return self.rate
+        if not saturated:
+            self._from += dt
+            return self.rate
+        fastest = self.rate * 2.0 ** min(dt / max(_DOUBLING, rtt), 1.0)
+        if self.estimate is None:
+            self._set(fastest)
+        else:
+            x = (now - self._from) / self._climb - 1.0
+            target = self.estimate * (1.0 + (1.0 - _BELOW) * x * x * x)
+            self._set(min(fastest, max(self.rate, target)))
+        return self.rate
+
+    def limited(self, now: float, since: float, current: float) -> float | None:
+        """The first 429 of an episode at send rate ``current``: the new, lower rate.
+
+        Answers before ``since`` (the first request) do not count. None when unlimited
+        so far and nothing was accepted. Call :meth:`pause` next.
+        """
+        previous, self._limited_at = self._limited_at, now
+        start = max(since, previous)
+        if not self._oks or self._oks[-1] <= start:  # nothing accepted since the last 429
+            if self.estimate is not None:
+                return self.rate  # the server takes nothing for now: the cooldown helps
+            if not math.isfinite(current):
+                return None
+            self.start(now, 0.5 * current)
+            return self.rate
+        if self.estimate is not None and current < self.estimate:
+            self._burst = min(2.0 * self._burst, _MAX_BURST_GUESS)  # it was too high
+        best = trust = 0.0
+        count = 0
+        for at in reversed(self._oks):
+            if at <= start:
+                break
+            count += 1
+            if count / (now - at + self._burst) > best:
+                best = count / (now - at + self._burst)
+                trust = (now - at) / (now - at + self._burst)
+        if previous == start and count / (now - start) > best:
+            # The bucket was empty at the previous 429: since then it gave at most R per
+            # second, with no burst to assume.
+            best, trust = count / (now - start), 1.0
+        self.estimate = min(best, current)
+        self._set(_BELOW * self.estimate)
+        self._trust = trust
+        return self.rate
+
+    def pause(self, until: float, cooldown: float, rtt: float) -> None:
+        """The 429 closed the gate for ``cooldown`` seconds, until ``until``: the climb
+        starts then. It is never faster than ``_CLIMB_RTTS`` round trips ``rtt``:
+        feedback comes that late."""
+        self._from = self._grown_at = until
+        self._climb = max(_MIN_CLIMB, _CLIMB * cooldown * self._trust, _CLIMB_RTTS * rtt)
+
+    def _set(self, rate: float) -> None:
+        ceiling = math.inf if self.ceiling is None else self.ceiling
+        self.rate = min(ceiling, max(_MIN_RATE, rate))

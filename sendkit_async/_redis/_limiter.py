@@ -48,8 +48,8 @@ class RedisRateLimiter:
 
     Every process (on any machine) that builds one with the same API key and
     base URL shares one token bucket, one cooldown gate and what any of them
-    learned from rate-limit headers. The concurrency cap and AIMD on 429s
-    without headers stay per process. Pass it as
+    learned from rate-limit headers. The concurrency cap and the rate learned
+    from 429s without headers stay per process. Pass it as
     ``AsyncSendKit(rate_limiter=...)``; the client never closes it: call
     :meth:`aclose` (or use ``async with``) yourself.
 
@@ -178,7 +178,7 @@ class RedisRateLimiter:
         """Learn from one response; shared parts are pushed to Redis in the background."""
         now = self._now()
         no_headers = limit is None and remaining is None and reset_after is None
-        if no_headers:  # AIMD stays per process: each halves its own achieved rate
+        if no_headers:  # learning from bare 429s stays per process: each from its own answers
             self._local.observe(status, retry_after=retry_after)
         if self._down:
             self._fallback.observe(

@@ -1,0 +1,146 @@
+"""Tests for `AdaptiveRate`, the rate learned from 429s alone (a pure state machine)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sendkit_async._bucket import AdaptiveRate
+
+
+def drain(rate: float, burst: float, send: float, start: float = 0.0) -> tuple[list[float], float]:
+    """Send at ``send``/s into a full token bucket until it refuses.
+
+    Returns the times of the accepted requests and the time of the first refusal.
+    """
+    tokens, t, accepted = burst, start, []
+    while True:
+        if tokens >= 1.0:
+            tokens -= 1.0
+            accepted.append(t)
+        else:
+            return accepted, t
+        t += 1.0 / send
+        tokens = min(burst, tokens + rate / send)
+
+
+def limited_after(adaptive: AdaptiveRate, accepted: list[float], now: float, send: float) -> float:
+    for at in accepted:
+        adaptive.accepted(at)
+    new = adaptive.limited(now, since=accepted[0] - 1e-9, current=send)
+    assert new is not None
+    return new
+
+
+@given(
+    rate=st.floats(5.0, 2000.0),
+    burst_seconds=st.floats(0.0, 0.1),
+    overshoot=st.floats(1.05, 8.0),
+)
+def test_estimate_never_exceeds_a_bucket_whose_burst_is_at_most_the_assumed_one(
+    rate: float, burst_seconds: float, overshoot: float
+) -> None:
+    burst = max(1.0, rate * burst_seconds)
+    accepted, refused = drain(rate, burst, rate * overshoot)
+    adaptive = AdaptiveRate()
+    new = limited_after(adaptive, accepted, refused, rate * overshoot)
+    assert adaptive.estimate is not None
+    # The bound needs B <= 0.1 s of rate; one token of slack where B is 1 request.
+    assert adaptive.estimate <= rate * (1.0 + 1.0 / max(burst, 0.1 * rate)) + 1e-9
+    assert new == pytest.approx(0.95 * adaptive.estimate)
+
+
+@pytest.mark.parametrize("overshoot", [1.5, 3.0])
+def test_estimate_is_close_when_the_burst_is_the_assumed_one(overshoot: float) -> None:
+    accepted, refused = drain(200.0, 20.0, 200.0 * overshoot)
+    adaptive = AdaptiveRate()
+    limited_after(adaptive, accepted, refused, 200.0 * overshoot)
+    assert adaptive.estimate == pytest.approx(200.0, rel=0.05)
+
+
+def test_after_a_429_the_accepted_rate_since_it_is_a_bound_without_any_burst_guess() -> None:
+    adaptive = AdaptiveRate()
+    first, refused = drain(200.0, 20.0, 600.0)
+    limited_after(adaptive, first, refused, 600.0)
+    # A short pause, then 100/s for two seconds and a 429 again (a slower server now, say):
+    # the bucket was empty at the last 429, so 200 answers since then mean at least 200 / age.
+    later = [refused + 0.05 + i / 100.0 for i in range(200)]
+    for at in later:
+        adaptive.accepted(at)
+    now = later[-1] + 0.01
+    adaptive.limited(now, since=0.0, current=110.0)
+    assert adaptive.estimate == pytest.approx(200 / (now - refused))
+
+
+def test_429_below_the_estimate_doubles_the_assumed_burst() -> None:
+    adaptive = AdaptiveRate()
+    accepted, refused = drain(100.0, 30.0, 300.0)  # a burst of 0.3 s: estimate too high
+    limited_after(adaptive, accepted, refused, 300.0)
+    first = adaptive.estimate
+    assert first is not None
+    assert first > 100.0
+    # Limited again while sending below that estimate, from a refilled bucket.
+    again, refused2 = drain(100.0, 30.0, 0.95 * first, start=refused + 1.0)
+    for at in again:
+        adaptive.accepted(at)
+    adaptive.limited(refused2, since=0.0, current=0.95 * first)
+    second = adaptive.estimate
+    assert second is not None
+    assert abs(second - 100.0) < abs(first - 100.0) / 2  # a larger burst assumed
+
+
+def test_nothing_accepted_since_the_last_429_keeps_the_rate() -> None:
+    adaptive = AdaptiveRate()
+    accepted, refused = drain(50.0, 5.0, 100.0)
+    rate = limited_after(adaptive, accepted, refused, 100.0)
+    assert adaptive.limited(refused + 0.1, since=0.0, current=rate) == rate  # the gate helps
+    assert AdaptiveRate().limited(1.0, since=0.0, current=float("inf")) is None
+
+
+def test_slow_start_doubles_per_interval_and_only_while_saturated() -> None:
+    adaptive = AdaptiveRate()
+    adaptive.start(0.0, 10.0)
+    assert adaptive.grow(0.05, saturated=True) == pytest.approx(20.0)
+    assert adaptive.grow(0.10, saturated=False) == pytest.approx(20.0)
+    assert adaptive.grow(0.15, saturated=True, rtt=0.1) == pytest.approx(20.0 * 2**0.5)
+    assert adaptive.grow(10.0, saturated=True) == pytest.approx(40.0 * 2**0.5)  # x2 at most
+
+
+def climb(overshoot: float, seconds: float) -> tuple[float, dict[float, float]]:
+    """Estimate after draining a (100/s, burst 10) bucket at ``overshoot`` x its rate, then
+    the rate every 10 ms of saturated sending after a 1 s cooldown."""
+    adaptive = AdaptiveRate(ceiling=200.0)
+    accepted, refused = drain(100.0, 10.0, 100.0 * overshoot)
+    limited_after(adaptive, accepted, refused, 100.0 * overshoot)
+    assert adaptive.estimate is not None
+    adaptive.pause(refused + 1.0, 1.0, rtt=0.001)
+    rates = {}
+    for step in range(1, int(seconds * 100) + 1):
+        rates[step / 100] = adaptive.grow(refused + 1.0 + step / 100, saturated=True)
+    return adaptive.estimate, rates
+
+
+def test_climb_is_slow_near_the_estimate_then_faster() -> None:
+    # A one-second drain: the estimate rests little on the assumed burst; the climb back to
+    # it takes about ten cooldowns (ten seconds here), then goes past it ever faster.
+    estimate, rates = climb(1.1, 40.0)
+    assert 0.95 * estimate <= rates[1.0] < rates[5.0] < estimate
+    assert estimate < rates[20.0] < rates[30.0]
+    assert max(rates.values()) == 200.0  # never above the ceiling
+
+
+def test_climb_probes_sooner_when_the_estimate_rests_on_the_assumed_burst() -> None:
+    slow_estimate, slow = climb(1.1, 10.0)  # a one-second window
+    fast_estimate, fast = climb(4.0, 10.0)  # a few milliseconds: mostly the assumed burst
+    assert slow[8.0] < slow_estimate
+    assert fast[8.0] > fast_estimate
+
+
+def test_time_not_saturated_does_not_advance_the_climb() -> None:
+    adaptive = AdaptiveRate()
+    accepted, refused = drain(100.0, 10.0, 300.0)
+    rate = limited_after(adaptive, accepted, refused, 300.0)
+    adaptive.pause(refused, 0.05, rtt=0.001)
+    assert adaptive.grow(refused + 100.0, saturated=False) == rate
+    assert adaptive.grow(refused + 100.01, saturated=True) < 1.01 * rate
