@@ -55,6 +55,18 @@ class FifoSlots:
         self.held = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody is queued; never waits."""
+        if self.held < self.limit and not self._waiters:
+            self.held += 1
+            return True
+        return False
+
+    @property
+    def free(self) -> bool:
+        """True when :meth:`try_acquire` would succeed."""
+        return self.held < self.limit and not self._waiters
+
     async def acquire(self) -> None:
         """Wait for and take one slot."""
         if self.held < self.limit and not self._waiters:

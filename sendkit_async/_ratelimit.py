@@ -404,8 +404,25 @@ class RateLimiter:
 
     # -- slot bookkeeping -------------------------------------------------------------
 
-    def _sent(self) -> float:
+    def _admit_at_once(self) -> float | None:
+        """Slot, gate and token in one step when none of them needs a wait.
+
+        Returns the send time, or None (nothing taken): then the waiting path
+        must run. This is how nearly every request of a bulk run gets in.
+        """
+        if self._probing or not self._slots.free or self._token_lock.locked():
+            return None
         now = self._now()
+        if self._gate_until > now:
+            return None
+        if self._bucket is not None and self._bucket.take(now) > 0.0:
+            return None
+        self._slots.try_acquire()
+        return self._sent(now)
+
+    def _sent(self, now: float | None = None) -> float:
+        if now is None:
+            now = self._now()
         if self._first_sent is None:
             self._first_sent = now
         self._sending += 1
@@ -427,6 +444,9 @@ class _Slot(AbstractAsyncContextManager[None]):
 
     async def __aenter__(self) -> None:
         limiter = self._limiter
+        self._sent_at = limiter._admit_at_once()
+        if self._sent_at is not None:
+            return
         await limiter._slots.acquire()
         prober = False
         try:
