@@ -158,8 +158,22 @@ def request_id(headers: Mapping[str, str]) -> str | None:
 
 
 def decode_json(body: bytes) -> Any:
-    """Decode a JSON body; raises ValueError when it is not JSON."""
-    return json.loads(body)
+    """Decode a JSON body; raises ValueError when it is not JSON.
+
+    Exactly ``json.loads(body)``, a little faster for the usual case (UTF-8, no
+    surrounding whitespace): anything else is left to ``json.loads`` itself.
+    """
+    try:
+        text = body.decode("utf-8")
+        value, end = _JSON.raw_decode(text)
+    except ValueError:
+        return json.loads(body)  # decides, and explains what is wrong
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return json.loads(body)  # raises: extra data after the value
+    return value
+
+
+_JSON = json.JSONDecoder()
 
 
 def error_from_response(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from email.utils import format_datetime
 
 import pytest
@@ -14,6 +15,7 @@ from sendkit_async import errors
 from sendkit_async._protocol import (
     RateLimitHints,
     auth_headers,
+    decode_json,
     error_from_response,
     iso_date,
     parse_envelope,
@@ -300,3 +302,33 @@ def test_any_id_is_exactly_one_segment(campaign_id: str) -> None:
     assert len(url.raw_parts) == 5
     assert unquote(url.raw_parts[4]) == campaign_id
     assert "?" not in url.raw_path and "#" not in url.raw_path
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _loads_outcome(fn: Callable[[bytes], object], body: bytes) -> object:
+    try:
+        return ("ok", fn(body))
+    except ValueError as exc:
+        return ("error", type(exc).__name__)
+
+
+@given(
+    value=_JSONISH,
+    before=st.sampled_from(["", " ", "\n", "\ufeff", "\x0c"]),
+    after=st.sampled_from(["", " \r\n", "x", "\x0b", "}", ",1"]),
+    encoding=st.sampled_from(["utf-8", "utf-16", "utf-8-sig"]),
+)
+def test_decode_json_is_json_loads(value: object, before: str, after: str, encoding: str) -> None:
+    body = (before + json.dumps(value, ensure_ascii=False) + after).encode(encoding)
+    assert _loads_outcome(decode_json, body) == _loads_outcome(json.loads, body)
+
+
+@given(st.binary(max_size=40))
+def test_decode_json_on_any_bytes(body: bytes) -> None:
+    assert _loads_outcome(decode_json, body) == _loads_outcome(json.loads, body)
