@@ -164,7 +164,8 @@ class RateLimiter:
         Call it inside the ``slot()`` block: requests still on the wire are
         subtracted from ``remaining`` because the server has not counted them.
         """
-        self._end_probe()
+        if self._probing:
+            self._end_probe()
         now = self._now()
         if limit is not None:
             self._limit = limit
@@ -172,7 +173,8 @@ class RateLimiter:
             self._remaining = remaining
         if reset_after is not None:
             self._reset_at = now + reset_after
-        if self._adaptive:
+        hinted = limit is not None or remaining is not None or reset_after is not None
+        if self._adaptive and (hinted or window is not None):
             self._learn_headers(now, limit, remaining, reset_after, window)
         if status == 429:
             self._rate_limited += 1

@@ -144,13 +144,13 @@ class Deadline:
         Raises:
             APITimeoutError: nothing is left.
         """
-        left = self.remaining()
+        if self._end is None:
+            return per_attempt
+        left = self._end - self._clock()
         if left <= 0:
             raise _DeadlineError(
                 f"call deadline of {self._total}s exceeded for {method} {url}",
                 method=method,
                 url=str(url),
             )
-        if per_attempt is None:
-            return None if left == float("inf") else left
-        return min(per_attempt, left)
+        return left if per_attempt is None or left < per_attempt else per_attempt
