@@ -55,38 +55,61 @@ class _Unsupported(Exception):
 
 
 class _Compiler:
-    """Writes one fast function per model class, nested models included."""
+    """Writes one fast function per model class, with every nested model inlined."""
 
     def __init__(self, hook_for: Callable[[Any], Hook], *, strict: bool) -> None:
         self._hook_for = hook_for
         self._strict = strict
-        self._done: dict[type[Any], Callable[[Any], Any]] = {}
+        self._names = itertools.count()
+        self._stack: list[type[Any]] = []
+        self._ns: dict[str, Any] = {
+            "_ABSENT": _ABSENT,
+            "_dict": dict,
+            "_list": list,
+            "_new": object.__new__,
+            "_str": str,
+            "_tuple": tuple,
+        }
 
     def compile(self, cls: type[Any]) -> Callable[[Any], Any]:
-        if cls in self._done:
-            return self._done[cls]
-        from ._converter import wire_name  # the one place that knows wire names
-
-        namespace: dict[str, Any] = {"_cls": cls, "_dict": dict, "_ABSENT": _ABSENT}
-        lines = ["def fast(o):", "    if type(o) is not _dict: raise TypeError"]
-        fields = attrs.fields(attrs.resolve_types(cls))
-        if self._strict:
-            namespace["_known"] = frozenset(wire_name(cls, f.name) for f in fields)
-            lines.append("    if not _known.issuperset(o): raise KeyError")
-        args = []
-        for i, field in enumerate(fields):
-            var = f"v{i}"
-            lines += self._field(field, var, wire_name(cls, field.name), namespace)
-            args.append(var)
-        lines += self._build(cls, fields, args, namespace)
-        source = "\n".join(lines)
+        out = self._var()
+        body = self._emit(cls, "o", out)
+        source = "\n".join(["def fast(o):", *(f"    {line}" for line in body), f"    return {out}"])
         filename = f"<sendkit_async fast structure {cls.__name__} {next(_names)}>"
-        exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own source
-        fast: Callable[[Any], Any] = namespace["fast"]
-        self._done[cls] = fast
+        exec(compile(source, filename, "exec"), self._ns)  # noqa: S102 - our own source
+        fast: Callable[[Any], Any] = self._ns["fast"]
         return fast
 
-    def _build(self, cls: type[Any], fields: Any, args: list[str], ns: dict[str, Any]) -> list[str]:
+    def _var(self) -> str:
+        return f"v{next(self._names)}"
+
+    def _const(self, value: Any) -> str:
+        """A name for ``value`` in the generated function's globals."""
+        name = f"_c{next(self._names)}"
+        self._ns[name] = value
+        return name
+
+    def _emit(self, cls: type[Any], src: str, out: str) -> list[str]:
+        """Lines that check the body in ``src`` and bind the built ``cls`` to ``out``."""
+        from ._converter import wire_name  # the one place that knows wire names
+
+        if cls in self._stack:
+            raise _Unsupported(f"{cls.__name__} contains itself")
+        self._stack.append(cls)
+        fields = attrs.fields(attrs.resolve_types(cls))
+        lines = [f"if type({src}) is not _dict: raise TypeError"]
+        if self._strict:
+            known = self._const(frozenset(wire_name(cls, f.name) for f in fields))
+            lines.append(f"if not {known}.issuperset({src}): raise KeyError")
+        values = []
+        for field in fields:
+            var = self._var()
+            lines += self._field(field, src, var, wire_name(cls, field.name))
+            values.append(var)
+        self._stack.pop()
+        return lines + self._build(cls, fields, values, out)
+
+    def _build(self, cls: type[Any], fields: Any, values: list[str], out: str) -> list[str]:
         """Lines that create the instance from the checked values.
 
         A frozen attrs ``__init__`` stores each field through a bound
@@ -101,73 +124,66 @@ class _Compiler:
             and all(isinstance(slot, MemberDescriptorType) for slot in slots)
         )
         if not plain:
-            return [f"    return _cls({', '.join(args)})"]
-        ns["_new"] = object.__new__
-        lines = ["    self = _new(_cls)"]
-        for field, slot, var in zip(fields, slots, args, strict=True):
-            ns[f"_set_{var}"] = slot.__set__
+            return [f"{out} = {self._const(cls)}({', '.join(values)})"]
+        lines = [f"{out} = _new({self._const(cls)})"]
+        for field, slot, var in zip(fields, slots, values, strict=True):
             value = var
             if field.converter is not None:
-                ns[f"_convert_{var}"] = field.converter
-                value = f"_convert_{var}({var})"
-            lines.append(f"    _set_{var}(self, {value})")
-        return [*lines, "    return self"]
+                value = f"{self._const(field.converter)}({var})"
+            lines.append(f"{self._const(slot.__set__)}({out}, {value})")
+        return lines
 
-    def _field(
-        self, field: attrs.Attribute[Any], var: str, wire: str, ns: dict[str, Any]
-    ) -> list[str]:
+    def _field(self, field: attrs.Attribute[Any], src: str, var: str, wire: str) -> list[str]:
         args = get_args(field.type)
         optional = len(args) == 2 and _NONE in args
         kind = next(a for a in args if a is not _NONE) if optional else field.type
-        check = self._check(kind, var, ns) or []
+        check = self._check(kind, var)
         if optional and check:
             check = [f"if {var} is not None:", *(f"    {line}" for line in check)]
         default = field.default
         if default is attrs.NOTHING:
-            return [f"    {var} = o[{wire!r}]", *(f"    {line}" for line in check)]
+            return [f"{var} = {src}[{wire!r}]", *check]
         if default is None and optional:  # absent or null: None either way
-            return [f"    {var} = o.get({wire!r})", *(f"    {line}" for line in check)]
+            return [f"{var} = {src}.get({wire!r})", *check]
         if isinstance(default, _FACTORY):
             if default.takes_self:
                 raise _Unsupported(f"{field.name}: a factory that takes self")
-            ns[f"_factory_{var}"] = default.factory
-            fallback = f"_factory_{var}()"
+            fallback = f"{self._const(default.factory)}()"
         else:
-            ns[f"_default_{var}"] = default
-            fallback = f"_default_{var}"
+            fallback = self._const(default)
         return [
-            f"    {var} = o.get({wire!r}, _ABSENT)",
-            f"    if {var} is _ABSENT:",
-            f"        {var} = {fallback}",
-            *(["    else:", *(f"        {line}" for line in check)] if check else []),
+            f"{var} = {src}.get({wire!r}, _ABSENT)",
+            f"if {var} is _ABSENT:",
+            f"    {var} = {fallback}",
+            *(["else:", *(f"    {line}" for line in check)] if check else []),
         ]
 
-    def _check(self, kind: Any, var: str, ns: dict[str, Any]) -> list[str] | None:
+    def _check(self, kind: Any, var: str) -> list[str]:
         """Lines that check (and, for models, build) ``var``; they raise on any surprise."""
         if kind in _SCALARS:
-            ns[f"_t_{var}"] = kind
-            return [f"if type({var}) is not _t_{var}: raise TypeError"]
+            return [f"if type({var}) is not {self._const(kind)}: raise TypeError"]
         if attrs.has(kind):
-            ns[f"_fast_{var}"] = self.compile(kind)
-            return [f"{var} = _fast_{var}({var})"]
+            return self._emit(kind, var, var)
         origin, args = get_origin(kind), get_args(kind)
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis and attrs.has(args[0]):
-            ns[f"_fast_{var}"] = self.compile(args[0])
-            ns["_list"], ns["_tuple"] = list, tuple
+            items, item = self._var(), self._var()
             return [
                 f"if type({var}) is not _list: raise TypeError",
-                f"{var} = _tuple([_fast_{var}(x) for x in {var}])",
+                f"{items} = []",
+                f"for {item} in {var}:",
+                *(f"    {line}" for line in self._emit(args[0], item, item)),
+                f"    {items}.append({item})",
+                f"{var} = _tuple({items})",
             ]
         if origin in (dict, Mapping) or kind is Mapping:
             key, value = args or (None, None)
             if key is str and value in _SCALARS:
-                ns[f"_t_{var}"] = value
-                ns["_str"] = str
                 return [
                     f"if type({var}) is not _dict: raise TypeError",
                     f"for k, x in {var}.items():",
-                    f"    if type(k) is not _str or type(x) is not _t_{var}: raise TypeError",
+                    f"    if type(k) is not _str or type(x) is not {self._const(value)}:",
+                    "        raise TypeError",
                 ]
         # Anything else (dates, Percent, ...) goes through its own converter hook.
-        ns[f"_hook_{var}"], ns[f"_type_{var}"] = self._hook_for(kind), kind
-        return [f"{var} = _hook_{var}({var}, _type_{var})"]
+        hook, hint = self._const(self._hook_for(kind)), self._const(kind)
+        return [f"{var} = {hook}({var}, {hint})"]
