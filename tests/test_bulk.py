@@ -309,6 +309,8 @@ async def test_bulk_dates_checked_once_and_sent_with_every_id(server: Script) ->
     async with client_for(server) as client:
         with pytest.raises(InvalidRequestError, match="from_"):
             await client.gather_campaigns(ids(3), from_="not a date")
+        with pytest.raises(InvalidRequestError, match="to"):
+            client.iter_campaigns(ids(3), to="31/01/2026")
         assert server.count() == 0  # refused before anything was sent
         results = await client.gather_campaigns(ids(3), from_="2026-01-01", to="2026-01-31")
     assert [r.id for r in results] == ids(3)
