@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -35,6 +36,31 @@ from .resources.analytics import Analytics
 from .resources.campaigns import Campaigns
 
 T = TypeVar("T")
+
+
+def _as_is(raw: RawResponse) -> RawResponse:
+    return raw
+
+
+def _read_envelope(raw: RawResponse) -> Mapping[str, Any]:
+    return protocol.parse_envelope(raw.status, raw.body)
+
+
+def data_reader(cls: type[T]) -> Callable[[RawResponse], T]:
+    """A function that checks an answer's envelope and structures its ``data`` as ``cls``."""
+    read = _readers.get(cls)
+    if read is None:
+
+        def read(raw: RawResponse) -> Any:
+            envelope = protocol.parse_envelope(raw.status, raw.body)
+            return protocol.structure_field(envelope, "data", cls, status=raw.status)
+
+        _readers[cls] = read
+    return read
+
+
+_readers: dict[Any, Callable[[RawResponse], Any]] = {}
+
 
 logger = logging.getLogger("sendkit_async")
 
@@ -94,6 +120,8 @@ class AsyncSendKit:
     ) -> None:
         key = resolve_key(api_key)
         self.base_url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self._base = URL(self.base_url)
+        self._path_prefix = self._base.raw_path.rstrip("/")
         self.workspace_id = resolve_workspace(workspace_id, protocol.is_platform_key(key))
         self.timeout = as_timeout(timeout, Timeout())
         self.retry = as_retry(retry, max_retries, RetryPolicy())
@@ -252,14 +280,23 @@ class AsyncSendKit:
     # ------------------------------------------------------------------ pipeline
 
     def _url(self, path: str, params: Mapping[str, str | None] | None) -> URL:
-        text = self.base_url + path
+        # Built from parts (encoded=True: the path segments are already quoted, and
+        # yarl must not re-normalise them: it would resolve "..", decode "%2e%2e").
+        # Not parsed from text: parsing costs several times more, and a bulk run's
+        # distinct ids would only churn yarl's cache of parsed URLs.
+        path = self._path_prefix + path
         if params and (query := {k: v for k, v in params.items() if v is not None}):
-            text += "?" + urlencode(query, quote_via=quote)
-        # encoded=True: the path segments are already quoted; yarl must not
-        # re-normalise them (it would resolve "..", decode "%2e%2e").
-        return URL(text, encoded=True)
+            base = self._base
+            return URL.build(
+                scheme=base.scheme,
+                authority=base.raw_authority,
+                path=path,
+                query_string=urlencode(query, quote_via=quote),
+                encoded=True,
+            )
+        return self._base.with_path(path, encoded=True)
 
-    async def _get_data(
+    def _get_data(
         self,
         path: str,
         cls: type[T],
@@ -267,24 +304,20 @@ class AsyncSendKit:
         params: Mapping[str, str | None] | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """GET ``path`` and structure the envelope's ``data`` as ``cls``."""
-        raw = await self._request("GET", path, params=params, timeout=timeout, retry=retry)
-        envelope = protocol.parse_envelope(raw.status, raw.body)
-        result: T = protocol.structure_field(envelope, "data", cls, status=raw.status)
-        return result
+        return self._call("GET", path, data_reader(cls), params, timeout, retry)
 
-    async def _get_envelope(
+    def _get_envelope(
         self,
         path: str,
         *,
         params: Mapping[str, str | None] | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
-    ) -> Mapping[str, Any]:
+    ) -> Coroutine[Any, Any, Mapping[str, Any]]:
         """GET ``path`` and return the whole checked envelope (for paged lists)."""
-        raw = await self._request("GET", path, params=params, timeout=timeout, retry=retry)
-        return protocol.parse_envelope(raw.status, raw.body)
+        return self._call("GET", path, _read_envelope, params, timeout, retry)
 
     async def _request(
         self,
@@ -295,27 +328,47 @@ class AsyncSendKit:
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
     ) -> RawResponse:
-        """Send ``method path`` through limiter, retries and transport; return a 2xx answer.
+        """Send ``method path`` through the pipeline and return the 2xx answer as it is."""
+        return await self._call(method, path, _as_is, params, timeout, retry)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        read: Callable[[RawResponse], T],
+        params: Mapping[str, str | None] | None,
+        timeout: float | Timeout | None,
+        retry: RetryPolicy | None,
+    ) -> Coroutine[Any, Any, T]:
+        """Send ``method path`` through limiter, retries and transport; ``read`` the 2xx answer.
+
+        A plain function that settles the call's options and returns its first
+        attempt: a call that succeeds at once costs a single coroutine of ours.
 
         Raises:
-            SendKitError: the final error, with ``attempts`` set.
+            SendKitError: the final error (with ``attempts`` set), when awaited.
         """
         if self.closed:
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
         url = self._url(path, params)
         limits = as_timeout(timeout, self.timeout)
         policy = retry if retry is not None else self.retry
-        deadline = Deadline(policy.deadline)
-        try:
-            # Most calls succeed at once: they need no retry loop at all.
-            return await self._attempt(method, url, deadline, limits.total)
-        except errors.SendKitError as exc:
-            if not policy.should_retry(exc):
-                exc.attempts = 1
-                raise
-            first_failure = exc
-        # A fresh tenacity loop whose first attempt is the failure just seen, so
-        # waits, stops (max_retries, max_wait, deadline) and logging are its own.
+        return self._attempt(method, url, read, Deadline(policy.deadline), limits.total, policy)
+
+    async def _retry(
+        self,
+        first_failure: errors.SendKitError,
+        policy: RetryPolicy,
+        method: str,
+        url: URL,
+        deadline: Deadline,
+        per_attempt: float | None,
+    ) -> RawResponse:
+        """Attempts after a retryable first failure, in a fresh tenacity loop.
+
+        The loop's first attempt is the failure already seen, so waits, stops
+        (max_retries, max_wait, deadline) and logging are tenacity's own.
+        """
         retrying = policy.retrying(
             method=method, deadline=deadline, on_retry=self._on_retry, sleep=self._core.sleep
         )
@@ -326,11 +379,27 @@ class AsyncSendKit:
                     attempts += 1
                     if attempts == 1:
                         raise first_failure
-                    return await self._attempt(method, url, deadline, limits.total)
+                    return await self._attempt(method, url, _as_is, deadline, per_attempt, None)
         except errors.SendKitError as exc:
             exc.attempts = attempts
             raise
         raise AssertionError("unreachable: tenacity either returns or reraises")  # pragma: no cover
+
+    async def _wait_for_slot(
+        self, deadline: Deadline, method: str, url: URL
+    ) -> AbstractAsyncContextManager[None]:
+        """Enter the budget's ``slot()``, which the caller exits; queuing extends ``deadline``."""
+        slot = self._core.limiter.slot()
+        queued = time.monotonic()
+        await slot.__aenter__()
+        # Time queued for a slot or a token does not count against the call.
+        waited = time.monotonic() - queued
+        deadline.extend(waited)
+        if waited >= THROTTLE_LOG_SECONDS:
+            logger.info(
+                "throttled %.2fs by the rate-limit budget before %s %s", waited, method, url
+            )
+        return slot
 
     def _on_retry(self, _: tenacity.RetryCallState) -> None:
         self._core.stats.retries += 1
@@ -362,29 +431,54 @@ class AsyncSendKit:
         )
 
     async def _attempt(
-        self, method: str, url: URL, deadline: Deadline, per_attempt: float | None
-    ) -> RawResponse:
+        self,
+        method: str,
+        url: URL,
+        read: Callable[[RawResponse], T],
+        deadline: Deadline,
+        per_attempt: float | None,
+        policy: RetryPolicy | None,
+    ) -> T:
+        """One attempt: admitted by the budget, sent, observed, checked, then ``read``.
+
+        The call's first attempt gets its ``policy``: a retryable failure moves on
+        to :meth:`_retry`. Attempts made there get None and raise every failure.
+        """
         core = self._core
-        queued = time.monotonic()
-        async with core.limiter.slot():
-            # Time queued for a slot or a token does not count against the call.
-            waited = time.monotonic() - queued
-            deadline.extend(waited)
-            if waited >= THROTTLE_LOG_SECONDS:
-                logger.info(
-                    "throttled %.2fs by the rate-limit budget before %s %s", waited, method, url
-                )
-            attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
-            core.stats.requests += 1
+        try:
+            # Our own limiter admits a request that needs no wait synchronously (nearly
+            # every request of a bulk run); anything else goes through ``slot()``.
+            sent_at = core.admit_now() if core.admit_now is not None else None
+            slot = None if sent_at is not None else await self._wait_for_slot(deadline, method, url)
             try:
-                raw = await core.transport.request(method, url, timeout=attempt_timeout)
-            except errors.APIConnectionError:
-                core.stats.connection_errors += 1
+                attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
+                core.stats.requests += 1
+                try:
+                    raw = await core.transport.request(method, url, timeout=attempt_timeout)
+                except errors.APIConnectionError:
+                    core.stats.connection_errors += 1
+                    raise
+                # Still admitted: the limiter corrects `remaining` by what is in flight.
+                self._observe(raw, method, url)
+            except BaseException as exc:
+                if slot is not None:
+                    await slot.__aexit__(type(exc), exc, exc.__traceback__)
+                elif sent_at is not None:
+                    core.release_admitted(sent_at)
                 raise
-            # Inside the slot: the limiter corrects `remaining` by what is still in flight.
-            self._observe(raw, method, url)
-        if not 200 <= raw.status < 300:
-            raise protocol.error_from_response(
-                raw.status, raw.headers, raw.body, method=method, url=str(url)
-            )
-        return raw
+            if slot is not None:
+                await slot.__aexit__(None, None, None)
+            elif sent_at is not None:
+                core.release_admitted(sent_at)
+            if not 200 <= raw.status < 300:
+                raise protocol.error_from_response(
+                    raw.status, raw.headers, raw.body, method=method, url=str(url)
+                )
+        except errors.SendKitError as exc:
+            if policy is None:
+                raise
+            if not policy.should_retry(exc):
+                exc.attempts = 1
+                raise
+            raw = await self._retry(exc, policy, method, url, deadline, per_attempt)
+        return read(raw)

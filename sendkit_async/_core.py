@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from ._budget import RateBudget
+from ._ratelimit import RateLimiter
 from ._transport import Transport
 
 __all__ = ["ClientStats", "Core"]
@@ -35,11 +36,23 @@ class ClientStats:
 class Core:
     """What a client and its ``with_options`` copies share."""
 
-    __slots__ = ("limiter", "sleep", "stats", "transport")
+    __slots__ = ("admit_now", "limiter", "release_admitted", "sleep", "stats", "transport")
 
     def __init__(self, transport: Transport, limiter: RateBudget):
         self.transport = transport
         self.limiter = limiter
+        # Our own limiter has a synchronous lane for requests that need no wait:
+        # ``admit_now()`` returns a ticket (or None: use ``slot()``), and
+        # ``release_admitted(ticket)`` ends the attempt as leaving the slot would.
+        self.admit_now: Callable[[], float | None] | None = None
+        self.release_admitted: Callable[[float], None] = _no_release
+        if isinstance(limiter, RateLimiter):
+            self.admit_now = limiter._admit_now
+            self.release_admitted = limiter._release_admitted
         self.stats = ClientStats()
         # Retry waits go through here so tests can control time.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+def _no_release(ticket: float) -> None:
+    raise AssertionError("release_admitted() without admit_now()")  # pragma: no cover

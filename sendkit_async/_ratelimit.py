@@ -406,11 +406,12 @@ class RateLimiter:
 
     # -- slot bookkeeping -------------------------------------------------------------
 
-    def _admit_at_once(self) -> float | None:
+    def _admit_now(self) -> float | None:
         """Slot, gate and token in one step when none of them needs a wait.
 
-        Returns the send time, or None (nothing taken): then the waiting path
-        must run. This is how nearly every request of a bulk run gets in.
+        Returns the send time, the ticket :meth:`_release_admitted` takes back;
+        or None (nothing taken): then :meth:`slot` must wait. This is how nearly
+        every request of a bulk run gets in.
         """
         if self._probing or not self._slots.free or self._token_lock.locked():
             return None
@@ -430,7 +431,9 @@ class RateLimiter:
         self._sending += 1
         return now
 
-    def _done(self, sent_at: float) -> None:
+    def _release_admitted(self, sent_at: float) -> None:
+        """End an attempt admitted at ``sent_at``, answered or not: leaving its slot."""
+        self._end_probe()  # the first attempt is over, answered or not
         self._sending -= 1
         rtt = max(0.0, self._now() - sent_at)
         self._srtt = 0.8 * self._srtt + 0.2 * rtt if self._srtt else rtt
@@ -446,7 +449,7 @@ class _Slot(AbstractAsyncContextManager[None]):
 
     async def __aenter__(self) -> None:
         limiter = self._limiter
-        self._sent_at = limiter._admit_at_once()
+        self._sent_at = limiter._admit_now()
         if self._sent_at is not None:
             return
         await limiter._slots.acquire()
@@ -469,5 +472,4 @@ class _Slot(AbstractAsyncContextManager[None]):
     ) -> None:
         if self._sent_at is not None:
             sent_at, self._sent_at = self._sent_at, None
-            self._limiter._end_probe()  # the first attempt is over, answered or not
-            self._limiter._done(sent_at)
+            self._limiter._release_admitted(sent_at)

@@ -124,6 +124,20 @@ async def test_dates_go_in_the_query(server: Script) -> None:
     )
 
 
+@pytest.mark.parametrize("suffix", ["/proxy/sendkit", "/proxy/sendkit/"])
+async def test_a_base_url_path_prefixes_every_request(server: Script, suffix: str) -> None:
+    server.add(reply(fixture("analytics_campaign_seed.json")))
+    server.add(reply(fixture("analytics_campaign_seed.json")))
+    base = server.base_url + suffix
+    async with AsyncSendKit(api_key=KEY, base_url=base) as client:
+        await client.analytics.campaign("a/b")
+        await client.analytics.campaign("..", from_="2024-05-01")
+    assert server.raw_paths == [
+        "/proxy/sendkit/v1/analytics/campaigns/a%2Fb",
+        "/proxy/sendkit/v1/analytics/campaigns/%2E%2E?from=2024-05-01",
+    ]
+
+
 @pytest.mark.parametrize(
     ("campaign_id", "raw_path"),
     [

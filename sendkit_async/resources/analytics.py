@@ -69,7 +69,8 @@ class Analytics:
         get_data = self._client._get_data
 
         def fetch(campaign_id: str) -> Awaitable[CampaignAnalytics]:
-            # A plain function: a bulk run pays for no extra coroutine per id.
+            # A plain function returning the pipeline's coroutine: a bulk run pays
+            # for no extra coroutine per id.
             path = _CAMPAIGN_PATH + path_segment(campaign_id, "campaign_id")
             return get_data(path, CampaignAnalytics, params=params, timeout=timeout, retry=retry)
 
