@@ -113,25 +113,29 @@ class _Compiler:
         """Lines that create the instance from the checked values.
 
         A frozen attrs ``__init__`` stores each field through a bound
-        ``object.__setattr__``; for plain slotted classes, storing through the
-        slots' own descriptors is the same thing done faster.
+        ``object.__setattr__``, slow next to a plain attribute store. So for
+        a plain class, the fields are stored into a "draft": an unfrozen class
+        of the very same layout, which then becomes ``cls`` by ``__class__``
+        assignment, as Python allows between two such classes. Any other class
+        is built by its own ``__init__``.
         """
-        slots: list[Any] = [getattr(cls, field.name, None) for field in fields]
         plain = (
             not hasattr(cls, "__attrs_pre_init__")
             and not hasattr(cls, "__attrs_post_init__")
             and all(f.init and f.validator is None for f in fields)
-            and all(isinstance(slot, MemberDescriptorType) for slot in slots)
+            and all(isinstance(getattr(cls, f.name, None), MemberDescriptorType) for f in fields)
         )
-        if not plain:
-            return [f"{out} = {self._const(cls)}({', '.join(values)})"]
-        lines = [f"{out} = _new({self._const(cls)})"]
-        for field, slot, var in zip(fields, slots, values, strict=True):
-            value = var
-            if field.converter is not None:
-                value = f"{self._const(field.converter)}({var})"
-            lines.append(f"{self._const(slot.__set__)}({out}, {value})")
-        return lines
+        draft = _draft_of(cls) if plain else None
+        if draft is None:
+            if not all(f.init for f in fields):
+                raise _Unsupported(f"{cls.__name__}: a field outside __init__")
+            args = ", ".join(f"{f.alias}={var}" for f, var in zip(fields, values, strict=True))
+            return [f"{out} = {self._const(cls)}({args})"]
+        lines = [f"{out} = _new({self._const(draft)})"]
+        for field, var in zip(fields, values, strict=True):
+            value = var if field.converter is None else f"{self._const(field.converter)}({var})"
+            lines.append(f"{out}.{field.name} = {value}")
+        return [*lines, f"{out}.__class__ = {self._const(cls)}"]
 
     def _field(self, field: attrs.Attribute[Any], src: str, var: str, wire: str) -> list[str]:
         args = get_args(field.type)
@@ -187,3 +191,23 @@ class _Compiler:
         # Anything else (dates, Percent, ...) goes through its own converter hook.
         hook, hint = self._const(self._hook_for(kind)), self._const(kind)
         return [f"{var} = {hook}({var}, {hint})"]
+
+
+def _draft_of(cls: type[Any]) -> type[Any] | None:
+    """An unfrozen class with the layout of ``cls``, or None if Python would not swap them.
+
+    Python refuses the swap for a class with a ``__weakref__`` slot: the models
+    have none (``weakref_slot=False``).
+    """
+    own = cls.__dict__.get("__slots__")
+    if not isinstance(own, tuple) or "__dict__" in own:
+        return None
+    draft = type(f"{cls.__name__}Draft", cls.__bases__, {"__slots__": own, "__module__": __name__})
+    if any("__setattr__" in vars(base) for base in draft.__mro__[:-1]):
+        return None  # a base's own __setattr__ would make the stores slow, or refuse them
+    probe: Any = object.__new__(draft)
+    try:
+        probe.__class__ = cls
+    except TypeError:  # "object layout differs"
+        return None
+    return draft

@@ -20,7 +20,7 @@ from cattrs.errors import ClassValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendkit_async import _converter, models
+from sendkit_async import _converter, _fastpath, models
 from sendkit_async._converter import make_converter, validation_problems, wire_name
 from tests.helpers import FIXTURES
 
@@ -140,3 +140,46 @@ def test_surprises_fall_back_to_the_full_check() -> None:
     assert validation_problems(info.value) == [
         "invalid type (expected an integer, got str '3') @ $.sent"
     ]
+
+
+_MODELS = [cls for cls in vars(models).values() if isinstance(cls, type) and attrs.has(cls)]
+
+
+@pytest.mark.parametrize("cls", _MODELS, ids=lambda c: c.__name__)
+def test_every_model_is_built_by_plain_stores(cls: type[Any]) -> None:
+    # A __weakref__ slot (attrs' default) would silently send it down the slow __init__.
+    assert _fastpath._draft_of(cls) is not None
+
+
+def test_a_model_from_the_fast_path_is_a_true_frozen_instance() -> None:
+    data = {"_id": 2, "sent": 10, "opened": 4, "clicked": None}
+    step = _converter.converter().structure(data, models.StepStats)
+    built = models.StepStats(step=2, sent=10, opened=4)
+    assert type(step) is models.StepStats
+    assert (step, hash(step), repr(step)) == (built, hash(built), repr(built))
+    assert step.open_rate == 0.4
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        step.sent = 11  # type: ignore[misc]
+    assert attrs.evolve(step, sent=20) == models.StepStats(step=2, sent=20, opened=4)
+
+
+def _proxy(value: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen  # a __weakref__ slot: Python refuses the class swap
+class _Weak:
+    name: str
+    count: int | None = None
+    tags: Mapping[str, int] = attrs.field(factory=dict, converter=_proxy)
+
+
+def test_a_class_python_will_not_swap_is_built_by_its_init() -> None:
+    assert _fastpath._draft_of(_Weak) is None
+    conv = make_converter()
+    hook = conv.get_structure_hook(_Weak)
+    assert hook.__qualname__ == "with_fast_path.<locals>.structure"
+    built = conv.structure({"name": "a", "count": 2, "tags": {"x": 1}}, _Weak)
+    assert built == _Weak("a", 2, {"x": 1})
+    assert type(built.tags) is MappingProxyType
+    assert conv.structure({"name": "b"}, _Weak) == _Weak("b")
