@@ -244,9 +244,13 @@ class RateLimiter:
     def _now(self) -> float:
         if self._clock is None:
             try:
-                self._clock = asyncio.get_running_loop().time
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # snapshot()/repr outside a loop, before first use
                 return time.monotonic()
+            # asyncio's own loops tell time by time.monotonic(): skip the extra call.
+            clock = loop.time
+            native = getattr(clock, "__func__", None) is asyncio.BaseEventLoop.time
+            self._clock = time.monotonic if native else clock
         return self._clock()
 
     # -- stages 2 and 3: gate and tokens ----------------------------------------------

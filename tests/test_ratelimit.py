@@ -798,3 +798,13 @@ async def test_slow_start_past_the_concurrency_cap_drops_the_rate(clock: FakeClo
     assert limiter.snapshot().rate is None  # every slot on the wire: no rate binds
     limiter.observe(429)  # a later 429 is still measured against what was accepted
     assert 0.85 * 40.0 <= (limiter.snapshot().rate or 0.0) <= 40.0
+
+
+async def test_without_a_clock_the_loop_s_own_time_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A loop whose time() is not asyncio's own (here: 7 s pass at every reading) is
+    # honoured; asyncio's own is read through time.monotonic() directly.
+    ticks = itertools.count(1000.0, 7.0)
+    monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: next(ticks))
+    limiter = RateLimiter()
+    limiter.cooldown(5.0)  # at 1000: the gate opens at 1005
+    assert limiter.snapshot().cooldown_remaining == 0.0  # read at 1007
