@@ -153,14 +153,21 @@ class Transport:
             # Calls nearly always share one per-attempt timeout: build its object once.
             self._last_timeout = (timeout, self._client_timeout(timeout))
         try:
-            async with session.request(
+            # Awaited, not entered: ``async with`` would cost four more coroutines.
+            # read() gives the connection back at the end of the body; release()
+            # does it otherwise (and drops a connection left mid-body).
+            response = await session.request(
                 method,
                 url,
                 headers=None if self._owns else self._headers,
                 timeout=self._last_timeout[1],
                 allow_redirects=False,
-            ) as response:
-                return RawResponse(response.status, response.headers, await response.read())
+            )
+            try:
+                body = await response.read()
+            finally:
+                response.release()
+            return RawResponse(response.status, response.headers, body)
         except Exception as exc:
             mapped = translate(exc, method, str(url))
             if mapped is None or mapped is exc:

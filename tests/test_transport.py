@@ -10,9 +10,12 @@ import socket
 import aiohttp
 import aiohttp.client_exceptions
 import pytest
+from aiohttp import web
+from yarl import URL
 
 from sendkit_async import AsyncSendKit, RetryPolicy, Timeout, errors
-from sendkit_async._transport import map_exceptions
+from sendkit_async._transport import Transport, map_exceptions
+from tests.helpers import reply, scripted_server
 
 SECRET = "sk_live_in_headers_of_aiohttp_error"
 
@@ -113,3 +116,56 @@ async def test_connect_timeout_bounds_opening_a_connection() -> None:
     finally:
         for sock in [*fillers, listener]:
             sock.close()
+
+
+async def _cut_short(request: web.Request) -> web.StreamResponse:
+    """Headers promise 1,000 bytes; a few come, then the connection drops."""
+    response = web.StreamResponse(headers={"Content-Length": "1000"})
+    await response.prepare(request)
+    await response.write(b'{"success": true, ')
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
+async def test_a_body_cut_short_fails_and_gives_the_pool_slot_back() -> None:
+    async with scripted_server() as server:
+        server.add(_cut_short, reply({"success": True, "data": {}}))
+        transport = Transport(connection_limit=1)
+        try:
+            with pytest.raises(errors.APIConnectionError):
+                await transport.request("GET", URL(server.base_url + "/a"), timeout=10)
+            # One connection in all: a leaked one would make this wait until it timed out.
+            raw = await transport.request("GET", URL(server.base_url + "/b"), timeout=10)
+            assert (raw.status, raw.body) == (200, b'{"success": true, "data": {}}')
+        finally:
+            await transport.aclose()
+
+
+async def test_cancelled_mid_body_the_pool_slot_comes_back() -> None:
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b"{")
+        started.set()
+        await finish.wait()
+        return response
+
+    async with scripted_server() as server:
+        server.add(stalls, reply({"success": True, "data": {}}))
+        transport = Transport(connection_limit=1)
+        try:
+            task = asyncio.create_task(
+                transport.request("GET", URL(server.base_url + "/a"), timeout=10)
+            )
+            await started.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            raw = await transport.request("GET", URL(server.base_url + "/b"), timeout=10)
+            assert raw.status == 200
+        finally:
+            finish.set()
+            await transport.aclose()
