@@ -121,7 +121,9 @@ class Transport:
         if self._closed:
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
+            # Every request goes to the one base URL's host: a per-host limit would
+            # only add bookkeeping to each request.
+            connector = aiohttp.TCPConnector(limit=self._limit)
             # Cookies are never part of the API; ignoring them keeps calls independent.
             # Our headers are the session's defaults: aiohttp need not merge them per request.
             self._session = aiohttp.ClientSession(
