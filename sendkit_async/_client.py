@@ -1,23 +1,20 @@
-"""The client: options, lifecycle and the one request pipeline every call goes through.
+"""The client: options, lifecycle, resources, and the calls into the request pipeline.
 
-pipeline: rate limiter (slot, cooldown gate, tokens) -> transport (one attempt)
--> protocol (hints, errors, envelope), all inside a fresh tenacity loop.
+Every call goes through :mod:`._pipeline` (budget -> transport -> protocol, with
+retries) over the :class:`Core` the client shares with its ``with_options`` copies.
 """
 
 from __future__ import annotations
 
-import logging
 import platform
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
-import tenacity
 from yarl import URL
 
+from . import _pipeline as pipeline
 from . import _protocol as protocol
 from . import errors
 from ._budget import RateBudget
@@ -37,35 +34,6 @@ from .resources.campaigns import Campaigns
 
 T = TypeVar("T")
 
-
-def _as_is(raw: RawResponse) -> RawResponse:
-    return raw
-
-
-def _read_envelope(raw: RawResponse) -> Mapping[str, Any]:
-    return protocol.parse_envelope(raw.status, raw.body)
-
-
-def data_reader(cls: type[T]) -> Callable[[RawResponse], T]:
-    """A function that checks an answer's envelope and structures its ``data`` as ``cls``."""
-    read = _readers.get(cls)
-    if read is None:
-
-        def read(raw: RawResponse) -> Any:
-            envelope = protocol.parse_envelope(raw.status, raw.body)
-            return protocol.structure_field(envelope, "data", cls, status=raw.status)
-
-        _readers[cls] = read
-    return read
-
-
-_readers: dict[Any, Callable[[RawResponse], Any]] = {}
-
-
-logger = logging.getLogger("sendkit_async")
-
-THROTTLE_LOG_SECONDS = 0.05
-"""Waits for the rate-limit budget at least this long are logged (INFO)."""
 
 __all__ = ["AsyncSendKit"]
 
@@ -306,7 +274,7 @@ class AsyncSendKit:
         retry: RetryPolicy | None = None,
     ) -> Coroutine[Any, Any, T]:
         """GET ``path`` and structure the envelope's ``data`` as ``cls``."""
-        return self._call("GET", path, data_reader(cls), params, timeout, retry)
+        return self._call("GET", path, pipeline.data_reader(cls), params, timeout, retry)
 
     def _get_envelope(
         self,
@@ -317,7 +285,7 @@ class AsyncSendKit:
         retry: RetryPolicy | None = None,
     ) -> Coroutine[Any, Any, Mapping[str, Any]]:
         """GET ``path`` and return the whole checked envelope (for paged lists)."""
-        return self._call("GET", path, _read_envelope, params, timeout, retry)
+        return self._call("GET", path, pipeline.read_envelope, params, timeout, retry)
 
     async def _request(
         self,
@@ -329,7 +297,7 @@ class AsyncSendKit:
         retry: RetryPolicy | None = None,
     ) -> RawResponse:
         """Send ``method path`` through the pipeline and return the 2xx answer as it is."""
-        return await self._call(method, path, _as_is, params, timeout, retry)
+        return await self._call(method, path, pipeline.as_is, params, timeout, retry)
 
     def _call(
         self,
@@ -353,132 +321,5 @@ class AsyncSendKit:
         url = self._url(path, params)
         limits = as_timeout(timeout, self.timeout)
         policy = retry if retry is not None else self.retry
-        return self._attempt(method, url, read, Deadline(policy.deadline), limits.total, policy)
-
-    async def _retry(
-        self,
-        first_failure: errors.SendKitError,
-        policy: RetryPolicy,
-        method: str,
-        url: URL,
-        deadline: Deadline,
-        per_attempt: float | None,
-    ) -> RawResponse:
-        """Attempts after a retryable first failure, in a fresh tenacity loop.
-
-        The loop's first attempt is the failure already seen, so waits, stops
-        (max_retries, max_wait, deadline) and logging are tenacity's own.
-        """
-        retrying = policy.retrying(
-            method=method, deadline=deadline, on_retry=self._on_retry, sleep=self._core.sleep
-        )
-        attempts = 0
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    if attempts == 1:
-                        raise first_failure
-                    return await self._attempt(method, url, _as_is, deadline, per_attempt, None)
-        except errors.SendKitError as exc:
-            exc.attempts = attempts
-            raise
-        raise AssertionError("unreachable: tenacity either returns or reraises")  # pragma: no cover
-
-    async def _wait_for_slot(
-        self, deadline: Deadline, method: str, url: URL
-    ) -> AbstractAsyncContextManager[None]:
-        """Enter the budget's ``slot()``, which the caller exits; queuing extends ``deadline``."""
-        slot = self._core.limiter.slot()
-        queued = time.monotonic()
-        await slot.__aenter__()
-        # Time queued for a slot or a token does not count against the call.
-        waited = time.monotonic() - queued
-        deadline.extend(waited)
-        if waited >= THROTTLE_LOG_SECONDS:
-            logger.info(
-                "throttled %.2fs by the rate-limit budget before %s %s", waited, method, url
-            )
-        return slot
-
-    def _on_retry(self, _: tenacity.RetryCallState) -> None:
-        self._core.stats.retries += 1
-
-    def _observe(self, raw: RawResponse, method: str, url: URL) -> None:
-        """Count the response and feed its rate-limit hints to the budget."""
-        core, stats = self._core, self._core.stats
-        stats.by_status[raw.status] = stats.by_status.get(raw.status, 0) + 1
-        hints = protocol.rate_limit_hints(raw.headers, status=raw.status)
-        if raw.status == 429:
-            stats.rate_limited += 1
-            logger.info(
-                "rate limited (429) on %s %s [request id %s]; server asked to wait %s",
-                method,
-                url,
-                protocol.request_id(raw.headers) or "-",
-                "nothing" if hints.retry_after is None else f"{hints.retry_after:.2f}s",
-            )
-        if hints is protocol.NO_HINTS:
-            core.limiter.observe(raw.status)
-            return
-        core.limiter.observe(
-            raw.status,
-            limit=hints.limit,
-            remaining=hints.remaining,
-            reset_after=hints.reset_after,
-            window=hints.window,
-            retry_after=hints.retry_after,
-        )
-
-    async def _attempt(
-        self,
-        method: str,
-        url: URL,
-        read: Callable[[RawResponse], T],
-        deadline: Deadline,
-        per_attempt: float | None,
-        policy: RetryPolicy | None,
-    ) -> T:
-        """One attempt: admitted by the budget, sent, observed, checked, then ``read``.
-
-        The call's first attempt gets its ``policy``: a retryable failure moves on
-        to :meth:`_retry`. Attempts made there get None and raise every failure.
-        """
-        core = self._core
-        try:
-            # Our own limiter admits a request that needs no wait synchronously (nearly
-            # every request of a bulk run); anything else goes through ``slot()``.
-            sent_at = core.admit_now() if core.admit_now is not None else None
-            slot = None if sent_at is not None else await self._wait_for_slot(deadline, method, url)
-            try:
-                attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
-                core.stats.requests += 1
-                try:
-                    raw = await core.transport.request(method, url, timeout=attempt_timeout)
-                except errors.APIConnectionError:
-                    core.stats.connection_errors += 1
-                    raise
-                # Still admitted: the limiter corrects `remaining` by what is in flight.
-                self._observe(raw, method, url)
-            except BaseException as exc:
-                if slot is not None:
-                    await slot.__aexit__(type(exc), exc, exc.__traceback__)
-                elif sent_at is not None:
-                    core.release_admitted(sent_at)
-                raise
-            if slot is not None:
-                await slot.__aexit__(None, None, None)
-            elif sent_at is not None:
-                core.release_admitted(sent_at)
-            if not 200 <= raw.status < 300:
-                raise protocol.error_from_response(
-                    raw.status, raw.headers, raw.body, method=method, url=str(url)
-                )
-        except errors.SendKitError as exc:
-            if policy is None:
-                raise
-            if not policy.should_retry(exc):
-                exc.attempts = 1
-                raise
-            raw = await self._retry(exc, policy, method, url, deadline, per_attempt)
-        return read(raw)
+        deadline = Deadline(policy.deadline)
+        return pipeline.attempt(self._core, method, url, read, deadline, limits.total, policy)

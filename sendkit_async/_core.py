@@ -1,4 +1,7 @@
-"""State a client shares with its ``with_options`` copies: transport, budget, counters."""
+"""State a client shares with its ``with_options`` copies: transport, budget, counters.
+
+The request pipeline (:mod:`._pipeline`) runs over it.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ class Core:
 
     __slots__ = ("admit_now", "limiter", "release_admitted", "sleep", "stats", "transport")
 
-    def __init__(self, transport: Transport, limiter: RateBudget):
+    def __init__(self, transport: Transport, limiter: RateBudget) -> None:
         self.transport = transport
         self.limiter = limiter
         # Our own limiter has a synchronous lane for requests that need no wait:
@@ -52,6 +55,10 @@ class Core:
         self.stats = ClientStats()
         # Retry waits go through here so tests can control time.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def count_retry(self, _: object) -> None:
+        """A retry is about to be made (the retry loop's ``on_retry`` hook)."""
+        self.stats.retries += 1
 
 
 def _no_release(ticket: float) -> None:

@@ -1,0 +1,192 @@
+"""One call through the pipeline every request takes, over a client's shared :class:`Core`.
+
+budget (slot, cooldown gate, tokens) -> transport (one attempt) -> protocol
+(hints, errors), then the caller's ``read`` (envelope, models); a fresh
+tenacity loop only once a first attempt has failed and may be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from yarl import URL
+
+from . import _protocol as protocol
+from . import errors
+from ._core import Core
+from ._retry import Deadline, RetryPolicy
+from ._transport import RawResponse
+
+__all__ = ["as_is", "attempt", "data_reader", "read_envelope"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("sendkit_async")
+
+THROTTLE_LOG_SECONDS = 0.05
+"""Waits for the rate-limit budget at least this long are logged (INFO)."""
+
+
+# -- readers: what a call makes of its 2xx answer ---------------------------------------
+
+
+def as_is(raw: RawResponse) -> RawResponse:
+    """The answer itself."""
+    return raw
+
+
+def read_envelope(raw: RawResponse) -> Mapping[str, Any]:
+    """The whole checked envelope (for paged lists)."""
+    return protocol.parse_envelope(raw.status, raw.body)
+
+
+def data_reader(cls: type[T]) -> Callable[[RawResponse], T]:
+    """A reader that checks the envelope and structures its ``data`` as ``cls``."""
+    read = _readers.get(cls)
+    if read is None:
+
+        def read(raw: RawResponse) -> Any:
+            envelope = protocol.parse_envelope(raw.status, raw.body)
+            return protocol.structure_field(envelope, "data", cls, status=raw.status)
+
+        _readers[cls] = read
+    return read
+
+
+_readers: dict[Any, Callable[[RawResponse], Any]] = {}
+
+
+# -- attempts ---------------------------------------------------------------------------
+
+
+async def attempt(
+    core: Core,
+    method: str,
+    url: URL,
+    read: Callable[[RawResponse], T],
+    deadline: Deadline,
+    per_attempt: float | None,
+    policy: RetryPolicy | None,
+) -> T:
+    """One attempt: admitted by the budget, sent, observed, checked, then ``read``.
+
+    The call's first attempt gets its ``policy``: a retryable failure moves on
+    to the retry loop. Attempts made there get None and raise every failure.
+
+    Raises:
+        SendKitError: the final error, with ``attempts`` set.
+    """
+    try:
+        # Our own limiter admits a request that needs no wait synchronously (nearly
+        # every request of a bulk run); anything else goes through ``slot()``.
+        sent_at = core.admit_now() if core.admit_now is not None else None
+        slot = None if sent_at is not None else await _wait_for_slot(core, deadline, method, url)
+        try:
+            attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
+            core.stats.requests += 1
+            try:
+                raw = await core.transport.request(method, url, timeout=attempt_timeout)
+            except errors.APIConnectionError:
+                core.stats.connection_errors += 1
+                raise
+            # Still admitted: the limiter corrects `remaining` by what is in flight.
+            _observe(core, raw, method, url)
+        except BaseException as exc:
+            if slot is not None:
+                await slot.__aexit__(type(exc), exc, exc.__traceback__)
+            elif sent_at is not None:
+                core.release_admitted(sent_at)
+            raise
+        if slot is not None:
+            await slot.__aexit__(None, None, None)
+        elif sent_at is not None:
+            core.release_admitted(sent_at)
+        if not 200 <= raw.status < 300:
+            raise protocol.error_from_response(
+                raw.status, raw.headers, raw.body, method=method, url=str(url)
+            )
+    except errors.SendKitError as exc:
+        if policy is None:
+            raise
+        if not policy.should_retry(exc):
+            exc.attempts = 1
+            raise
+        raw = await _retry(core, exc, policy, method, url, deadline, per_attempt)
+    return read(raw)
+
+
+async def _retry(
+    core: Core,
+    first_failure: errors.SendKitError,
+    policy: RetryPolicy,
+    method: str,
+    url: URL,
+    deadline: Deadline,
+    per_attempt: float | None,
+) -> RawResponse:
+    """Attempts after a retryable first failure, in a fresh tenacity loop.
+
+    The loop's first attempt is the failure already seen, so waits, stops
+    (max_retries, max_wait, deadline) and logging are tenacity's own.
+    """
+    retrying = policy.retrying(
+        method=method, deadline=deadline, on_retry=core.count_retry, sleep=core.sleep
+    )
+    attempts = 0
+    try:
+        async for attempt_state in retrying:
+            with attempt_state:
+                attempts += 1
+                if attempts == 1:
+                    raise first_failure
+                return await attempt(core, method, url, as_is, deadline, per_attempt, None)
+    except errors.SendKitError as exc:
+        exc.attempts = attempts
+        raise
+    raise AssertionError("unreachable: tenacity either returns or reraises")  # pragma: no cover
+
+
+async def _wait_for_slot(
+    core: Core, deadline: Deadline, method: str, url: URL
+) -> AbstractAsyncContextManager[None]:
+    """Enter the budget's ``slot()``, which the caller exits; queuing extends ``deadline``."""
+    slot = core.limiter.slot()
+    queued = time.monotonic()
+    await slot.__aenter__()
+    # Time queued for a slot or a token does not count against the call.
+    waited = time.monotonic() - queued
+    deadline.extend(waited)
+    if waited >= THROTTLE_LOG_SECONDS:
+        logger.info("throttled %.2fs by the rate-limit budget before %s %s", waited, method, url)
+    return slot
+
+
+def _observe(core: Core, raw: RawResponse, method: str, url: URL) -> None:
+    """Count the response and feed its rate-limit hints to the budget."""
+    stats = core.stats
+    stats.by_status[raw.status] = stats.by_status.get(raw.status, 0) + 1
+    hints = protocol.rate_limit_hints(raw.headers, status=raw.status)
+    if raw.status == 429:
+        stats.rate_limited += 1
+        logger.info(
+            "rate limited (429) on %s %s [request id %s]; server asked to wait %s",
+            method,
+            url,
+            protocol.request_id(raw.headers) or "-",
+            "nothing" if hints.retry_after is None else f"{hints.retry_after:.2f}s",
+        )
+    if hints is protocol.NO_HINTS:
+        core.limiter.observe(raw.status)
+        return
+    core.limiter.observe(
+        raw.status,
+        limit=hints.limit,
+        remaining=hints.remaining,
+        reset_after=hints.reset_after,
+        window=hints.window,
+        retry_after=hints.retry_after,
+    )
