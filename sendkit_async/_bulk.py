@@ -250,10 +250,12 @@ async def gather(
     distinct: list[Any] = []
     places: list[int] = []  # for each input item, its distinct id's place
     for item in items:
-        key = _key(item)
-        place = slots.get(key)
-        if place is None:
-            place = slots[key] = len(distinct)
+        new = len(distinct)
+        try:
+            place = slots.setdefault(item, new)
+        except TypeError:  # unhashable: the same object twice is still one id
+            place = slots.setdefault(("unhashable", id(item)), new)
+        if place == new:
             distinct.append(item)
         places.append(place)
     total = len(distinct)
@@ -317,15 +319,19 @@ def _outcome(
     return_exceptions: bool,
 ) -> list[Any]:
     """The results in input order, or the :class:`BulkError` that carries them."""
-    pairs = list(zip(distinct, outcomes, strict=True))
-    not_attempted = tuple(item for item, out in pairs if out is _MISSING)
+    not_attempted: list[Any] = []
+    failures: dict[Any, SendKitError] = {}
+    for item, out in zip(distinct, outcomes, strict=True):
+        if out is _MISSING:
+            not_attempted.append(item)
+        elif isinstance(out, SendKitError):
+            failures[_as_key(item)] = out
     report = recorder.report(len(not_attempted))
     client.last_bulk_report = report
-    failures = {item: out for item, out in pairs if isinstance(out, SendKitError)}
     if fatal or (failures and not return_exceptions):
         results = {
             item: out
-            for item, out in pairs
+            for item, out in zip(distinct, outcomes, strict=True)
             if out is not _MISSING and not isinstance(out, SendKitError)
         }
         first = fatal[0] if fatal else None
@@ -335,16 +341,19 @@ def _outcome(
             + (f", {len(not_attempted)} not attempted" if not_attempted else ""),
             results=results,
             failures=failures,
-            not_attempted=not_attempted,
+            not_attempted=tuple(not_attempted),
             fatal=first,
             report=report,
         )
+    if len(places) == len(distinct):  # no duplicates: the outcomes are in input order
+        return outcomes
     return [outcomes[place] for place in places]
 
 
-def _key(item: Any) -> Any:
+def _as_key(item: Any) -> Any:
+    """``item`` as a dict key: itself, or its ``repr()`` if unhashable (a list by mistake)."""
     try:
         hash(item)
     except TypeError:
-        return ("unhashable", id(item))
+        return repr(item)
     return item

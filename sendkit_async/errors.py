@@ -224,7 +224,8 @@ class BulkError(SendKitError):
 
     Attributes:
         results: id -> analytics for every id that succeeded.
-        failures: id -> the error that id ended with.
+        failures: id -> the error that id ended with (an id that cannot be a
+            dict key, such as a list passed by mistake, appears as its ``repr()``).
         not_attempted: ids never sent because the run stopped early
             (an authentication or permission error makes going on pointless).
         fatal: the error that stopped the run early, or None.

@@ -117,11 +117,23 @@ async def test_duplicates_fetched_once(server: Script) -> None:
 async def test_non_string_ids_fail_alone(server: Script) -> None:
     serve(server)
     (good,) = ids(1)
+    listed: list[str] = ["x"]  # unhashable: the same object twice is one id, another is not
     async with client_for(server) as client:
-        results = await client.gather_campaigns([good, None, 42], return_exceptions=True)  # type: ignore[list-item]
+        results = await client.gather_campaigns(
+            [good, None, 42, listed, listed, ["x"]],  # type: ignore[list-item]
+            return_exceptions=True,
+        )
+        report = client.last_bulk_report
     assert results[0].campaign.id == good
-    assert isinstance(results[1], InvalidRequestError)
-    assert isinstance(results[2], InvalidRequestError)
+    assert all(isinstance(r, InvalidRequestError) for r in results[1:])
+    assert results[3] is results[4]  # one outcome for the repeated object
+    assert report is not None
+    assert (report.total, report.succeeded, report.failed) == (5, 1, 4)
+    async with client_for(server) as client:
+        with pytest.raises(BulkError) as info:
+            await client.gather_campaigns([good, listed])  # type: ignore[list-item]
+    assert list(info.value.results) == [good]
+    assert list(info.value.failures) == ["['x']"]  # a list cannot be a key: its repr is
 
 
 async def test_auth_error_stops_the_run(server: Script) -> None:
