@@ -1,4 +1,4 @@
-"""Client-wide rate-limit budget shared by every concurrent request.
+"""Client-wide rate-limit budget shared by every concurrent request: admission.
 
 ``RateLimiter.slot()`` admits one request attempt through three stages, in order:
 
@@ -7,16 +7,11 @@
 3. one token from a token bucket, when a rate is known. Token waiters pass one
    at a time, so they leave one token interval apart instead of in one burst.
 
-``observe()`` is fed every response. Rate-limit headers drive the bucket
-(rate = limit / window, where the window is the policy's ``w=`` or else the
-largest reset seen); ``remaining`` only ever lowers the local tokens. With
-nothing known the first request goes alone; if its answer names no limit, the
-rate starts at its pace and is learned from 429s (``AdaptiveRate``: slow start,
-then an estimate of the server's rate at each 429 and a slow climb back). A
-user-given ``rate`` is a ceiling that learning never exceeds. A 429 closes the
-gate for its Retry-After, else for a few token intervals (at least 50 ms; 0.5 s
-with no rate known), doubling per consecutive 429 episode, capped by the
-announced reset, or by 4 s when there is no hint at all.
+``observe()`` is fed every response. With nothing known the first request goes
+alone: its answer may carry the limit. What the answers teach (the bucket's rate,
+from rate-limit headers or from 429s, and how long a 429 closes the gate) is the
+``_Learning`` mixin in ``_learning``, which ``RateLimiter`` inherits; this module
+holds the rest: ``observe()`` itself, the slots, the gate, the tokens and the probe.
 """
 
 from __future__ import annotations
@@ -31,16 +26,10 @@ from types import TracebackType
 
 import attrs
 
-from ._bucket import AdaptiveRate, FifoSlots, TokenBucket, early_rate
+from ._bucket import AdaptiveRate, FifoSlots, TokenBucket
+from ._learning import _AIMD, _NONE, _USER, _Learning
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
-
-_BARE_COOLDOWN = 0.5  # first cooldown after a 429 without Retry-After, no rate known
-_PACED_COOLDOWN = 0.05  # the same with a rate known: a few token intervals, at least this
-_MAX_BARE_COOLDOWN = 4.0  # escalation cap for hint-less 429s
-_AIMD_BURST = 0.01  # seconds of a learned-from-429s rate the bucket may bank
-
-_NONE, _USER, _HEADERS, _AIMD = "none", "user", "headers", "aimd"
 
 
 @attrs.frozen
@@ -61,7 +50,7 @@ class RateLimitSnapshot:
     rate_limited_responses: int
 
 
-class RateLimiter:
+class RateLimiter(_Learning):
     """Concurrency cap, token bucket and cooldown gate shared by one client.
 
     Args:
@@ -78,12 +67,12 @@ class RateLimiter:
         ValueError: ``max_concurrency < 1``, ``rate <= 0`` or ``burst < 1``.
     """
 
+    # The learning state's slots are _Learning's.
     __slots__ = (
-        "_adaptive", "_aimd", "_bucket", "_burst_ceiling", "_ceiling", "_clock", "_episodes",
-        "_first_sent", "_gate_len", "_gate_until", "_hold_until", "_last_wait", "_limit",
-        "_max_reset", "_probe_done", "_prober_active", "_probing", "_random", "_rate_limited",
-        "_remaining", "_reset_at", "_sending", "_sleep", "_slots", "_source", "_srtt",
-        "_throttle_events", "_throttled", "_token_lock", "_window",
+        "_adaptive", "_clock", "_first_sent", "_gate_len", "_gate_until", "_last_wait",
+        "_limit", "_probe_done", "_prober_active", "_probing", "_random", "_rate_limited",
+        "_remaining", "_reset_at", "_sending", "_sleep", "_slots", "_srtt",
+        "_throttle_events", "_throttled", "_token_lock",
     )  # fmt: skip
 
     def __init__(
@@ -302,111 +291,6 @@ class RateLimiter:
             if waited:
                 self._throttle_events += 1
                 self._throttled += max(0.0, self._now() - start)
-
-    def _set_rate(self, now: float, rate: float, burst: float) -> None:
-        if self._ceiling is not None:
-            rate = min(rate, self._ceiling)
-        if self._burst_ceiling is not None:
-            burst = min(burst, self._burst_ceiling)
-        if self._bucket is None:
-            self._bucket = TokenBucket(rate, burst, now)
-        else:
-            self._bucket.reconfigure(now, rate, burst)
-
-    # -- learning ---------------------------------------------------------------------
-
-    def _learn_headers(
-        self,
-        now: float,
-        limit: int | None,
-        remaining: int | None,
-        reset_after: float | None,
-        window: float | None,
-    ) -> None:
-        if reset_after is not None and reset_after > 0:
-            self._max_reset = max(self._max_reset, reset_after)
-        if window is not None and window > 0:
-            self._window = window
-        period = self._window or self._max_reset
-        if limit is not None and limit > 0 and period > 0:
-            rate = limit / period
-            if self._window is None and period < 1.0:
-                rate = min(rate, early_rate(limit, remaining, reset_after))
-            self._source = _HEADERS
-            self._set_rate(now, rate, max(1.0, float(limit)))
-        if remaining is not None and self._bucket is not None:
-            # Requests on the wire besides this one were not counted by the server yet.
-            # Only ever lower the tokens: a stale, higher `remaining` gives nothing back.
-            self._bucket.cap(now, max(0.0, remaining - max(0, self._sending - 1)))
-
-    def _on_429(self, now: float, reset_after: float | None, retry_after: float | None) -> None:
-        new_episode = now >= self._gate_until
-        if new_episode:
-            self._episodes += 1
-        known = self._bucket is not None
-        decrease = self._adaptive and self._source != _HEADERS and now >= self._hold_until
-        if decrease:
-            self._decrease(now)
-        if retry_after is not None:
-            self.cooldown(retry_after)
-        elif new_episode:
-            interval = 0.0 if self._bucket is None else 1.0 / self._bucket.rate
-            # With a rate known, the lowered rate does the work: a pause of a few token
-            # intervals is enough, and a long one would idle the run (a 0.5 s pause
-            # at 200/s costs 100 requests' worth of time). Repeated episodes escalate.
-            first = max(_PACED_COOLDOWN, 4 * interval) if known else _BARE_COOLDOWN
-            escalated = first * 2.0 ** min(self._episodes - 1, 16)
-            if reset_after is not None:
-                # A token bucket's reset is "time until full", far longer than needed for one
-                # token; a fixed window's is exact. Probe early, doubling up to the reset.
-                self.cooldown(min(reset_after, escalated))
-            else:
-                self.cooldown(min(_MAX_BARE_COOLDOWN, escalated))
-        if decrease:
-            # The climb back starts as the gate opens; what this 429 costs sets its pace.
-            until = max(now, self._gate_until)
-            self._aimd.pause(until, until - now, self._srtt)
-            # 429s of requests sent before this decrease must not lower the rate again.
-            self._hold_until = max(self._gate_until, now + 2.0 * self._srtt)
-
-    def _start_slow(self, now: float, share: float = 1.0) -> None:
-        # No limit known: go on at the first request's own pace (one request per round
-        # trip) and grow from there; a blind wave of max_concurrency would draw 429s.
-        sent = self._first_sent if self._first_sent is not None else now
-        self._aimd.start(now, share / max(now - sent, 1e-3))
-        self._source = _AIMD
-        self._set_aimd(now)
-        if self._bucket is not None:
-            self._bucket.cap(now, 1.0)  # paced from the first token on, no burst
-
-    def _decrease(self, now: float) -> None:
-        since = self._first_sent if self._first_sent is not None else now
-        current = math.inf if self._bucket is None else self._bucket.rate
-        if self._aimd.limited(now, since, current) is None:
-            self._start_slow(now, 0.5)  # limited before anything was learned
-            return
-        self._source = _AIMD
-        self._set_aimd(now)
-
-    def _increase(self, now: float) -> None:
-        if self._bucket is None:
-            return
-        if self._aimd.estimate is None and self._sending >= self._slots.limit:
-            # Slow start outgrew the concurrency cap (every slot is on the wire): the rate
-            # binds no more, so drop it and spare every request the token stage.
-            self._bucket = None
-            return
-        rate = self._bucket.rate
-        # Saturated: requests are queueing for tokens, so the rate is the bottleneck.
-        saturated = now - self._last_wait <= 2.0 / rate + 2.0 * self._srtt
-        if self._aimd.grow(now, saturated, self._srtt) != rate:
-            self._set_aimd(now)
-
-    def _set_aimd(self, now: float) -> None:
-        # Ten milliseconds of burst: a waiter woken late catches up instead of losing its
-        # turn (with a burst of one, waking ~1 ms late cost ~12 % of 200/s in benchmarks).
-        rate = self._aimd.rate
-        self._set_rate(now, rate, max(1.0, rate * _AIMD_BURST))
 
     # -- slot bookkeeping -------------------------------------------------------------
 
