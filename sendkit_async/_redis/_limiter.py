@@ -1,14 +1,18 @@
-"""``RedisRateLimiter``: one rate-limit budget shared by every process using the same key."""
+"""``RedisRateLimiter``: one rate-limit budget shared by every process using the same key.
+
+This module holds its public API, admission and the cooldowns it derives from
+responses; its calls to Redis (outages, pulls, background pushes) are the
+``_RedisCalls`` mixin in ``_calls``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import random as _random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
@@ -16,34 +20,21 @@ import attrs
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from .. import errors
 from .._config import resolve_base_url, resolve_key
 from .._ratelimit import RateLimiter, RateLimitSnapshot
-from ._parts import (
-    SharedBudgetUnavailableError,
-    _arg,
-    _f,
-    _Pending,
-    _RedisDown,
-    _s,
-    _Slot,
-)
+from ._calls import _RedisCalls
+from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _s, _Slot
 from ._scripts import ACQUIRE, CHECK, OBSERVE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
-logger = logging.getLogger("sendkit_async")
-
 _BARE_COOLDOWN = 0.5  # as the in-memory limiter: first cooldown after a hint-less 429
 _MAX_BARE_COOLDOWN = 4.0
-_PROBE_TTL_MS = 2000  # a probe whose answer never comes frees the way after this
-_LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour without traffic
-_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(_RedisCalls):
     """A :class:`RateBudget` whose rate, cooldown and learned limits live in Redis.
 
     Every process (on any machine) that builds one with the same API key and
@@ -119,11 +110,11 @@ class RedisRateLimiter:
         self._down = False
         self._down_until = -math.inf
         self._closed = False
-        self._pending: _Pending | None = None
-        self._flusher: asyncio.Task[None] | None = None
+        self._pending = None
+        self._flusher = None
         self._sending = 0
         self._episodes = 0
-        self._shared: dict[str, float | None] = {}
+        self._shared = {}
         self._shared_at = 0.0
         self._reopen_at = -math.inf
         self._throttled = 0.0
@@ -288,63 +279,13 @@ class RedisRateLimiter:
             f"rate={rate} cooldown={s.cooldown_remaining:.2f}s 429s={s.rate_limited_responses}>"
         )
 
-    # -- Redis calls and outages ------------------------------------------------------
+    # -- admission and cooldowns ------------------------------------------------------
 
     def _now(self) -> float:
         try:
             return asyncio.get_running_loop().time()
         except RuntimeError:  # snapshot()/repr outside a loop
             return time.monotonic()
-
-    def _where(self) -> str:
-        kw = self._redis.connection_pool.connection_kwargs
-        if "path" in kw:
-            return f"unix:{kw['path']}"
-        return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
-
-    async def _run(self, script: Any, keys: Sequence[str], args: Sequence[str]) -> Any:
-        if self._down and self._now() < self._down_until:
-            raise _RedisDown
-        try:
-            result = await script(keys=list(keys), args=list(args), client=self._redis)
-        except _REDIS_ERRORS as exc:
-            self._down_until = self._now() + self._retry_after
-            if not self._down:
-                self._down = True
-                self._fallback = RateLimiter(
-                    max_concurrency=self._max,
-                    rate=self._shared.get("rate") or self._rate,
-                    burst=self._shared.get("burst") or self._burst,
-                )
-                then = "using a per-process limiter" if self._on_error == "fallback" else "failing"
-                logger.warning(
-                    "shared rate limit: Redis at %s failed (%s: %s); %s until it answers again",
-                    self._where(),
-                    type(exc).__name__,
-                    exc,
-                    then,
-                )
-            raise _RedisDown from exc
-        if self._down:
-            self._down = False
-            logger.info("shared rate limit: Redis at %s answers again", self._where())
-        return result
-
-    def _user_args(self) -> list[str]:
-        return [_arg(self._rate), _arg(self._burst)]
-
-    async def _acquire_once(self, probe_token: str) -> tuple[str, float, float]:
-        """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown."""
-        args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
-        reply = await self._run(self._acquire, self._keys, args)
-        kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
-        now = self._now()
-        if kind == "cooldown":
-            self._reopen_at = max(self._reopen_at, now + wait)
-        if len(reply) >= 6:
-            self._shared.update(rate=_f(reply[3]), burst=_f(reply[4]), tokens=_f(reply[5]))
-            self._shared_at = now
-        return kind, wait, server_now
 
     async def _admit(self, slot: _Slot) -> AbstractAsyncContextManager[None] | None:
         """Wait for the shared gate and a shared token; or enter the fallback.
@@ -411,43 +352,3 @@ class RedisRateLimiter:
         if reset_after is not None:
             return min(reset_after, escalated)
         return min(_MAX_BARE_COOLDOWN, escalated)
-
-    # -- background pushes ------------------------------------------------------------
-
-    def _release_probe(self, token: str) -> None:
-        p = self._pending if self._pending is not None else _Pending()
-        p.probe = token
-        self._pending = p
-        self._kick()
-
-    def _kick(self) -> None:
-        if self._closed or (self._flusher is not None and not self._flusher.done()):
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # observed outside a loop: nothing can be pushed
-            return
-        self._flusher = loop.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        while self._pending is not None:
-            p, self._pending = self._pending, None
-            cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
-            args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
-            try:
-                reply = await self._run(self._observe, self._keys, args)
-            except _RedisDown:
-                continue  # the fallback (if any) learned it; Redis will relearn
-            rate, burst, tokens, left, limit, remaining, reset = (_f(v) for v in reply)
-            now = self._now()
-            self._shared.update(
-                rate=rate,
-                burst=burst,
-                tokens=tokens,
-                limit=limit,
-                remaining=remaining,
-                reset_after=reset,
-            )
-            self._shared_at = now
-            if left:
-                self._reopen_at = max(self._reopen_at, now + left)

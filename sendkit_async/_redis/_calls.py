@@ -1,0 +1,148 @@
+"""The Redis side of ``RedisRateLimiter``: script calls, outages, shared state in and out.
+
+``_RedisCalls`` is a mixin that ``RedisRateLimiter`` (in ``_limiter``) inherits. It
+runs the Lua scripts, notices an outage (and starts the per-process fallback
+limiter), pulls the shared bucket with each ACQUIRE and pushes pending observations
+in a background task. Admission, ``observe()`` and the public API stay in ``_limiter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from redis.exceptions import RedisError
+
+from .._ratelimit import RateLimiter
+from ._parts import _arg, _f, _Pending, _RedisDown, _s
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+logger = logging.getLogger("sendkit_async")
+
+_PROBE_TTL_MS = 2000  # a probe whose answer never comes frees the way after this
+_LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour without traffic
+_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class _RedisCalls:
+    """Mixin of `RedisRateLimiter`: its calls to Redis and the state they carry.
+
+    ``RedisRateLimiter.__init__`` sets every attribute declared here.
+    """
+
+    _redis: Redis
+    _keys: list[str]
+    _acquire: AsyncScript
+    _observe: AsyncScript
+    _rate: float | None  # the user's ceiling and bucket size
+    _burst: float | None
+    _max: int
+    _on_error: Literal["fallback", "raise"]
+    _horizon: float
+    _retry_after: float
+    _closed: bool
+    _fallback: RateLimiter  # replaced, from the last shared numbers, when Redis goes down
+    _down: bool
+    _down_until: float
+    _pending: _Pending | None
+    _flusher: asyncio.Task[None] | None
+    _shared: dict[str, float | None]  # as last seen from Redis
+    _shared_at: float
+    _reopen_at: float
+
+    if TYPE_CHECKING:
+
+        def _now(self) -> float: ...
+
+    def _where(self) -> str:
+        kw = self._redis.connection_pool.connection_kwargs
+        if "path" in kw:
+            return f"unix:{kw['path']}"
+        return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
+
+    async def _run(self, script: Any, keys: Sequence[str], args: Sequence[str]) -> Any:
+        if self._down and self._now() < self._down_until:
+            raise _RedisDown
+        try:
+            result = await script(keys=list(keys), args=list(args), client=self._redis)
+        except _REDIS_ERRORS as exc:
+            self._down_until = self._now() + self._retry_after
+            if not self._down:
+                self._down = True
+                self._fallback = RateLimiter(
+                    max_concurrency=self._max,
+                    rate=self._shared.get("rate") or self._rate,
+                    burst=self._shared.get("burst") or self._burst,
+                )
+                then = "using a per-process limiter" if self._on_error == "fallback" else "failing"
+                logger.warning(
+                    "shared rate limit: Redis at %s failed (%s: %s); %s until it answers again",
+                    self._where(),
+                    type(exc).__name__,
+                    exc,
+                    then,
+                )
+            raise _RedisDown from exc
+        if self._down:
+            self._down = False
+            logger.info("shared rate limit: Redis at %s answers again", self._where())
+        return result
+
+    def _user_args(self) -> list[str]:
+        return [_arg(self._rate), _arg(self._burst)]
+
+    async def _acquire_once(self, probe_token: str) -> tuple[str, float, float]:
+        """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown."""
+        args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
+        reply = await self._run(self._acquire, self._keys, args)
+        kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
+        now = self._now()
+        if kind == "cooldown":
+            self._reopen_at = max(self._reopen_at, now + wait)
+        if len(reply) >= 6:
+            self._shared.update(rate=_f(reply[3]), burst=_f(reply[4]), tokens=_f(reply[5]))
+            self._shared_at = now
+        return kind, wait, server_now
+
+    def _release_probe(self, token: str) -> None:
+        p = self._pending if self._pending is not None else _Pending()
+        p.probe = token
+        self._pending = p
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._closed or (self._flusher is not None and not self._flusher.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # observed outside a loop: nothing can be pushed
+            return
+        self._flusher = loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending is not None:
+            p, self._pending = self._pending, None
+            cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
+            args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
+            try:
+                reply = await self._run(self._observe, self._keys, args)
+            except _RedisDown:
+                continue  # the fallback (if any) learned it; Redis will relearn
+            rate, burst, tokens, left, limit, remaining, reset = (_f(v) for v in reply)
+            now = self._now()
+            self._shared.update(
+                rate=rate,
+                burst=burst,
+                tokens=tokens,
+                limit=limit,
+                remaining=remaining,
+                reset_after=reset,
+            )
+            self._shared_at = now
+            if left:
+                self._reopen_at = max(self._reopen_at, now + left)
