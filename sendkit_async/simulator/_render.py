@@ -7,7 +7,8 @@ import random
 from typing import Any
 
 from . import _names
-from ._data import TIMELINE_DAYS, Campaign, Sequence, Step, Workspace, day_date
+from ._data import TIMELINE_DAYS, Campaign, Workspace, day_date
+from ._figures import Sequence, Step
 
 JsonObj = dict[str, Any]
 
@@ -38,7 +39,7 @@ def campaign_analytics(
 ) -> JsonObj:
     """The ``data`` of ``GET /v1/analytics/campaigns/{id}`` for local days ``[a, b)``.
 
-    Time-ranged figures come from the nested cumulative floors in ``_data``; lead
+    Time-ranged figures come from the nested cumulative floors in ``_figures``; lead
     snapshots (totalLeads, statusBreakdown, addedCount, currentlyEnrolled) are not
     time-ranged and always show the current state.
     """
