@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 from urllib.parse import quote
 
 import cattrs
@@ -43,7 +43,6 @@ __all__ = [
     "structure_field",
 ]
 
-T = TypeVar("T")
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id")
 _SECRET_HEADERS = frozenset(

@@ -16,8 +16,6 @@ import operator
 import attrs
 
 # (sent, opened, clicked, bounced, replied, positiveReplied) for one day or one range.
-Row = tuple[int, int, int, int, int, int]
-ZERO_ROW: Row = (0, 0, 0, 0, 0, 0)
 
 
 @attrs.frozen
