@@ -15,8 +15,6 @@ import operator
 
 import attrs
 
-# (sent, opened, clicked, bounced, replied, positiveReplied) for one day or one range.
-
 
 @attrs.frozen
 class Step:
