@@ -177,7 +177,7 @@ class RateLimiter(_Learning):
                 self._aimd.accepted(now)
                 if self._source == _NONE and limit is None:
                     self._start_slow(now)
-                elif self._source == _AIMD and now >= self._hold_until:
+                elif self._source == _AIMD and self._bucket is not None and now >= self._hold_until:
                     self._increase(now)
 
     def cooldown(self, seconds: float) -> None:
@@ -309,7 +309,10 @@ class RateLimiter(_Learning):
         if self._bucket is not None and self._bucket.take(now) > 0.0:
             return None
         self._slots.try_acquire()
-        return self._sent(now)
+        if self._first_sent is None:
+            self._first_sent = now
+        self._sending += 1
+        return now
 
     def _sent(self, now: float | None = None) -> float:
         if now is None:
@@ -321,9 +324,12 @@ class RateLimiter(_Learning):
 
     def _release_admitted(self, sent_at: float) -> None:
         """End an attempt admitted at ``sent_at``, answered or not: leaving its slot."""
-        self._end_probe()  # the first attempt is over, answered or not
+        if self._probing:
+            self._end_probe()  # the first attempt is over, answered or not
         self._sending -= 1
-        rtt = max(0.0, self._now() - sent_at)
+        rtt = self._now() - sent_at
+        if rtt < 0.0:
+            rtt = 0.0
         self._srtt = 0.8 * self._srtt + 0.2 * rtt if self._srtt else rtt
         self._slots.release()
 
