@@ -276,6 +276,17 @@ class AsyncSendKit:
         """GET ``path`` and structure the envelope's ``data`` as ``cls``."""
         return self._call("GET", path, pipeline.data_reader(cls), params, timeout, retry)
 
+    def _data_getter(
+        self,
+        cls: type[T],
+        *,
+        params: Mapping[str, str | None] | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[str], Coroutine[Any, Any, T]]:
+        """:meth:`_get_data` for many paths with the same options, settled once."""
+        return self._caller("GET", pipeline.data_reader(cls), params, timeout, retry)
+
     def _get_envelope(
         self,
         path: str,
@@ -310,16 +321,33 @@ class AsyncSendKit:
     ) -> Coroutine[Any, Any, T]:
         """Send ``method path`` through limiter, retries and transport; ``read`` the 2xx answer.
 
-        A plain function that settles the call's options and returns its first
-        attempt: a call that succeeds at once costs a single coroutine of ours.
-
         Raises:
             SendKitError: the final error (with ``attempts`` set), when awaited.
         """
-        if self.closed:
-            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
-        url = self._url(path, params)
+        return self._caller(method, read, params, timeout, retry)(path)
+
+    def _caller(
+        self,
+        method: str,
+        read: Callable[[RawResponse], T],
+        params: Mapping[str, str | None] | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[str], Coroutine[Any, Any, T]]:
+        """:meth:`_call` with its options settled now: a function of the path.
+
+        The function checks nothing but the client being open and returns the
+        call's first attempt, so one call, or each of a bulk run's million,
+        costs a single coroutine of ours when it succeeds at once.
+        """
         limits = as_timeout(timeout, self.timeout)
         policy = retry if retry is not None else self.retry
-        deadline = Deadline(policy.deadline)
-        return pipeline.attempt(self._core, method, url, read, deadline, limits.total, policy)
+        core, url_for, per_attempt, seconds = self._core, self._url, limits.total, policy.deadline
+
+        def call(path: str) -> Coroutine[Any, Any, T]:
+            if core.transport.closed:
+                raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+            url = url_for(path, params)
+            return pipeline.attempt(core, method, url, read, Deadline(seconds), per_attempt, policy)
+
+        return call

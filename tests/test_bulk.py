@@ -17,6 +17,7 @@ from sendkit_async import (
     AuthenticationError,
     BulkError,
     CampaignAnalytics,
+    ConfigurationError,
     InvalidRequestError,
     NotFoundError,
     RetryPolicy,
@@ -316,13 +317,15 @@ async def test_invalid_concurrency(server: Script) -> None:
             await client.gather_campaigns(ids(2), concurrency=-1)
 
 
-async def test_bulk_dates_checked_once_and_sent_with_every_id(server: Script) -> None:
+async def test_bulk_options_checked_once_and_sent_with_every_id(server: Script) -> None:
     serve(server)
     async with client_for(server) as client:
         with pytest.raises(InvalidRequestError, match="from_"):
             await client.gather_campaigns(ids(3), from_="not a date")
         with pytest.raises(InvalidRequestError, match="to"):
             client.iter_campaigns(ids(3), to="31/01/2026")
+        with pytest.raises(ConfigurationError, match="timeout"):
+            await client.gather_campaigns(ids(3), timeout="soon")  # type: ignore[arg-type]
         assert server.count() == 0  # refused before anything was sent
         results = await client.gather_campaigns(ids(3), from_="2026-01-01", to="2026-01-31")
     assert [r.id for r in results] == ids(3)

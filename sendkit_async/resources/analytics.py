@@ -63,16 +63,18 @@ class Analytics:
 
         Raises:
             InvalidRequestError: a bad date.
+            ConfigurationError: a bad ``timeout``.
         """
         period = {"from": iso_date(from_, "from_"), "to": iso_date(to, "to")}
         params = {k: v for k, v in period.items() if v is not None} or None
-        get_data = self._client._get_data
+        get = self._client._data_getter(
+            CampaignAnalytics, params=params, timeout=timeout, retry=retry
+        )
 
         def fetch(campaign_id: str) -> Awaitable[CampaignAnalytics]:
             # A plain function returning the pipeline's coroutine: a bulk run pays
             # for no extra coroutine per id.
-            path = _CAMPAIGN_PATH + path_segment(campaign_id, "campaign_id")
-            return get_data(path, CampaignAnalytics, params=params, timeout=timeout, retry=retry)
+            return get(_CAMPAIGN_PATH + path_segment(campaign_id, "campaign_id"))
 
         return fetch
 
