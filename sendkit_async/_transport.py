@@ -156,8 +156,8 @@ class Transport:
             self._last_timeout = (timeout, self._client_timeout(timeout))
         try:
             # Awaited, not entered: ``async with`` would cost four more coroutines.
-            # read() gives the connection back at the end of the body; release()
-            # does it otherwise (and drops a connection left mid-body).
+            # read() gives the connection back at the end of the body and closes it
+            # if the body fails; release() in the finally guards anything else.
             response = await session.request(
                 method,
                 url,
