@@ -309,12 +309,10 @@ class RateLimiter(_Learning):
         if self._bucket is not None and self._bucket.take(now) > 0.0:
             return None
         self._slots.try_acquire()
-        if self._first_sent is None:
-            self._first_sent = now
-        self._sending += 1
-        return now
+        return self._sent(now)
 
     def _sent(self, now: float | None = None) -> float:
+        """Count one request as on the wire from ``now``; return its send time."""
         if now is None:
             now = self._now()
         if self._first_sent is None:
