@@ -348,6 +348,7 @@ class AsyncSendKit:
             if core.transport.closed:
                 raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
             url = url_for(path, params)
-            return pipeline.attempt(core, method, url, read, Deadline(seconds), per_attempt, policy)
+            deadline = Deadline(seconds, clock=core.clock)
+            return pipeline.attempt(core, method, url, read, deadline, per_attempt, policy)
 
         return call

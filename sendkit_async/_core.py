@@ -6,11 +6,13 @@ The request pipeline (:mod:`._pipeline`) runs over it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import attrs
 
 from ._budget import RateBudget
+from ._guard import OverloadGuard
 from ._ratelimit import RateLimiter
 from ._transport import Transport
 
@@ -39,9 +41,19 @@ class ClientStats:
 class Core:
     """What a client and its ``with_options`` copies share."""
 
-    __slots__ = ("admit_now", "limiter", "release_admitted", "sleep", "stats", "transport")
+    __slots__ = (
+        "admit_now", "clock", "guard", "limiter", "release_admitted", "sleep", "stats",
+        "transport",
+    )  # fmt: skip
 
-    def __init__(self, transport: Transport, limiter: RateBudget) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        limiter: RateBudget,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
         self.transport = transport
         self.limiter = limiter
         # Our own limiter has a synchronous lane for requests that need no wait:
@@ -53,8 +65,12 @@ class Core:
             self.admit_now = limiter._admit_now
             self.release_admitted = limiter._release_admitted
         self.stats = ClientStats()
-        # Retry waits go through here so tests can control time.
-        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        # Retry waits, deadlines and the overload guard read time through these, so
+        # tests can control it.
+        self.clock: Callable[[], float] = clock or time.monotonic
+        self.sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
+        # Through ``self`` so that a test replacing ``core.sleep`` reaches the guard too.
+        self.guard = OverloadGuard(clock=self.clock, sleep=lambda seconds: self.sleep(seconds))
 
     def count_retry(self, _: object) -> None:
         """A retry is about to be made (the retry loop's ``on_retry`` hook)."""

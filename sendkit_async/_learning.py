@@ -10,9 +10,9 @@ policy's ``w=`` or else the largest reset seen); ``remaining`` only ever lowers 
 local tokens. If the first answer names no limit, the rate starts at its pace and is
 learned from 429s (``AdaptiveRate``: slow start, then an estimate of the server's
 rate at each 429 and a slow climb back). A user-given ``rate`` is a ceiling that
-learning never exceeds. A 429 closes the gate for its Retry-After, else for a few
-token intervals (at least 50 ms; 0.5 s with no rate known), doubling per consecutive
-429 episode, capped by the announced reset, or by 4 s when there is no hint at all.
+learning never exceeds. A 429 closes the gate for ``_overload.throttle_cooldown``:
+its Retry-After, but at least a few token intervals (50 ms at least; 0.5 s with no
+rate known), doubling per consecutive 429 episode up to 1 s.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ import math
 from typing import TYPE_CHECKING
 
 from ._bucket import AdaptiveRate, FifoSlots, TokenBucket, early_rate
+from ._overload import throttle_cooldown
 
-_BARE_COOLDOWN = 0.5  # first cooldown after a 429 without Retry-After, no rate known
-_PACED_COOLDOWN = 0.05  # the same with a rate known: a few token intervals, at least this
-_MAX_BARE_COOLDOWN = 4.0  # escalation cap for hint-less 429s
 _AIMD_BURST = 0.01  # seconds of a learned-from-429s rate the bucket may bank
 
 # Where the bucket's rate comes from (RateLimiter._source).
@@ -93,25 +91,12 @@ class _Learning:
         new_episode = now >= self._gate_until
         if new_episode:
             self._episodes += 1
-        known = self._bucket is not None
         decrease = self._adaptive and self._source != _HEADERS and now >= self._hold_until
         if decrease:
             self._decrease(now)
-        if retry_after is not None:
-            self.cooldown(retry_after)
-        elif new_episode:
-            interval = 0.0 if self._bucket is None else 1.0 / self._bucket.rate
-            # With a rate known, the lowered rate does the work: a pause of a few token
-            # intervals is enough, and a long one would idle the run (a 0.5 s pause
-            # at 200/s costs 100 requests' worth of time). Repeated episodes escalate.
-            first = max(_PACED_COOLDOWN, 4 * interval) if known else _BARE_COOLDOWN
-            escalated = first * 2.0 ** min(self._episodes - 1, 16)
-            if reset_after is not None:
-                # A token bucket's reset is "time until full", far longer than needed for one
-                # token; a fixed window's is exact. Probe early, doubling up to the reset.
-                self.cooldown(min(reset_after, escalated))
-            else:
-                self.cooldown(min(_MAX_BARE_COOLDOWN, escalated))
+        if new_episode or retry_after is not None:
+            rate = None if self._bucket is None else self._bucket.rate
+            self.cooldown(throttle_cooldown(self._episodes, rate, retry_after, reset_after))
         if decrease:
             # The climb back starts as the gate opens; what this 429 costs sets its pace.
             until = max(now, self._gate_until)

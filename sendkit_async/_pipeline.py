@@ -8,7 +8,6 @@ tenacity loop only once a first attempt has failed and may be retried.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -71,8 +70,9 @@ async def attempt(
     deadline: Deadline,
     per_attempt: float | None,
     policy: RetryPolicy | None,
+    retry: bool = False,
 ) -> T:
-    """One attempt: admitted by the budget, sent, observed, checked, then ``read``.
+    """One attempt: admitted by the guard and the budget, sent, observed, checked, ``read``.
 
     The call's first attempt gets its ``policy``: a retryable failure moves on
     to the retry loop. Attempts made there get None and raise every failure.
@@ -80,35 +80,57 @@ async def attempt(
     Raises:
         SendKitError: the final error, with ``attempts`` set.
     """
+    guard = core.guard
     try:
-        # Our own limiter admits a request that needs no wait synchronously (nearly
-        # every request of a bulk run); anything else goes through ``slot()``.
-        sent_at = core.admit_now() if core.admit_now is not None else None
-        slot = None if sent_at is not None else await _wait_for_slot(core, deadline, method, url)
+        probe = False
+        if retry or guard.open:
+            probe = await guard.admit(retry)  # an outage, or a retry: may wait
+        else:
+            guard.deposit()
+        recorded = False
         try:
-            attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
-            core.stats.requests += 1
+            # Our own limiter admits a request that needs no wait synchronously (nearly
+            # every request of a bulk run); anything else goes through ``slot()``.
+            sent_at = core.admit_now() if core.admit_now is not None else None
+            slot = (
+                None if sent_at is not None else await _wait_for_slot(core, deadline, method, url)
+            )
             try:
-                raw = await core.transport.request(method, url, timeout=attempt_timeout)
-            except errors.APIConnectionError:
-                core.stats.connection_errors += 1
+                attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
+                core.stats.requests += 1
+                try:
+                    raw = await core.transport.request(method, url, timeout=attempt_timeout)
+                except errors.APIConnectionError as exc:
+                    core.stats.connection_errors += 1
+                    recorded = True
+                    if guard.record(None, probe):
+                        exc._free = True  # type: ignore[attr-defined]
+                    raise
+                recorded = True
+                free = guard.record(raw.status, probe)
+                # Still admitted: the limiter corrects `remaining` by what is in flight.
+                _observe(core, raw, method, url)
+            except BaseException as exc:
+                if slot is not None:
+                    await slot.__aexit__(type(exc), exc, exc.__traceback__)
+                elif sent_at is not None:
+                    core.release_admitted(sent_at)
                 raise
-            # Still admitted: the limiter corrects `remaining` by what is in flight.
-            _observe(core, raw, method, url)
-        except BaseException as exc:
             if slot is not None:
-                await slot.__aexit__(type(exc), exc, exc.__traceback__)
+                await slot.__aexit__(None, None, None)
             elif sent_at is not None:
                 core.release_admitted(sent_at)
+        except BaseException:
+            if probe and not recorded:
+                guard.lost_probe()  # never answered: another request probes instead
             raise
-        if slot is not None:
-            await slot.__aexit__(None, None, None)
-        elif sent_at is not None:
-            core.release_admitted(sent_at)
         if not 200 <= raw.status < 300:
-            raise protocol.error_from_response(
+            error = protocol.error_from_response(
                 raw.status, raw.headers, raw.body, method=method, url=str(url)
             )
+            if free:
+                error._free = True  # type: ignore[attr-defined]
+            raise error
     except errors.SendKitError as exc:
         if policy is None:
             raise
@@ -131,10 +153,21 @@ async def _retry(
     """Attempts after a retryable first failure, in a fresh tenacity loop.
 
     The loop's first attempt is the failure already seen, so waits, stops
-    (max_retries, max_wait, deadline) and logging are tenacity's own.
+    (max_retries, max_wait, deadline) and logging are tenacity's own. A failure
+    the guard called free (the server was failing everything) uses up no retry
+    while the call is younger than its deadline.
     """
+    total = policy.deadline
+
+    def is_free(exc: BaseException) -> bool:
+        return getattr(exc, "_free", False) and (total is None or deadline.age() < total)
+
     retrying = policy.retrying(
-        method=method, deadline=deadline, on_retry=core.count_retry, sleep=core.sleep
+        method=method,
+        deadline=deadline,
+        on_retry=core.count_retry,
+        sleep=core.sleep,
+        is_free=is_free,
     )
     attempts = 0
     try:
@@ -143,7 +176,7 @@ async def _retry(
                 attempts += 1
                 if attempts == 1:
                     raise first_failure
-                return await attempt(core, method, url, as_is, deadline, per_attempt, None)
+                return await attempt(core, method, url, as_is, deadline, per_attempt, None, True)
     except errors.SendKitError as exc:
         exc.attempts = attempts
         raise
@@ -155,10 +188,10 @@ async def _wait_for_slot(
 ) -> AbstractAsyncContextManager[None]:
     """Enter the budget's ``slot()``, which the caller exits; queuing extends ``deadline``."""
     slot = core.limiter.slot()
-    queued = time.monotonic()
+    queued = core.clock()
     await slot.__aenter__()
     # Time queued for a slot or a token does not count against the call.
-    waited = time.monotonic() - queued
+    waited = core.clock() - queued
     deadline.extend(waited)
     if waited >= THROTTLE_LOG_SECONDS:
         logger.info("throttled %.2fs by the rate-limit budget before %s %s", waited, method, url)

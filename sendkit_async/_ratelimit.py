@@ -3,7 +3,8 @@
 ``RateLimiter.slot()`` admits one request attempt through three stages, in order:
 
 1. a concurrency slot (FIFO, at most ``max_concurrency`` attempts inside);
-2. the shared cooldown gate, closed by ``cooldown()`` or by a 429/503 response;
+2. the shared cooldown gate, closed by ``cooldown()`` or by a 429 (a 5xx is a fault of
+   one request, never a reason to hold the others: see ``_overload``);
 3. one token from a token bucket, when a rate is known. Token waiters pass one
    at a time, so they leave one token interval apart instead of in one burst.
 
@@ -169,8 +170,6 @@ class RateLimiter(_Learning):
             self._rate_limited += 1
             self._on_429(now, reset_after, retry_after)
             return
-        if status == 503 and retry_after is not None:
-            self.cooldown(retry_after)
         if status < 500:
             self._episodes = 0
             if self._adaptive:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random as _random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,10 +37,23 @@ def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | Non
 class RetryPolicy:
     """How a call retries.
 
+    Throttles (429) and faults (5xx, timeouts, resets, refused connections) back off
+    differently: a 429 waits for the server's ``Retry-After`` (the shared gate of the
+    rate limiter holds every other request too), else ``backoff_base * 2**n``; a fault
+    is this request's own business and retries fast, after ``fault_backoff_base *
+    2**n`` (capped at ``fault_backoff_max``) or the server's ``Retry-After`` if longer,
+    while the others go on.
+
     Attributes:
-        max_retries: retries after the first attempt (0 disables retrying).
-        backoff_base: first backoff ceiling in seconds; doubles per retry (full jitter).
-        backoff_max: the backoff ceiling's cap in seconds.
+        max_retries: retries after the first attempt (0 disables retrying). Attempts
+            that fail while the server fails everything (an outage probe, a run of
+            429s) are not counted while the call is younger than ``deadline``.
+        backoff_base: first backoff ceiling after a 429 without a server wait, in
+            seconds; doubles per retry (full jitter), capped at ``backoff_max``.
+        backoff_max: the 429 backoff ceiling's cap in seconds.
+        fault_backoff_base: first backoff after a fault, in seconds (equal jitter:
+            between half and all of ``fault_backoff_base * 2**n``).
+        fault_backoff_max: the fault backoff's cap in seconds.
         max_wait: longest server-requested wait (Retry-After) we sleep through; a
             longer one raises :class:`RateLimitError` at once, with ``retry_after``.
         deadline: seconds one call may take, attempts and retry waits included
@@ -53,6 +67,8 @@ class RetryPolicy:
     max_wait: float = attrs.field(default=60.0, validator=_non_negative)
     deadline: float | None = attrs.field(default=120.0, validator=_non_negative)
     retry_statuses: frozenset[int] = attrs.field(default=RETRY_STATUSES, converter=frozenset)
+    fault_backoff_base: float = attrs.field(default=0.025, validator=_non_negative)
+    fault_backoff_max: float = attrs.field(default=1.0, validator=_non_negative)
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether ``exc`` is worth another attempt (never a cancellation or a final 4xx)."""
@@ -67,19 +83,36 @@ class RetryPolicy:
         deadline: Deadline,
         on_retry: Callable[[tenacity.RetryCallState], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        is_free: Callable[[BaseException], bool] | None = None,
+        random: Callable[[], float] = _random.random,
     ) -> tenacity.AsyncRetrying:
-        """A fresh tenacity loop for one call of ``method``."""
-        attempts = self.max_retries + 1 if method.upper() in IDEMPOTENT_METHODS else 1
-        backoff = tenacity.wait_random_exponential(
-            multiplier=self.backoff_base, max=self.backoff_max
-        )
+        """A fresh tenacity loop for one call of ``method``.
+
+        ``is_free(exc)`` tells a failure that does not use up a retry.
+        """
+        idempotent = method.upper() in IDEMPOTENT_METHODS
+        attempts = self.max_retries + 1 if idempotent else 1
+        charged = 0
 
         def wait(state: tenacity.RetryCallState) -> float:
+            nonlocal charged
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is None or is_free is None or not is_free(exc):
+                charged += 1
             server = _server_wait(state)
-            return server if server is not None else float(backoff(state))
+            # Exponents count charged failures only: an outage's free probes do not push
+            # a request's backoff beyond what one isolated failure would.
+            doubling = 2.0 ** min(max(charged, 1) - 1, 30)
+            if isinstance(exc, errors.APIStatusError) and exc.status == 429:
+                if server is not None:
+                    return server
+                return random() * min(self.backoff_max, self.backoff_base * doubling)
+            ceiling = min(self.fault_backoff_max, self.fault_backoff_base * doubling)
+            own = ceiling * (0.5 + 0.5 * random())
+            return own if server is None or server < own else server
 
         def stop(state: tenacity.RetryCallState) -> bool:
-            if state.attempt_number >= attempts:
+            if charged >= attempts or not idempotent:
                 return True
             server = _server_wait(state)
             if server is not None and server > self.max_wait:
@@ -120,12 +153,17 @@ class _DeadlineError(errors.APITimeoutError):
 class Deadline:
     """The time budget of one call, which time spent queued can extend."""
 
-    __slots__ = ("_clock", "_end", "_total")
+    __slots__ = ("_clock", "_end", "_start", "_total")
 
     def __init__(self, seconds: float | None, *, clock: Callable[[], float] = time.monotonic):
         self._total = seconds
-        self._end = None if seconds is None else clock() + seconds
+        self._start = clock()
+        self._end = None if seconds is None else self._start + seconds
         self._clock = clock
+
+    def age(self) -> float:
+        """Seconds since the call started, time queued included."""
+        return self._clock() - self._start
 
     def remaining(self) -> float:
         """Seconds left (infinite without a deadline)."""

@@ -342,9 +342,18 @@ async def test_cooldown_only_pushes_later(clock: FakeClock) -> None:
     assert limiter.snapshot().cooldown_remaining == 5.0
     limiter.observe(429, retry_after=1.0)
     assert limiter.snapshot().cooldown_remaining == 5.0
-    limiter.observe(503, retry_after=8.0)
+    limiter.observe(429, retry_after=8.0)
     assert limiter.snapshot().cooldown_remaining == 8.0
-    assert limiter.snapshot().rate_limited_responses == 1
+    assert limiter.snapshot().rate_limited_responses == 2
+
+
+async def test_a_503_with_retry_after_closes_no_gate(clock: FakeClock) -> None:
+    # A fault is one request's business: the others go on (the failed request waits).
+    limiter = clock.limiter()
+    limiter.observe(503, retry_after=8.0)
+    limiter.observe(500, retry_after=30.0)
+    assert limiter.snapshot().cooldown_remaining == 0.0
+    assert limiter.snapshot().rate_limited_responses == 0
 
 
 async def test_cooldown_blocks_every_new_acquire(clock: FakeClock) -> None:

@@ -23,15 +23,13 @@ from redis.backoff import NoBackoff
 
 from .. import errors
 from .._config import resolve_base_url, resolve_key
+from .._overload import throttle_cooldown
 from .._ratelimit import RateLimiter, RateLimitSnapshot
 from ._calls import _RedisCalls
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _s, _Slot
 from ._scripts import ACQUIRE, CHECK, OBSERVE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
-
-_BARE_COOLDOWN = 0.5  # as the in-memory limiter: first cooldown after a hint-less 429
-_MAX_BARE_COOLDOWN = 4.0
 
 
 class RedisRateLimiter(_RedisCalls):
@@ -332,8 +330,6 @@ class RedisRateLimiter(_RedisCalls):
         self, now: float, status: int, reset_after: float | None, retry_after: float | None
     ) -> float | None:
         """How long a response closes the shared gate (as the in-memory limiter decides)."""
-        if status == 503 and retry_after is not None:
-            return retry_after
         if status != 429:
             if status < 500:
                 self._episodes = 0
@@ -342,13 +338,7 @@ class RedisRateLimiter(_RedisCalls):
         new_episode = now >= self._reopen_at
         if new_episode:
             self._episodes += 1
-        if retry_after is not None:
-            return retry_after
-        if not new_episode:
+        if not new_episode and retry_after is None:
             return None
         rate = self._shared.get("rate") or self._rate
-        interval = 0.0 if not rate else 1.0 / rate
-        escalated = max(_BARE_COOLDOWN, interval) * 2.0 ** min(self._episodes - 1, 16)
-        if reset_after is not None:
-            return min(reset_after, escalated)
-        return min(_MAX_BARE_COOLDOWN, escalated)
+        return throttle_cooldown(self._episodes, rate, retry_after, reset_after)

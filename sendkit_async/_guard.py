@@ -1,0 +1,142 @@
+"""One client's overload guard: hosts the fault circuit and the retry budget over asyncio.
+
+The decisions are :mod:`._overload`'s pure objects; this module only waits on them, wakes
+waiters when the circuit changes state, and ends every wait at :meth:`OverloadGuard.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+from . import errors
+from ._overload import CLOSED, FaultCircuit, RetryBudget
+
+__all__ = ["OverloadGuard"]
+
+_THROTTLE_STREAK = 3  # 429s in a row, none accepted between: the server rejects everything
+
+
+class OverloadGuard:
+    """Fault circuit and retry budget of one client, with an injectable clock and sleep.
+
+    Before an attempt the pipeline calls :meth:`admit` (or takes the synchronous lane
+    while :attr:`open` is False and the attempt is a first one), and after it
+    :meth:`record`. Waits here count against the call's deadline.
+    """
+
+    __slots__ = ("_changed", "_closed", "_sleep", "budget", "circuit", "clock", "throttle_streak")
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        circuit: FaultCircuit | None = None,
+        budget: RetryBudget | None = None,
+    ) -> None:
+        self.clock = clock
+        self._sleep = sleep
+        self.circuit = circuit or FaultCircuit()
+        self.budget = budget or RetryBudget(now=clock())
+        self.throttle_streak = 0
+        self._changed: asyncio.Future[None] | None = None
+        self._closed = False
+
+    @property
+    def open(self) -> bool:
+        """True while an outage is suspected (only probes go)."""
+        return self.circuit.state is not CLOSED
+
+    def deposit(self) -> None:
+        """A first attempt goes by the synchronous lane (circuit closed)."""
+        self.budget.deposit()
+
+    async def admit(self, retry: bool) -> bool:
+        """Wait until the circuit (and, for a retry, the budget) lets one attempt go.
+
+        Returns True when the attempt goes as the open circuit's probe.
+
+        Raises:
+            ClientClosedError: the client was closed meanwhile.
+        """
+        probe = False
+        while True:
+            if self._closed:
+                raise errors.ClientClosedError("the client was closed while the call waited")
+            now = self.clock()
+            delay = self.circuit.admit(now)
+            if delay is None:
+                probe = True
+                break
+            if delay <= 0.0:
+                break
+            await self._wait(delay)
+        if not retry:
+            self.budget.deposit()
+            return probe
+        try:
+            while (delay := self.budget.withdraw(self.clock())) > 0.0:
+                await self._wait(delay)
+                if self._closed:
+                    raise errors.ClientClosedError("the client was closed while the call waited")
+        except BaseException:
+            if probe:
+                self.lost_probe()
+            raise
+        return probe
+
+    def lost_probe(self) -> None:
+        """An admitted probe was never sent: let another go at once."""
+        self.circuit.probe_lost(self.clock())
+        self._wake()
+
+    def record(self, status: int | None, probe: bool) -> bool:
+        """Count one attempt's outcome (``status`` None: no response); True if it is free.
+
+        A free failure does not use up one of the call's retries: it happened while the
+        server was failing everything (a probe, an open circuit, a run of 429s), so it
+        says nothing about this request.
+        """
+        before = self.circuit.state
+        ok = status is not None and status < 500
+        self.circuit.record(self.clock(), ok, probe)
+        if self.circuit.state is not before:
+            self._wake()
+        if status == 429:
+            self.throttle_streak += 1
+            return probe or self.throttle_streak > _THROTTLE_STREAK
+        if ok:
+            self.throttle_streak = 0
+            return False
+        return probe or self.circuit.state is not CLOSED
+
+    def close(self) -> None:
+        """End every wait here with :class:`ClientClosedError`."""
+        self._closed = True
+        self._wake()
+
+    async def _wait(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if the circuit changes state or we close."""
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        changed = self._changed
+        if not math.isfinite(delay):
+            await asyncio.wait([changed])
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        try:
+            await asyncio.wait([changed, sleeper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sleeper.done():
+                sleeper.cancel()
+                await asyncio.gather(sleeper, return_exceptions=True)
+
+    def _wake(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"<OverloadGuard {self.circuit!r} {self.budget!r}>"
