@@ -45,21 +45,35 @@ class Run:
     """Counters one client fills in during the timed run."""
 
     def __init__(self) -> None:
+        self.sample: Callable[[], tuple[int, int]] | None = None
         self.reset()
         self.rss_early_kb: int | None = None
 
     def reset(self) -> None:
         self.ok = 0
         self.errors: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()  # every answer's status (0: no answer)
         self.attempts = 0
         self.cpu = self.wall = 0.0
+        self.samples: list[tuple[float, int, int]] = []  # (t, attempts, 200s) so far
 
     def start(self) -> None:
         self._cpu, self._wall = time.process_time(), time.perf_counter()
+        if self.sample is not None:
+            self._sampler = asyncio.get_running_loop().create_task(self._sampling())
+
+    async def _sampling(self) -> None:
+        assert self.sample is not None
+        while True:
+            attempts, ok = self.sample()
+            self.samples.append((time.perf_counter() - self._wall, attempts, ok))
+            await asyncio.sleep(0.05)
 
     def stop(self) -> None:
         self.cpu = time.process_time() - self._cpu
         self.wall = time.perf_counter() - self._wall
+        if self.sample is not None:
+            self._sampler.cancel()
 
 
 def peak_rss_kb() -> int:
@@ -92,10 +106,22 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
     from sendkit_async import AsyncSendKit
 
     conc = args.concurrency
-    async with AsyncSendKit(api_key=API_KEY, base_url=args.base_url, max_concurrency=conc) as sk:
+    limiter = None
+    if args.redis_url:
+        from sendkit_async.redis_limiter import RedisRateLimiter
+
+        limiter = RedisRateLimiter.from_url(
+            args.redis_url, api_key=API_KEY, base_url=args.base_url, max_concurrency=conc
+        )
+    async with AsyncSendKit(
+        api_key=API_KEY, base_url=args.base_url, max_concurrency=conc, rate_limiter=limiter
+    ) as sk:
         if args.warmup:
             await sk.gather_campaigns(ids[: args.warmup], concurrency=conc, return_exceptions=True)
         before = sk.stats.requests
+        if args.timeline:
+            by_status = sk.stats.by_status
+            run.sample = lambda: (sk.stats.requests - before, by_status.get(200, 0))
         run.start()
         if args.iter:
             marks = {args.generate // 10} if args.generate else set()
@@ -115,6 +141,10 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
                     run.ok += 1
         run.stop()
         run.attempts = sk.stats.requests - before
+        run.statuses.update(sk.stats.by_status)
+        run.statuses[0] += sk.stats.connection_errors
+    if limiter is not None:
+        await limiter.aclose()
 
 
 def id_source(args: argparse.Namespace, ids: list[str]) -> Iterator[str]:
@@ -205,10 +235,15 @@ async def fetch_with_tenacity(
 ) -> Any:
     async with sem:
         run.attempts += 1
-        async with session.get(url) as resp:
-            body = await resp.read()
-            status = resp.status
-            wait = retry_after_seconds(resp.headers.get("Retry-After"))
+        try:
+            async with session.get(url) as resp:
+                body = await resp.read()
+                status = resp.status
+                wait = retry_after_seconds(resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            run.statuses[0] += 1
+            raise
+        run.statuses[status] += 1
     if status == 429 or status >= 500:
         if wait:
             await asyncio.sleep(wait)  # the server said when: sleep it, then tenacity's backoff
@@ -231,6 +266,8 @@ async def run_tenacity(args: argparse.Namespace, ids: list[str], run: Run) -> No
         run.ok += 1
         return data  # kept, as gather_campaigns keeps its results
 
+    if args.timeline:
+        run.sample = lambda: (run.attempts, run.statuses[200])
     async with make_session(args.concurrency) as session:
         await gather_timed(one, ids, args.warmup, run)
 
@@ -259,6 +296,8 @@ async def main_async(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]
         "maxrss_kb": peak_rss_kb(),
         "rss_early_kb": run.rss_early_kb,
         "rss_end_kb": current_rss_kb(),
+        "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+        "samples": run.samples,
     }
 
 
@@ -272,6 +311,8 @@ def main() -> int:
     parser.add_argument("--iter", action="store_true", help="sendkit_async: iter_campaigns")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=0, help="untimed requests first")
+    parser.add_argument("--timeline", action="store_true", help="sample attempts every 50 ms")
+    parser.add_argument("--redis-url", help="sendkit_async: share the budget in Redis")
     args = parser.parse_args()
     if args.generate and args.client != "sendkit_async":
         parser.error("--generate is for sendkit_async --iter only")

@@ -7,7 +7,15 @@ retries) over the :class:`Core` the client shares with its ``with_options`` copi
 from __future__ import annotations
 
 import platform
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -64,6 +72,10 @@ class AsyncSendKit:
         rate_limiter: a :class:`RateBudget` to use instead of a new
             :class:`RateLimiter` (then ``max_concurrency``, ``rate_limit`` and
             ``burst`` are the limiter's business), e.g. one shared by processes.
+        clock, sleep: how the client reads time (seconds, monotonic) and waits:
+            retry waits, deadlines, the overload guard and a new ``RateLimiter``
+            all go through them. Defaults: ``time.monotonic`` and ``asyncio.sleep``;
+            tests pass a fake clock so that nothing really waits.
 
     Raises:
         ConfigurationError: no key, or an unusable base URL.
@@ -85,6 +97,8 @@ class AsyncSendKit:
         allow_insecure_http: bool = False,
         connection_limit: int = 100,
         rate_limiter: RateBudget | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         key = resolve_key(api_key)
         self.base_url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -103,7 +117,13 @@ class AsyncSendKit:
             limiter = rate_limiter
         else:
             try:
-                limiter = RateLimiter(max_concurrency=max_concurrency, rate=rate_limit, burst=burst)
+                limiter = RateLimiter(
+                    max_concurrency=max_concurrency,
+                    rate=rate_limit,
+                    burst=burst,
+                    clock=clock,
+                    sleep=sleep,
+                )
             except ValueError as exc:
                 raise errors.ConfigurationError(str(exc)) from None
         transport = Transport(
@@ -112,7 +132,7 @@ class AsyncSendKit:
             connect_timeout=self.timeout.connect,
             headers=protocol.auth_headers(key, self.workspace_id, USER_AGENT),
         )
-        self._core = Core(transport, limiter)
+        self._core = Core(transport, limiter, clock=clock, sleep=sleep)
         self.analytics = Analytics(self)
         self.campaigns = Campaigns(self)
         self.last_bulk_report: BulkReport | None = None

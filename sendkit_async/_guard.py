@@ -97,8 +97,8 @@ class OverloadGuard:
         """Count one attempt's outcome (``status`` None: no response); True if it is free.
 
         A free failure does not use up one of the call's retries: it happened while the
-        server was failing everything (a probe, an open circuit, a run of 429s), so it
-        says nothing about this request.
+        server was failing everything (a probe of the open circuit, or a 429 after a
+        run of them), so it says nothing about this request.
         """
         before = self.circuit.state
         ok = status is not None and status < 500
@@ -110,8 +110,7 @@ class OverloadGuard:
             return probe or self.throttle_streak > _THROTTLE_STREAK
         if ok:
             self.throttle_streak = 0
-            return False
-        return probe or self.circuit.state is not CLOSED
+        return probe
 
     def close(self) -> None:
         """End every wait here with :class:`ClientClosedError`."""

@@ -126,15 +126,16 @@ class FaultCircuit:
     The circuit opens when the window holds at least ``min_requests`` outcomes and more
     than half of them are faults: Google SRE's adaptive throttling condition
     ``requests > K * accepts`` with K = 2, which 5 % (or even 40 %) of faults never
-    meets. While open, one probe may go every ``probe_interval`` seconds (doubling per
+    meets; or after ``max_streak`` faults in a row, however slowly they came. While open, one probe may go every ``probe_interval`` seconds (doubling per
     failed probe up to ``max_probe_interval``); the first probe that is answered closes
     the circuit and clears the window, so full speed is back one round trip later.
     A 429 counts as an answer: the server is up, and throttles are the rate limiter's.
     """
 
     __slots__ = (
-        "_accepts", "_bucket_len", "_counts", "_head", "_interval", "_requests",
-        "max_probe_interval", "min_requests", "probe_at", "probe_interval", "state",
+        "_accepts", "_bucket_len", "_counts", "_head", "_interval", "_requests", "_streak",
+        "max_probe_interval", "max_streak", "min_requests", "probe_at", "probe_interval",
+        "state",
     )  # fmt: skip
 
     def __init__(
@@ -143,6 +144,7 @@ class FaultCircuit:
         window: float = 1.0,
         buckets: int = 10,
         min_requests: int = 10,
+        max_streak: int = 5,
         probe_interval: float = 0.1,
         max_probe_interval: float = 0.5,
     ) -> None:
@@ -151,6 +153,8 @@ class FaultCircuit:
         if not (0 < probe_interval <= max_probe_interval):
             raise ValueError("need 0 < probe_interval <= max_probe_interval")
         self.min_requests = min_requests
+        self.max_streak = max_streak
+        self._streak = 0  # faults in a row, however slowly they came
         self.probe_interval = probe_interval
         self.max_probe_interval = max_probe_interval
         self.state = CLOSED
@@ -184,7 +188,12 @@ class FaultCircuit:
         if ok:
             slot[1] += 1
             self._accepts += 1
-        elif self._requests >= self.min_requests and self._requests > 2 * self._accepts:
+            self._streak = 0
+            return
+        self._streak += 1
+        if self._streak >= self.max_streak or (
+            self._requests >= self.min_requests and self._requests > 2 * self._accepts
+        ):
             self.state = OPEN
             self._interval = self.probe_interval
             self.probe_at = now + self._interval
@@ -194,7 +203,7 @@ class FaultCircuit:
         self.probe_at = -math.inf
         for slot in self._counts:
             slot[0] = slot[1] = 0
-        self._requests = self._accepts = 0
+        self._requests = self._accepts = self._streak = 0
 
     def _advance(self, now: float) -> None:
         head = int(now // self._bucket_len)
@@ -235,6 +244,5 @@ class FaultCircuit:
 
     def __repr__(self) -> str:
         return (
-            f"<FaultCircuit {self.state} window={self._requests} requests/"
-            f"{self._accepts} accepted>"
+            f"<FaultCircuit {self.state} window={self._requests} requests/{self._accepts} accepted>"
         )

@@ -1,0 +1,266 @@
+"""Overload: sendkit_async beside a hand-written aiohttp + tenacity loop, against limiters
+and faults nobody here wrote the client for.
+
+    python benchmarks/bench_overload.py [--n 2000] [--rate 100] [--only NAME ...] [--out FILE]
+
+Servers, all on 127.0.0.1, started and stopped here:
+
+- ``nginx``: Debian's nginx ``limit_req`` (rate R, burst 20, nodelay; rejected requests
+  are free) in front of ``_gateway.py``; 429s bare or with ``Retry-After``. Skipped with
+  a line if nginx is not installed.
+- ``gateway``: ``_gateway.py``'s sliding one-second window that counts rejected requests
+  too, plus 503 faults, resets and outage windows.
+
+Each scenario runs each client in its own process against fresh servers, fetching N
+distinct ids at concurrency 50. Figures: wall / ideal (ideal = N / R), the share of
+answers that were 429s, ids lost; for outages the attempts per second during the outage
+and how long after it the client was back at 90 % of its earlier rate of 200s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CLIENTS = ("aiohttp+tenacity", "sendkit_async")
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/tmp;
+  proxy_temp_path {prefix}/tmp;
+  fastcgi_temp_path {prefix}/tmp;
+  uwsgi_temp_path {prefix}/tmp;
+  scgi_temp_path {prefix}/tmp;
+  limit_req_zone $server_name zone=api:1m rate={rate}r/s;
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    server_name bench;
+    location / {{
+      limit_req zone=api burst=20 nodelay;
+      limit_req_status 429;
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      error_page 429 = @throttled;
+    }}
+    location @throttled {{
+      {retry_after}
+      return 429 '{{"error": "Too Many Requests", "message": "slow down", "code": 429}}';
+    }}
+  }}
+}}
+"""
+
+# name: (front, gateway options, nginx Retry-After or None)
+SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
+    "nginx-free": ("nginx", [], None),
+    "nginx-503-ra1": ("nginx", ["--fault-rate", "0.05", "--fault-retry-after", "1"], None),
+    "nginx-ra1": ("nginx", [], 1),
+    "nginx-ra2": ("nginx", [], 2),
+    "gw-bare": ("gateway", ["--window", "sliding"], None),
+    "gw-ra1": ("gateway", ["--window", "sliding", "--retry-after", "1"], None),
+    "gw-ra2": ("gateway", ["--window", "sliding", "--retry-after", "2"], None),
+    "gw-ra2-503": (
+        "gateway",
+        [
+            "--window",
+            "sliding",
+            "--retry-after",
+            "2",
+            "--fault-rate",
+            "0.03",
+            "--fault-retry-after",
+            "2",
+        ],
+        None,
+    ),  # fmt: skip
+    "open-clean": ("open", [], None),
+    "open-faults": ("open", ["--fault-rate", "0.05", "--reset-rate", "0.01"], None),
+    "outage-503": ("gateway", ["--window", "sliding", "--outage", "5:5:503"], None),
+    "outage-429ra0": ("gateway", ["--window", "sliding", "--outage", "5:5:429ra0"], None),
+    "outage-refused": ("gateway", ["--window", "sliding", "--outage", "5:5:refused"], None),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(cmd: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if ready not in line:
+        proc.kill()
+        raise RuntimeError(f"{cmd[1]} did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[-1].strip()
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_nginx(backend: int, rate: float, retry_after: int | None, tmp: str) -> tuple[Any, str]:
+    port = free_port()
+    os.makedirs(f"{tmp}/tmp", exist_ok=True)
+    os.chmod(tmp, 0o777)
+    os.chmod(f"{tmp}/tmp", 0o777)
+    ra = "" if retry_after is None else f"add_header Retry-After {retry_after} always;"
+    conf = NGINX_CONF.format(prefix=tmp, rate=int(rate), backend=backend, port=port,
+                             retry_after=ra)  # fmt: skip
+    Path(f"{tmp}/nginx.conf").write_text(conf)
+    proc = subprocess.Popen(
+        ["nginx", "-p", tmp, "-c", f"{tmp}/nginx.conf"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}"
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("nginx did not start")
+
+
+def one_run(name: str, client: str, n: int, rate: float, processes: int) -> dict[str, Any]:
+    front, gw_args, nginx_ra = SCENARIOS[name]
+    gw_cmd = [sys.executable, "_gateway.py", "--limit", str(rate), *gw_args]
+    gw, gw_url = start(gw_cmd, "listening")
+    nginx = None
+    tmp = tempfile.mkdtemp(prefix="sk-nginx-")
+    try:
+        url = gw_url
+        if front == "nginx":
+            nginx, url = run_nginx(int(gw_url.rsplit(":", 1)[1]), rate, nginx_ra, tmp)
+        ids = [f"{i:024x}" for i in range(n)]
+        ids_file = Path(tmp) / "ids.txt"
+        reports = []
+        procs = []
+        share = -(-n // processes)
+        for p in range(processes):
+            chunk = Path(tmp) / f"ids{p}.txt"
+            chunk.write_text("\n".join(ids[p * share : (p + 1) * share]))
+            cmd = [sys.executable, "_clients.py", "--client", client, "--base-url", url,
+                   "--ids-file", str(chunk), "--concurrency", "50", "--timeline"]  # fmt: skip
+            if processes > 1 and client == "sendkit_async":
+                cmd += ["--redis-url", os.environ["SENDKIT_BENCH_REDIS_URL"]]
+            procs.append(subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, text=True))
+        del ids_file
+        for proc in procs:
+            out, _ = proc.communicate(timeout=600)
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+        return summarize(name, client, n, rate, reports)
+    finally:
+        if nginx is not None:
+            stop(nginx)
+        stop(gw)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def summarize(
+    name: str, client: str, n: int, rate: float, reports: list[dict[str, Any]]
+) -> dict[str, Any]:
+    wall = max(r["wall"] for r in reports)
+    ok = sum(r["ok"] for r in reports)
+    statuses: dict[str, int] = {}
+    for r in reports:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    answers = sum(statuses.values())
+    front = SCENARIOS[name][0]
+    row: dict[str, Any] = {
+        "scenario": name,
+        "client": client,
+        "processes": len(reports),
+        "wall": round(wall, 2),
+        "ideal": None if front == "open" else n / rate,
+        "x_ideal": None if front == "open" else round(wall / (n / rate), 3),
+        "share_429": round(statuses.get("429", 0) / max(1, answers), 4),
+        "lost": n - ok,
+        "attempts": answers,
+        "statuses": statuses,
+    }
+    if name.startswith("outage"):
+        row.update(outage_figures(reports[0]["samples"]))
+    return row
+
+
+def outage_figures(
+    samples: list[list[float]], at: float = 5.0, length: float = 5.0
+) -> dict[str, Any]:
+    """Attempts/s during the outage; seconds after it until the 200s' rate is back at 90 %."""
+
+    def count(t0: float, t1: float, col: int) -> float:
+        before = [s for s in samples if s[0] <= t0]
+        after = [s for s in samples if s[0] <= t1]
+        if not before or not after:
+            return 0.0
+        return after[-1][col] - before[-1][col]
+
+    during = count(at + 0.5, at + length, 1) / (length - 0.5)
+    base = count(1.0, at, 2) / (at - 1.0)
+    back = None
+    t = at + length
+    while t < samples[-1][0] - 0.5 and base > 0:
+        if count(t, t + 0.5, 2) / 0.5 >= 0.9 * base:
+            back = round(t - (at + length), 2)
+            break
+        t += 0.05
+    return {"outage_attempts_per_s": round(during, 1), "back_after_s": back}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--only", nargs="*", default=None, help="scenario names")
+    parser.add_argument("--clients", nargs="*", default=list(CLIENTS))
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--out", default=None, help="append JSON lines here")
+    args = parser.parse_args()
+    names = args.only or list(SCENARIOS)
+    if shutil.which("nginx") is None:
+        print("nginx not installed (apt-get install nginx-light): skipping nginx scenarios")
+        names = [s for s in names if SCENARIOS[s][0] != "nginx"]
+    for name in names:
+        for client in args.clients:
+            n = args.n * (5 if SCENARIOS[name][0] == "open" else 1)
+            row = one_run(name, client, n, args.rate, args.processes)
+            line = json.dumps({k: v for k, v in row.items() if k != "statuses"})
+            print(line, flush=True)
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Throttles and faults inside the client, against loopback servers, on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from sendkit_async import AsyncSendKit, ClientClosedError, RetryPolicy
+from tests.helpers import KEY, FakeClock, Script, fixture
+
+OK = fixture("analytics_campaign_seed.json")
+
+
+def ok() -> web.Response:
+    return web.json_response(OK)
+
+
+def fail(status: int, **headers: str) -> web.Response:
+    body = {"error": "x", "message": "y", "code": status}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class HeldSleep:
+    """A sleep that records its length and returns only once released."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await self.release.wait()
+        self.clock.now += seconds
+
+
+async def test_a_503_with_retry_after_delays_only_its_own_request(server: Script) -> None:
+    clock = FakeClock()
+    sleep = HeldSleep(clock)
+    seen: list[str] = []
+
+    def handler(request: web.Request) -> web.Response:
+        cid = request.match_info.get("tail", request.path).rsplit("/", 1)[-1]
+        seen.append(cid)
+        if cid == "bad" and seen.count("bad") == 1:
+            return fail(503, Retry_After="5")
+        return ok()
+
+    server.default = handler
+    async with AsyncSendKit(
+        api_key=KEY, base_url=server.base_url, clock=clock.time, sleep=clock.sleep
+    ) as client:
+        client._core.sleep = sleep  # retry waits only: the limiter keeps the fake clock
+        first = await client.analytics.campaign("first")  # the limiter's probe, done
+        bad = asyncio.ensure_future(client.analytics.campaign("bad"))
+        while not sleep.waits:  # the 503 was answered and its retry is asleep
+            await asyncio.sleep(0)
+        others = await asyncio.gather(*(client.analytics.campaign(f"c{i}") for i in range(8)))
+        assert not bad.done()
+        assert client.rate_limit.cooldown_remaining == 0.0  # no shared gate was closed
+        sleep.release.set()
+        late = await bad
+    assert first.campaign.name == late.campaign.name == "Q1 Outreach"
+    assert len(others) == 8
+    assert sleep.waits == [5.0]  # max(its own fast backoff, Retry-After)
+    assert seen[-1] == "bad"
+    assert seen.count("bad") == 2
+
+
+async def test_isolated_faults_retry_after_tens_of_milliseconds(server: Script) -> None:
+    clock = FakeClock()
+    server.add(lambda _: fail(500), lambda _: fail(502), lambda _: fail(503, Retry_After="0"))
+    server.default = lambda _: ok()
+    async with AsyncSendKit(
+        api_key=KEY, base_url=server.base_url, clock=clock.time, sleep=clock.sleep
+    ) as client:
+        await client.analytics.campaign("one")
+    waits = [w for w in clock.sleeps]
+    assert len(waits) == 3
+    assert 0.0125 <= waits[0] <= 0.025  # equal jitter over the 25 ms base
+    assert 0.025 <= waits[1] <= 0.05
+    assert 0.05 <= waits[2] <= 0.1  # Retry-After: 0 is no tight loop
+
+
+class Outage:
+    """Answers 503 to everything until ``healthy`` is set; records (time, id, status)."""
+
+    def __init__(self, clock: FakeClock, fail_first: int) -> None:
+        self.clock = clock
+        self.fail_first = fail_first
+        self.log: list[tuple[float, str, int]] = []
+
+    def __call__(self, request: web.Request) -> web.Response:
+        cid = request.path.rsplit("/", 1)[-1]
+        status = 503 if len(self.log) < self.fail_first else 200
+        self.log.append((self.clock.now, cid, status))
+        return fail(503) if status == 503 else ok()
+
+
+async def test_an_outage_loses_nothing_and_leaves_untried_ids_untouched(server: Script) -> None:
+    clock = FakeClock()
+    outage = Outage(clock, fail_first=60)
+    server.default = outage
+    ids = [f"id{i:03d}" for i in range(100)]
+    policy = RetryPolicy(max_retries=2, deadline=600.0)
+    async with AsyncSendKit(
+        api_key=KEY,
+        base_url=server.base_url,
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=policy,
+        max_concurrency=4,
+    ) as client:
+        results = await client.gather_campaigns(ids, concurrency=4)
+        stats = client.stats
+    assert [r.campaign.name for r in results] == ["Q1 Outreach"] * 100  # nothing lost
+    failed = [(t, cid) for t, cid, status in outage.log if status == 503]
+    assert len(failed) == 60
+    # Only the ids in flight when the outage began were ever tried during it; every
+    # other id was held back and first sent after recovery.
+    tried_during = {cid for _, cid in failed}
+    assert len(tried_during) <= 4
+    # Once the circuit opened (five faults in a row at most), one probe at a time:
+    # probes at least 0.1 s apart, so at most ten requests a second.
+    probes = [t for t, _ in failed[8:]]
+    assert all(b - a >= 0.1 - 1e-9 for a, b in zip(probes, probes[1:]))
+    assert stats.requests == 160
+
+
+async def test_a_single_call_fails_as_before_when_faults_persist(server: Script) -> None:
+    clock = FakeClock()
+    server.default = lambda _: fail(503)
+    async with AsyncSendKit(
+        api_key=KEY,
+        base_url=server.base_url,
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_retries=3),
+    ) as client:
+        with pytest.raises(Exception, match="503") as info:
+            await client.analytics.campaign("x")
+    assert getattr(info.value, "attempts", None) == 4
+    assert server.count() == 4
+
+
+async def test_retry_after_zero_429s_probe_sparingly_and_lose_nothing(server: Script) -> None:
+    clock = FakeClock()
+    log: list[tuple[float, int]] = []
+
+    def handler(_: web.Request) -> web.Response:
+        status = 429 if len(log) < 40 else 200
+        log.append((clock.now, status))
+        return fail(429, Retry_After="0") if status == 429 else ok()
+
+    server.default = handler
+    async with AsyncSendKit(
+        api_key=KEY,
+        base_url=server.base_url,
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_retries=2, deadline=600.0),
+    ) as client:
+        results = await client.gather_campaigns([f"id{i}" for i in range(20)], concurrency=4)
+    assert len(results) == 20
+    rejected = [t for t, status in log if status == 429]
+    span = rejected[-1] - rejected[0]
+    # The gate's floor doubles per episode of nothing but 429s, up to a second.
+    assert len(rejected) / span <= 20
+
+
+async def test_close_ends_a_wait_for_the_open_circuit(server: Script) -> None:
+    clock = FakeClock()
+    server.default = lambda _: fail(503)
+    async with AsyncSendKit(
+        api_key=KEY,
+        base_url=server.base_url,
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_retries=10, deadline=600.0),
+    ) as client:
+        for _ in range(5):  # five faults in a row open the circuit
+            with pytest.raises(Exception, match="503"):
+                await client.with_options(max_retries=0).analytics.campaign("x")
+        assert client._core.guard.open
+        clock.sleep = asyncio.Event().wait  # type: ignore[assignment,method-assign]
+        waiter = asyncio.ensure_future(client.analytics.campaign("y"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiter.done()
+    with pytest.raises(ClientClosedError):
+        await waiter
