@@ -27,6 +27,7 @@ __all__ = [
     "NO_HINTS",
     "REQUEST_ID_HEADERS",
     "STATUS_ERRORS",
+    "UNDECODABLE",
     "DateLike",
     "RateLimitHints",
     "auth_headers",
@@ -166,6 +167,8 @@ def decode_json(body: bytes) -> Any:
 
     Exactly ``json.loads(body)``, a little faster for the usual case (UTF-8, no
     surrounding whitespace): anything else is left to ``json.loads`` itself.
+    Like ``json.loads`` it raises RecursionError for a body nested too deeply:
+    the callers below catch :data:`UNDECODABLE` at their boundary.
     """
     try:
         text = body.decode("utf-8")
@@ -178,6 +181,11 @@ def decode_json(body: bytes) -> Any:
 
 
 _JSON = json.JSONDecoder()
+
+UNDECODABLE: tuple[type[Exception], ...] = (ValueError, RecursionError, TypeError, OverflowError)
+"""What decoding or structuring a hostile body can raise (``[`` * 100_000 gives a
+RecursionError, an integer beyond Python's digit limit a ValueError): every
+boundary below turns these into our errors."""
 
 
 def error_from_response(
@@ -200,7 +208,7 @@ def error_from_response(
     code = None
     try:
         payload = decode_json(body) if body else None
-    except ValueError:
+    except UNDECODABLE:
         payload = None
     if isinstance(payload, Mapping):
         error = payload.get("error") if isinstance(payload.get("error"), str) else None
@@ -249,9 +257,10 @@ def parse_envelope(status: int, body: bytes) -> Mapping[str, Any]:
     """
     try:
         payload = decode_json(body)
-    except ValueError:
+    except UNDECODABLE as exc:
+        what = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
         raise errors.ResponseValidationError(
-            "response body is not JSON", errors=("$: not JSON",), status=status, body=_text(body)
+            f"response body is {what}", errors=(f"$: {what}",), status=status, body=_text(body)
         ) from None
     if type(payload) is not dict or "data" not in payload:
         raise errors.ResponseValidationError(
@@ -284,7 +293,7 @@ def structure_field(
     """
     try:
         return structure(payload.get(key), cls, strict=strict)
-    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+    except _UNSTRUCTURABLE as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             problems = tuple(validation_problems(exc, f"$.{key}"))
         else:
@@ -293,5 +302,16 @@ def structure_field(
             "response does not match the documented shape: " + "; ".join(problems[:5]),
             errors=problems,
             status=status,
-            body=json.dumps(payload)[:2000],
+            body=_dump(payload),
         ) from None
+
+
+_UNSTRUCTURABLE: tuple[type[Exception], ...] = (cattrs.BaseValidationError, KeyError, *UNDECODABLE)
+
+
+def _dump(payload: Mapping[str, Any]) -> str:
+    """The start of ``payload`` as JSON text, for an error; never raises what it meets."""
+    try:
+        return json.dumps(payload)[: errors.BODY_LIMIT]
+    except UNDECODABLE:
+        return "<body not shown: it cannot be encoded again>"

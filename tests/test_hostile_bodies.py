@@ -1,0 +1,59 @@
+"""Bodies built to break a parser: each ends as one of our errors, never a raw exception."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from sendkit_async import (
+    AsyncSendKit,
+    InternalServerError,
+    NotFoundError,
+    ResponseValidationError,
+)
+from sendkit_async._protocol import parse_envelope, structure_field
+from sendkit_async.errors import BODY_LIMIT
+from sendkit_async.models import CampaignAnalytics
+from tests.helpers import KEY, Script, reply
+
+CAMPAIGN = "664a1b2c3d4e5f6a7b8c9d02"
+DEEP = b"[" * 100_000
+
+
+def client_for(server: Script) -> AsyncSendKit:
+    return AsyncSendKit(api_key=KEY, base_url=server.base_url, max_retries=0)
+
+
+async def test_deeply_nested_success_body_is_a_validation_error(server: Script) -> None:
+    server.add(reply(DEEP))
+    async with client_for(server) as client:
+        with pytest.raises(ResponseValidationError) as info:
+            await client.analytics.campaign(CAMPAIGN)
+    assert info.value.errors == ("$: nested too deeply",)
+    assert len(info.value.body) == BODY_LIMIT
+
+
+@pytest.mark.parametrize(("status", "cls"), [(404, NotFoundError), (500, InternalServerError)])
+async def test_deeply_nested_error_body_keeps_the_status_error(
+    server: Script, status: int, cls: type[Exception]
+) -> None:
+    server.add(reply(DEEP, status))
+    async with client_for(server) as client:
+        with pytest.raises(cls) as info:
+            await client.analytics.campaign(CAMPAIGN)
+    assert info.value.status == status  # type: ignore[attr-defined]
+    assert info.value.body == DEEP[:BODY_LIMIT].decode()  # type: ignore[attr-defined]
+
+
+def test_nested_just_under_the_limit_inside_data_is_a_validation_error() -> None:
+    depth = sys.getrecursionlimit() - 60  # decodes; anything that walks it again may not
+    inner = "[" * depth + "]" * depth
+    body = (
+        '{"success": true, "data": {"campaign": {"id": "a", "name": "n", "status": "s"},'
+        f' "statusBreakdown": {{"active": {inner}}}}}}}'
+    ).encode()
+    envelope = parse_envelope(200, body)
+    with pytest.raises(ResponseValidationError) as info:
+        structure_field(envelope, "data", CampaignAnalytics)
+    assert any("$.data.statusBreakdown" in line for line in info.value.errors)
