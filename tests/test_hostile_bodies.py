@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 
 import pytest
@@ -14,7 +16,7 @@ from sendkit_async import (
 )
 from sendkit_async._protocol import parse_envelope, structure_field
 from sendkit_async.errors import BODY_LIMIT
-from sendkit_async.models import CampaignAnalytics
+from sendkit_async.models import CampaignAnalytics, Percent
 from tests.helpers import KEY, Script, reply
 
 CAMPAIGN = "664a1b2c3d4e5f6a7b8c9d02"
@@ -57,3 +59,57 @@ def test_nested_just_under_the_limit_inside_data_is_a_validation_error() -> None
     with pytest.raises(ResponseValidationError) as info:
         structure_field(envelope, "data", CampaignAnalytics)
     assert any("$.data.statusBreakdown" in line for line in info.value.errors)
+
+
+HUGE = "9" * 4000  # decodes (Python's digit limit is 4300), but no float can hold it
+RATES = ("open_rate", "click_rate", "bounce_rate", "reply_rate", "positive_reply_rate")
+
+
+def _analytics(stats: str, extra: str = "") -> CampaignAnalytics:
+    body = (
+        '{"success": true, "data": {"campaign": {"id": "a", "name": "n", "status": "s"},'
+        f' "stats": {stats}{extra}}}}}'
+    ).encode()
+    result: CampaignAnalytics = structure_field(
+        parse_envelope(200, body), "data", CampaignAnalytics
+    )
+    return result
+
+
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize(
+    ("stats", "extra"),
+    [
+        (
+            f'{{"sent": 3, "opened": {HUGE}, "clicked": {HUGE}, "bounced": {HUGE}, '
+            f'"replied": {HUGE}}}',
+            f', "totalPositiveReplied": {HUGE}',
+        ),
+        (
+            f'{{"sent": {HUGE}, "opened": 1, "clicked": 1, "bounced": 1, "replied": 1}}',
+            ', "totalPositiveReplied": 1',
+        ),
+    ],
+    ids=["huge-part", "huge-whole"],
+)
+def test_rates_of_huge_counts_are_finite(rate: str, stats: str, extra: str) -> None:
+    value = getattr(_analytics(stats, extra), rate)
+    assert isinstance(value, float)
+    assert math.isfinite(value)
+
+
+@pytest.mark.parametrize("raw", ["9" * 400, "1e400", "nan", "-inf"])
+def test_percent_beyond_float_range_is_none(raw: str) -> None:
+    assert Percent(raw).percent is None
+    assert Percent(raw).fraction is None
+
+
+async def test_int_beyond_the_digit_limit_is_a_validation_error(server: Script) -> None:
+    body = {"success": True, "data": {"campaign": {"id": "a", "name": "n", "status": "s"}}}
+    text = json.dumps(body).replace('"s"}', '"s", "x": ' + "9" * 5000 + "}")
+    server.add(reply(text), reply(text.replace('"success": true', '"code": 1'), 404))
+    async with client_for(server) as client:
+        with pytest.raises(ResponseValidationError):
+            await client.analytics.campaign(CAMPAIGN)
+        with pytest.raises(NotFoundError):
+            await client.analytics.campaign(CAMPAIGN)
