@@ -16,7 +16,7 @@ from sendkit_async import (
 )
 from sendkit_async._protocol import parse_envelope, structure_field
 from sendkit_async.errors import BODY_LIMIT
-from sendkit_async.models import CampaignAnalytics, Percent
+from sendkit_async.models import CampaignAnalytics, Mailbox, Percent
 from tests.helpers import KEY, Script, reply
 
 CAMPAIGN = "664a1b2c3d4e5f6a7b8c9d02"
@@ -113,3 +113,13 @@ async def test_int_beyond_the_digit_limit_is_a_validation_error(server: Script) 
             await client.analytics.campaign(CAMPAIGN)
         with pytest.raises(NotFoundError):
             await client.analytics.campaign(CAMPAIGN)
+
+
+@pytest.mark.parametrize("number", ["1e400", "-Infinity", "NaN", "9" * 400])
+def test_non_finite_float_field_is_a_validation_error(number: str) -> None:
+    body = f'{{"success": true, "data": [{{"_id": "m1", "bounceRate": {number}}}]}}'.encode()
+    envelope = parse_envelope(200, body)
+    for strict in (False, True):
+        with pytest.raises(ResponseValidationError) as info:
+            structure_field(envelope, "data", tuple[Mailbox, ...], strict=strict)
+        assert any("$.data[0].bounceRate" in line for line in info.value.errors)
