@@ -80,6 +80,23 @@ class SendKitError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default, ``cls(*args)`` then ``__dict__``, cannot call keyword-only
+        # constructors nor pickle the read-only headers view: rebuild without __init__.
+        proxied = tuple(k for k, v in vars(self).items() if isinstance(v, MappingProxyType))
+        state = {k: dict(v) if k in proxied else v for k, v in vars(self).items()}
+        return (_restore, (type(self), self.args, state, proxied))
+
+
+def _restore(
+    cls: type[SendKitError], args: tuple[Any, ...], state: dict[str, Any], proxied: tuple[str, ...]
+) -> SendKitError:
+    """Unpickle an error: its class, args and attributes, read-only views made again."""
+    exc = cls.__new__(cls, *args)
+    for key, value in state.items():
+        setattr(exc, key, MappingProxyType(value) if key in proxied else value)
+    return exc
+
 
 class ClientClosedError(SendKitError):
     """The client was used after ``aclose()``."""

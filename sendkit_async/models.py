@@ -192,6 +192,14 @@ class CampaignAnalytics:
     by_sequence: SequenceSplit | None = None
     subsequences: tuple[Subsequence, ...] = ()
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # attrs' state would hold the read-only mapping, which pickle refuses.
+        values = attrs.astuple(self, recurse=False)
+        return (
+            CampaignAnalytics,
+            tuple(dict(v) if v is self.status_breakdown else v for v in values),
+        )
+
     @property
     def id(self) -> str:
         """The campaign's id."""
