@@ -27,6 +27,7 @@ from .errors import (
     RedirectError,
     ResponseValidationError,
     SendKitError,
+    SharedBudgetUnavailableError,
     UnprocessableEntityError,
 )
 from .models import (
@@ -93,6 +94,7 @@ __all__ = [
     "SendKitWarning",
     "SequenceSplit",
     "SequenceStats",
+    "SharedBudgetUnavailableError",
     "StepStats",
     "Subsequence",
     "SubsequenceTrigger",

@@ -21,7 +21,7 @@ Every error a call can raise derives from :class:`SendKitError`::
     ├── ResponseValidationError      a 2xx body that is not the documented JSON
     ├── BulkError                    some ids of a bulk call failed (results kept)
     └── SharedBudgetUnavailableError Redis unreachable with on_redis_error="raise"
-                                     (defined in sendkit_async.redis_limiter)
+                                     (also importable from sendkit_async.redis_limiter)
 
 No error ever carries the API key: messages and reprs are built from the
 status, redacted headers and a truncated body, never from aiohttp's own
@@ -52,6 +52,7 @@ __all__ = [
     "RedirectError",
     "ResponseValidationError",
     "SendKitError",
+    "SharedBudgetUnavailableError",
     "UnprocessableEntityError",
 ]
 
@@ -265,3 +266,11 @@ class BulkError(SendKitError):
         self.not_attempted = not_attempted
         self.fatal = fatal
         self.report = report
+
+
+class SharedBudgetUnavailableError(SendKitError):
+    """The shared rate-limit budget (Redis) could not be reached, and fallback is off.
+
+    Raised by :class:`~sendkit_async.redis_limiter.RedisRateLimiter` with
+    ``on_redis_error="raise"``; importing it from here never imports redis.
+    """

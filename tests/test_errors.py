@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import re
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
+import sendkit_async
 from sendkit_async import BulkReport, errors, from_wire
 from sendkit_async.models import CampaignAnalytics
 from tests.helpers import fixture
@@ -88,3 +90,34 @@ def test_every_error_round_trips_through_pickle(cls: type[errors.SendKitError]) 
     if isinstance(original, errors.BulkError):
         assert copy.results == original.results
         assert copy.results["a"].status_breakdown == original.results["a"].status_breakdown
+
+
+def _drawn_tree() -> dict[str, str]:
+    """Class name -> parent name, as the errors module docstring draws the tree."""
+    parents: dict[str, str] = {}
+    stack: list[str] = []
+    for line in (errors.__doc__ or "").splitlines():
+        match = re.match(r"^ {4}((?:[│ ] {3})*)(?:[├└]── )?([A-Z]\w+Error)\b", line)
+        if not match:
+            continue
+        depth = len(match.group(1)) // 4 + (1 if "── " in line else 0)
+        del stack[depth:]
+        if stack:
+            parents[match.group(2)] = stack[-1]
+        stack.append(match.group(2))
+    return parents
+
+
+def test_the_docstring_tree_is_the_real_tree() -> None:
+    drawn = _drawn_tree()
+    assert set(drawn) | {"SendKitError"} == set(errors.__all__)
+    for name, parent in drawn.items():
+        assert getattr(errors, name).__bases__[0] is getattr(errors, parent), name
+
+
+def test_shared_budget_error_lives_in_errors_and_keeps_its_old_path() -> None:
+    from sendkit_async import redis_limiter
+
+    assert redis_limiter.SharedBudgetUnavailableError is errors.SharedBudgetUnavailableError
+    assert sendkit_async.SharedBudgetUnavailableError is errors.SharedBudgetUnavailableError
+    assert issubclass(errors.SharedBudgetUnavailableError, errors.SendKitError)
