@@ -114,7 +114,7 @@ def path_segment(value: object, what: str = "id") -> str:
     return quoted
 
 
-DateLike: TypeAlias = "dt.date | dt.datetime | str"
+DateLike: TypeAlias = dt.date | dt.datetime | str
 """What date parameters accept: a ``date``, a ``datetime`` or an ISO 8601 string."""
 
 
