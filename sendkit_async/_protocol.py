@@ -24,6 +24,7 @@ from ._converter import structure, validation_problems
 from ._hints import NO_HINTS, RateLimitHints, _get, parse_retry_after, rate_limit_hints
 
 __all__ = [
+    "DATE_FORMS",
     "NO_HINTS",
     "REQUEST_ID_HEADERS",
     "STATUS_ERRORS",
@@ -121,28 +122,49 @@ DateLike: TypeAlias = dt.date | dt.datetime | str
 def iso_date(value: DateLike | None, what: str = "date") -> str | None:
     """``value`` as the ISO 8601 text the API takes (None stays None).
 
+    Accepted: a ``date``, a ``datetime``, or a string of one of the two forms
+    the API documents, ``YYYY-MM-DD`` or a date-time with a ``T``
+    (:data:`DATE_FORMS`); other ISO 8601 spellings (week dates, ``20250601``,
+    a space instead of ``T``) are refused rather than sent for the server to
+    guess.
+
     Raises:
-        InvalidRequestError: not a date, datetime or ISO 8601 string.
+        InvalidRequestError: anything else, or a string naming no real date or time.
     """
     if value is None:
         return None
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                dt.date.fromisoformat(text)
-            else:
-                dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise errors.InvalidRequestError(
-                f"{what} must be an ISO 8601 date or date-time, got {value!r}"
-            ) from None
-        return text
-    raise errors.InvalidRequestError(
-        f"{what} must be a date, datetime or ISO 8601 string, got {type(value).__name__}"
-    )
+    if not isinstance(value, str):
+        raise errors.InvalidRequestError(
+            f"{what} must be an ISO 8601 date or date-time ({_ACCEPTED}), "
+            f"got {type(value).__name__}"
+        )
+    text = value.strip()
+    match = _ISO_DATE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError(text)
+        year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
+        dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0))
+        if int(second or 0) > 59 or (sign and (int(off_h) > 23 or int(off_m) > 59)):
+            raise ValueError(text)
+    except ValueError:
+        raise errors.InvalidRequestError(
+            f"{what} must be an ISO 8601 date or date-time ({_ACCEPTED}), got {value!r}"
+        ) from None
+    return text
+
+
+DATE_FORMS = "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|\u00b1HH:MM]"
+"""The string forms :func:`iso_date` accepts, as its errors name them."""
+_ACCEPTED = f"a date, a datetime or a string {DATE_FORMS}"
+
+_ISO_DATE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|([+-])([0-9]{2}):([0-9]{2}))?)?"
+)
 
 
 # --------------------------------------------------------------------------- responses
