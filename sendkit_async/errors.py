@@ -25,7 +25,8 @@ Every error a call can raise derives from :class:`SendKitError`::
 
 No error ever carries the API key: messages and reprs are built from the
 status, redacted headers and a truncated body, never from aiohttp's own
-exception text (whose repr includes the request headers).
+exception text (whose repr includes the request headers); a key the server
+echoes in an error answer is masked (``sk_***``) before the error is built.
 """
 
 from __future__ import annotations
