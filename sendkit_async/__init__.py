@@ -5,6 +5,7 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
@@ -27,6 +28,7 @@ from .errors import (
     RedirectError,
     ResponseValidationError,
     SendKitError,
+    SharedBudgetUnavailableError,
     UnprocessableEntityError,
 )
 from .models import (
@@ -72,6 +74,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DailyStats",
+    "DateLike",
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
@@ -93,6 +96,7 @@ __all__ = [
     "SendKitWarning",
     "SequenceSplit",
     "SequenceStats",
+    "SharedBudgetUnavailableError",
     "StepStats",
     "Subsequence",
     "SubsequenceTrigger",

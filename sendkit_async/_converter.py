@@ -10,6 +10,7 @@ of the wrong type instead of coercing them (``"12"`` is not a count).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
@@ -100,7 +101,13 @@ def _strict_int(value: Any, _: Any) -> int:
 def _strict_float(value: Any, _: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number, got {type(value).__name__} {value!r:.40}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ValueError("expected a number, got an integer beyond a float's range") from None
+    if not math.isfinite(number):  # json.loads reads NaN, Infinity and 1e400
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
 
 
 def _strict_str(value: Any, _: Any) -> str:
@@ -118,6 +125,13 @@ def _strict_bool(value: Any, _: Any) -> bool:
 
 
 def _optional(hook: Callable[[Any, Any], T], kind: type[T]) -> Callable[[Any, Any], T | None]:
+    if kind is float:  # NaN and infinities are floats too: the hook sees every value
+
+        def structure_float(value: Any, hint: Any) -> T | None:
+            return None if value is None else hook(value, hint)
+
+        return structure_float
+
     def structure(value: Any, hint: Any) -> T | None:
         # None and the exact type (the common cases) return at once.
         if value is None or type(value) is kind:

@@ -14,6 +14,7 @@ a body is bad; ``tests/test_fastpath.py`` checks that both always agree.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from types import MemberDescriptorType
 from typing import Any, get_args, get_origin
@@ -65,6 +66,7 @@ class _Compiler:
         self._ns: dict[str, Any] = {
             "_ABSENT": _ABSENT,
             "_dict": dict,
+            "_finite": math.isfinite,
             "_list": list,
             "_new": object.__new__,
             "_str": str,
@@ -164,6 +166,10 @@ class _Compiler:
 
     def _check(self, kind: Any, var: str) -> list[str]:
         """Lines that check (and, for models, build) ``var``; they raise on any surprise."""
+        if kind is float:  # NaN and infinities are floats the converter refuses
+            return [
+                f"if type({var}) is not {self._const(kind)} or not _finite({var}): raise TypeError"
+            ]
         if kind in _SCALARS:
             return [f"if type({var}) is not {self._const(kind)}: raise TypeError"]
         if attrs.has(kind):
@@ -181,7 +187,7 @@ class _Compiler:
             ]
         if origin in (dict, Mapping) or kind is Mapping:
             key, value = args or (None, None)
-            if key is str and value in _SCALARS:
+            if key is str and value in _SCALARS and value is not float:
                 return [
                     f"if type({var}) is not _dict: raise TypeError",
                     f"for k, x in {var}.items():",

@@ -24,9 +24,11 @@ from ._converter import structure, validation_problems
 from ._hints import NO_HINTS, RateLimitHints, _get, parse_retry_after, rate_limit_hints
 
 __all__ = [
+    "DATE_FORMS",
     "NO_HINTS",
     "REQUEST_ID_HEADERS",
     "STATUS_ERRORS",
+    "UNDECODABLE",
     "DateLike",
     "RateLimitHints",
     "auth_headers",
@@ -113,35 +115,56 @@ def path_segment(value: object, what: str = "id") -> str:
     return quoted
 
 
-DateLike: TypeAlias = "dt.date | dt.datetime | str"
+DateLike: TypeAlias = dt.date | dt.datetime | str
 """What date parameters accept: a ``date``, a ``datetime`` or an ISO 8601 string."""
 
 
 def iso_date(value: DateLike | None, what: str = "date") -> str | None:
     """``value`` as the ISO 8601 text the API takes (None stays None).
 
+    Accepted: a ``date``, a ``datetime``, or a string of one of the two forms
+    the API documents, ``YYYY-MM-DD`` or a date-time with a ``T``
+    (:data:`DATE_FORMS`); other ISO 8601 spellings (week dates, ``20250601``,
+    a space instead of ``T``) are refused rather than sent for the server to
+    guess.
+
     Raises:
-        InvalidRequestError: not a date, datetime or ISO 8601 string.
+        InvalidRequestError: anything else, or a string naming no real date or time.
     """
     if value is None:
         return None
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                dt.date.fromisoformat(text)
-            else:
-                dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise errors.InvalidRequestError(
-                f"{what} must be an ISO 8601 date or date-time, got {value!r}"
-            ) from None
-        return text
-    raise errors.InvalidRequestError(
-        f"{what} must be a date, datetime or ISO 8601 string, got {type(value).__name__}"
-    )
+    if not isinstance(value, str):
+        raise errors.InvalidRequestError(
+            f"{what} must be an ISO 8601 date or date-time ({_ACCEPTED}), "
+            f"got {type(value).__name__}"
+        )
+    text = value.strip()
+    match = _ISO_DATE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError(text)
+        year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
+        dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0))
+        if int(second or 0) > 59 or (sign and (int(off_h) > 23 or int(off_m) > 59)):
+            raise ValueError(text)
+    except ValueError:
+        raise errors.InvalidRequestError(
+            f"{what} must be an ISO 8601 date or date-time ({_ACCEPTED}), got {value!r}"
+        ) from None
+    return text
+
+
+DATE_FORMS = "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|\u00b1HH:MM]"
+"""The string forms :func:`iso_date` accepts, as its errors name them."""
+_ACCEPTED = f"a date, a datetime or a string {DATE_FORMS}"
+
+_ISO_DATE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|([+-])([0-9]{2}):([0-9]{2}))?)?"
+)
 
 
 # --------------------------------------------------------------------------- responses
@@ -166,6 +189,8 @@ def decode_json(body: bytes) -> Any:
 
     Exactly ``json.loads(body)``, a little faster for the usual case (UTF-8, no
     surrounding whitespace): anything else is left to ``json.loads`` itself.
+    Like ``json.loads`` it raises RecursionError for a body nested too deeply:
+    the callers below catch :data:`UNDECODABLE` at their boundary.
     """
     try:
         text = body.decode("utf-8")
@@ -178,6 +203,11 @@ def decode_json(body: bytes) -> Any:
 
 
 _JSON = json.JSONDecoder()
+
+UNDECODABLE: tuple[type[Exception], ...] = (ValueError, RecursionError, TypeError, OverflowError)
+"""What decoding or structuring a hostile body can raise (``[`` * 100_000 gives a
+RecursionError, an integer beyond Python's digit limit a ValueError): every
+boundary below turns these into our errors."""
 
 
 def error_from_response(
@@ -200,7 +230,7 @@ def error_from_response(
     code = None
     try:
         payload = decode_json(body) if body else None
-    except ValueError:
+    except UNDECODABLE:
         payload = None
     if isinstance(payload, Mapping):
         error = payload.get("error") if isinstance(payload.get("error"), str) else None
@@ -249,9 +279,10 @@ def parse_envelope(status: int, body: bytes) -> Mapping[str, Any]:
     """
     try:
         payload = decode_json(body)
-    except ValueError:
+    except UNDECODABLE as exc:
+        what = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
         raise errors.ResponseValidationError(
-            "response body is not JSON", errors=("$: not JSON",), status=status, body=_text(body)
+            f"response body is {what}", errors=(f"$: {what}",), status=status, body=_text(body)
         ) from None
     if type(payload) is not dict or "data" not in payload:
         raise errors.ResponseValidationError(
@@ -284,7 +315,7 @@ def structure_field(
     """
     try:
         return structure(payload.get(key), cls, strict=strict)
-    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+    except _UNSTRUCTURABLE as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             problems = tuple(validation_problems(exc, f"$.{key}"))
         else:
@@ -293,5 +324,16 @@ def structure_field(
             "response does not match the documented shape: " + "; ".join(problems[:5]),
             errors=problems,
             status=status,
-            body=json.dumps(payload)[:2000],
+            body=_dump(payload),
         ) from None
+
+
+_UNSTRUCTURABLE: tuple[type[Exception], ...] = (cattrs.BaseValidationError, KeyError, *UNDECODABLE)
+
+
+def _dump(payload: Mapping[str, Any]) -> str:
+    """The start of ``payload`` as JSON text, for an error; never raises what it meets."""
+    try:
+        return json.dumps(payload)[: errors.BODY_LIMIT]
+    except UNDECODABLE:
+        return "<body not shown: it cannot be encoded again>"

@@ -5,6 +5,8 @@ aiohttp, OS and timeout exception is mapped to our tree in one place
 (:func:`map_exceptions`, after httpx's ``map_httpcore_exceptions``). Our
 errors are built from the exception's class and the URL, never from
 aiohttp's text, whose repr can include the request headers and so the key.
+A server that echoes the key in an error answer gets it masked here
+(:data:`MASK`), before any error is built from that answer.
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ import contextlib
 from collections.abc import Iterator, Mapping
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import errors
 
-__all__ = ["RawResponse", "Transport", "map_exceptions", "translate"]
+__all__ = ["MASK", "RawResponse", "Transport", "map_exceptions", "translate"]
+
+MASK = "sk_***"
+"""What the key becomes wherever an error answer (body or header value) echoes it."""
+
+_SECRET_MIN = 8  # a shorter "key" would mask ordinary words; no real key is that short
 
 
 class RawResponse:
@@ -93,6 +101,7 @@ class Transport:
         "_last_timeout",
         "_limit",
         "_owns",
+        "_secrets",
         "_session",
     )
     _last_timeout: tuple[float | None, aiohttp.ClientTimeout]
@@ -112,6 +121,7 @@ class Transport:
         self._connect_timeout = connect_timeout
         self._closed = False
         self._last_timeout = (None, self._client_timeout(None))
+        self._secrets = _secrets_in(self._headers)
 
     @property
     def closed(self) -> bool:
@@ -169,12 +179,32 @@ class Transport:
                 body = await response.read()
             finally:
                 response.release()
+            if not 200 <= response.status < 300 and self._secrets:
+                return self._masked(response.status, response.headers, body)
             return RawResponse(response.status, response.headers, body)
         except Exception as exc:
             mapped = translate(exc, method, str(url))
             if mapped is None or mapped is exc:
                 raise
             raise mapped from None
+
+    def _masked(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> RawResponse:
+        """An error answer with every echo of the key replaced by :data:`MASK`.
+
+        Errors are built from the body and headers, and their text, ``body``
+        and ``headers`` must never show the key. Success bodies are left alone:
+        they are the data asked for, and searching them would cost every call.
+        """
+        for secret in self._secrets:
+            body = body.replace(secret.encode(), MASK.encode())
+        if any(secret in value for value in headers.values() for secret in self._secrets):
+            masked: CIMultiDict[str] = CIMultiDict()
+            for name, value in headers.items():
+                for secret in self._secrets:
+                    value = value.replace(secret, MASK)
+                masked.add(name, value)
+            headers = CIMultiDictProxy(masked)
+        return RawResponse(status, headers, body)
 
     def _client_timeout(self, total: float | None) -> aiohttp.ClientTimeout:
         # sock_connect bounds opening a new connection (TCP and TLS); aiohttp's
@@ -188,3 +218,18 @@ class Transport:
         session, self._session = self._session, None
         if session is not None and self._owns and not session.closed:
             await session.close()
+
+
+def _secrets_in(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials among the request headers: the key (and a bearer token)."""
+    found: list[str] = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "authorization":
+            value = value.partition(" ")[2].strip() or value
+        elif lowered != "x-api-key":
+            continue
+        if len(value) >= _SECRET_MIN and value not in found:
+            found.append(value)
+    # The longest first: a key that contains another is masked whole.
+    return tuple(sorted(found, key=len, reverse=True))

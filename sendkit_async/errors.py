@@ -21,11 +21,12 @@ Every error a call can raise derives from :class:`SendKitError`::
     ├── ResponseValidationError      a 2xx body that is not the documented JSON
     ├── BulkError                    some ids of a bulk call failed (results kept)
     └── SharedBudgetUnavailableError Redis unreachable with on_redis_error="raise"
-                                     (defined in sendkit_async.redis_limiter)
+                                     (also importable from sendkit_async.redis_limiter)
 
 No error ever carries the API key: messages and reprs are built from the
 status, redacted headers and a truncated body, never from aiohttp's own
-exception text (whose repr includes the request headers).
+exception text (whose repr includes the request headers); a key the server
+echoes in an error answer is masked (``sk_***``) before the error is built.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "RedirectError",
     "ResponseValidationError",
     "SendKitError",
+    "SharedBudgetUnavailableError",
     "UnprocessableEntityError",
 ]
 
@@ -79,6 +81,23 @@ class SendKitError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default, ``cls(*args)`` then ``__dict__``, cannot call keyword-only
+        # constructors nor pickle the read-only headers view: rebuild without __init__.
+        proxied = tuple(k for k, v in vars(self).items() if isinstance(v, MappingProxyType))
+        state = {k: dict(v) if k in proxied else v for k, v in vars(self).items()}
+        return (_restore, (type(self), self.args, state, proxied))
+
+
+def _restore(
+    cls: type[SendKitError], args: tuple[Any, ...], state: dict[str, Any], proxied: tuple[str, ...]
+) -> SendKitError:
+    """Unpickle an error: its class, args and attributes, read-only views made again."""
+    exc = cls.__new__(cls, *args)
+    for key, value in state.items():
+        setattr(exc, key, MappingProxyType(value) if key in proxied else value)
+    return exc
 
 
 class ClientClosedError(SendKitError):
@@ -248,3 +267,11 @@ class BulkError(SendKitError):
         self.not_attempted = not_attempted
         self.fatal = fatal
         self.report = report
+
+
+class SharedBudgetUnavailableError(SendKitError):
+    """The shared rate-limit budget (Redis) could not be reached, and fallback is off.
+
+    Raised by :class:`~sendkit_async.redis_limiter.RedisRateLimiter` with
+    ``on_redis_error="raise"``; importing it from here never imports redis.
+    """

@@ -12,6 +12,7 @@ it, the converter's fast path can build them with plain attribute stores
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -40,10 +41,17 @@ __all__ = [
 
 
 def _rate(part: int | None, whole: int | None) -> float:
-    """``part / whole`` as a fraction in 0..1; 0.0 when either is missing or whole is 0."""
+    """``part / whole`` as a fraction in 0..1; 0.0 when either is missing or whole is 0.
+
+    Also 0.0 when the quotient is beyond a float's range (counts of thousands of
+    digits): such a body says nothing usable, and a rate must stay a finite float.
+    """
     if not part or not whole:
         return 0.0
-    return part / whole
+    try:
+        return part / whole
+    except OverflowError:
+        return 0.0
 
 
 def _frozen_mapping(value: Mapping[str, int]) -> Mapping[str, int]:
@@ -184,6 +192,14 @@ class CampaignAnalytics:
     by_sequence: SequenceSplit | None = None
     subsequences: tuple[Subsequence, ...] = ()
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # attrs' state would hold the read-only mapping, which pickle refuses.
+        values = attrs.astuple(self, recurse=False)
+        return (
+            CampaignAnalytics,
+            tuple(dict(v) if v is self.status_breakdown else v for v in values),
+        )
+
     @property
     def id(self) -> str:
         """The campaign's id."""
@@ -227,7 +243,7 @@ class Percent:
 
     ``raw`` keeps the string exactly as sent; :attr:`percent` is the number
     (45.0) and :attr:`fraction` the share (0.45); both None when the text is
-    not a number.
+    not a finite number (``"nan"``, or digits beyond a float's range).
     """
 
     raw: str
@@ -236,9 +252,10 @@ class Percent:
     def percent(self) -> float | None:
         """The rate in percent, e.g. 45.0."""
         try:
-            return float(self.raw)
+            value = float(self.raw)
         except ValueError:
             return None
+        return value if math.isfinite(value) else None
 
     @property
     def fraction(self) -> float | None:

@@ -8,16 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .. import errors
+from ..errors import SharedBudgetUnavailableError
 
 if TYPE_CHECKING:
     from ._limiter import RedisRateLimiter
 
-__all__ = ["SharedBudgetUnavailableError"]
-
-
-class SharedBudgetUnavailableError(errors.SendKitError):
-    """The shared rate-limit budget (Redis) could not be reached, and fallback is off."""
+__all__ = ["SharedBudgetUnavailableError"]  # defined in errors; re-exported for _limiter
 
 
 class _RedisDown(Exception):
