@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
-#   make demo   set up, then run the demo against the bundled simulator
-#   make test   set up, then lint, type-check and run the test suite
+#   make demo   install the package + `cli` extra, then run the demo (bundled simulator)
+#   make test   install the `dev` extra, then lint, type-check and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,13 +11,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# One stamp per install: the demo needs only the package and its `cli` extra (rich);
+# everything else (tests, linters, benchmarks) needs the whole `dev` extra.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed-dev
 
-demo: setup
+demo: $(VENV)/.installed-demo
 	$(BIN)/python -m sendkit_async demo
 
 lint: setup

@@ -56,11 +56,31 @@ def as_timeout(value: float | Timeout | None, default: Timeout) -> Timeout:
     return attrs.evolve(default, total=float(value))
 
 
+def _header_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as an HTTP header value, or None when it can.
+
+    The answer never quotes the value: it may be a secret.
+    """
+    if value != value.strip():
+        return "starts or ends with whitespace"
+    for ch in value:
+        if ch in "\r\n":
+            return "contains a line break"
+        if ch == "\0":
+            return "contains a NUL character"
+        if (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F:
+            return "contains a control character"
+        if ord(ch) > 0x7E:
+            return "contains a non-ASCII character"
+    return None
+
+
 def resolve_key(api_key: str | None, env: Mapping[str, str] = os.environ) -> str:
     """The key from the argument, else from ``SENDKIT_API_KEY``.
 
     Raises:
-        ConfigurationError: no key, or a blank one.
+        ConfigurationError: no key, a blank one, or one that is not a valid HTTP
+            header value (the message never quotes the key).
     """
     key = api_key if api_key is not None else env.get(ENV_API_KEY)
     if key is None or not key.strip():
@@ -70,16 +90,28 @@ def resolve_key(api_key: str | None, env: Mapping[str, str] = os.environ) -> str
         )
     if key != key.strip() or any(ch in key for ch in "\r\n"):
         raise errors.ConfigurationError("the API key contains whitespace or line breaks")
+    problem = _header_problem(key)
+    if problem is not None:
+        raise errors.ConfigurationError(f"the API key {problem}: it cannot be sent in a header")
     return key
 
 
 def resolve_workspace(
     workspace_id: str | None, platform_key: bool, env: Mapping[str, str] = os.environ
 ) -> str | None:
-    """The workspace id to send: only with platform keys; ignored (with a warning) otherwise."""
+    """The workspace id to send: only with platform keys; ignored (with a warning) otherwise.
+
+    Raises:
+        ConfigurationError: the id is not a valid HTTP header value (not quoted).
+    """
     given = workspace_id if workspace_id is not None else env.get(ENV_WORKSPACE_ID)
     if not given:
         return None
+    problem = _header_problem(given)
+    if problem is not None:
+        raise errors.ConfigurationError(
+            f"the workspace id {problem}: it cannot be sent in a header"
+        )
     if not platform_key:
         warnings.warn(
             "workspace_id is ignored: workspace keys (sk_...) are scoped to one workspace; "
@@ -106,11 +138,21 @@ def resolve_base_url(
     """The base URL without a trailing slash.
 
     Raises:
-        ConfigurationError: not http(s), or plain http to a non-loopback host
-            without ``allow_insecure_http=True`` (the key would travel in clear).
+        ConfigurationError: credentials in the URL (named, never quoted), not http(s),
+            or plain http to a non-loopback host without ``allow_insecure_http=True``
+            (the key would travel in clear).
     """
     raw = base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-    url = URL(raw)
+    try:
+        url = URL(raw)
+    except ValueError:
+        raise errors.ConfigurationError("base_url is not a valid URL") from None
+    if url.raw_user is not None or url.raw_password is not None:
+        # Checked first: every later message quotes the URL, and this one must not.
+        raise errors.ConfigurationError(
+            "base_url must not contain a user name or password "
+            "(the API key is the only credential; remove the 'user:password@' part)"
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise errors.ConfigurationError(f"base_url must be an http(s) URL with a host: {raw!r}")
     if url.query_string or url.fragment:

@@ -48,7 +48,6 @@ class RawResponse:
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,
     OSError,
-    ValueError,
     *((aiohttp.WSMessageTypeError,) if hasattr(aiohttp, "WSMessageTypeError") else ()),
 )
 
@@ -57,7 +56,12 @@ def translate(exc: BaseException, method: str, url: str) -> errors.SendKitError 
     """Our error for an exception aiohttp or the OS raised; None for anything else.
 
     Ours pass through unchanged; ``CancelledError`` and programming errors are not ours
-    to translate (None).
+    to translate (None). Only failures another attempt could cure become
+    :class:`APIConnectionError` (retried): a request aiohttp refuses to build
+    (``ValueError``, e.g. a control character in a header) is an
+    :class:`InvalidRequestError`, and an answer it cannot parse (too many or too long
+    headers, a broken status line) a :class:`ResponseValidationError`; the same
+    request would fail the same way again.
     """
     if isinstance(exc, errors.SendKitError):
         return exc
@@ -65,6 +69,22 @@ def translate(exc: BaseException, method: str, url: str) -> errors.SendKitError 
         return errors.APITimeoutError(f"timed out during {method} {url}", method=method, url=url)
     if isinstance(exc, aiohttp.InvalidURL):
         return errors.ConfigurationError(f"invalid URL: {url}")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # With raise_for_status=False and no redirects followed, aiohttp raises this
+        # only when the status line or headers cannot be parsed. Its text is not
+        # quoted: the request info in it carries our headers.
+        cause = exc.__cause__
+        detail = type(cause.__cause__ or cause).__name__ if cause else type(exc).__name__
+        return errors.ResponseValidationError(
+            f"malformed HTTP response to {method} {url} ({detail})",
+            errors=(detail,),
+            status=0,
+        )
+    if isinstance(exc, ValueError) and not isinstance(exc, _CONNECTION_ERRORS):
+        return errors.InvalidRequestError(
+            f"request refused before sending: {method} {url} ({type(exc).__name__}; "
+            "a header or URL holds a character HTTP does not allow)"
+        )
     if isinstance(exc, _CONNECTION_ERRORS):
         detail = type(exc).__name__
         if isinstance(exc, OSError) and exc.strerror:
@@ -158,7 +178,9 @@ class Transport:
         Redirects are not followed: a 3xx comes back as it is.
 
         Raises:
-            APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError.
+            APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError,
+            InvalidRequestError (refused before sending), ResponseValidationError
+            (an answer that is not parseable HTTP).
         """
         session = self._get_session()
         if timeout != self._last_timeout[0]:

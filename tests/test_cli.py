@@ -146,6 +146,8 @@ async def test_demo_completes() -> None:
     assert "Workspace totals" in out
     assert "Top 10 campaigns by reply rate" in out
     assert "Run report" in out
+    # the limiter's waiting is summed over requests: said so, not shown as 429 throttling
+    assert "paced waiting" in out and "summed over requests" in out
     assert "Traceback" not in err
 
 

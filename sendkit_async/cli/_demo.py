@@ -94,7 +94,8 @@ def _print_summary(console, overview, results, failed, wall, stats, limits, serv
         ("requests sent", f"{stats.requests:,} ({stats.requests / wall:,.0f} req/s)"),
         ("retries", f"{stats.retries:,}"),
         ("429s seen", f"{stats.rate_limited:,}"),
-        ("time throttled", f"{limits.throttled_seconds:.1f} s (summed over requests)"),
+        # Summed over requests, so it can exceed the wall time: many wait at once.
+        ("paced waiting", f"{limits.throttled_seconds:.1f} s summed over requests"),
         ("server saw", ", ".join(f"{k}: {v:,}" for k, v in sorted(server.by_status.items()))),
     ):
         report.add_row(label, value)

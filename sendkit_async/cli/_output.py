@@ -39,14 +39,18 @@ CSV_COLUMNS = (
 fractions with four decimals, the number of main-sequence steps and of subsequences."""
 
 
-def csv_row(a: CampaignAnalytics) -> dict[str, Any]:
-    """The flattened CSV columns of one result."""
+def csv_row(a: CampaignAnalytics, total_leads: int | None = None) -> dict[str, Any]:
+    """The flattened CSV columns of one result.
+
+    ``total_leads`` (from the campaign listing) fills the column when the analytics
+    body has no ``totalLeads`` (the current API shape omits it).
+    """
     s = a.stats
     return {
         "id": a.campaign.id,
         "name": a.campaign.name,
         "status": a.campaign.status,
-        "total_leads": s.total_leads,
+        "total_leads": s.total_leads if s.total_leads is not None else total_leads,
         "sent": s.sent,
         "delivered": s.delivered,
         "opened": s.opened,
@@ -77,15 +81,18 @@ class StreamWriter:
             self._csv = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
             self._csv.writeheader()
 
-    def add(self, result: CampaignAnalytics) -> None:
+    def add(self, result: CampaignAnalytics, *, total_leads: int | None = None) -> None:
+        """Write (or keep) one result; ``total_leads`` from the listing fills the CSV column."""
         if self.fmt == "jsonl":
             self.out.write(json.dumps(to_wire(result), separators=(",", ":")) + "\n")
         elif self._csv is not None:
-            self._csv.writerow(csv_row(result))
+            self._csv.writerow(csv_row(result, total_leads))
         else:
             self.kept.append(result)
 
     def finish(self) -> None:
+        """Write what was kept (json, table) and flush; also on interruption, so a
+        partial run still gives a valid JSON array."""
         if self.fmt == "json":
             json.dump([to_wire(r) for r in self.kept], self.out, indent=2)
             self.out.write("\n")

@@ -1,4 +1,8 @@
-"""Command line: ``python -m sendkit_async.simulator`` (later ``sendkit-async simulate``)."""
+"""Command line: ``python -m sendkit_async.simulator`` (also ``sendkit-async simulate``).
+
+Exit status: 0 after Ctrl-C or SIGTERM (honoured at any time, also while the
+workspace is generated); 1 the address cannot be bound; 2 a bad argument.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,35 @@ import asyncio
 import contextlib
 import signal
 import sys
+from types import FrameType
 
-from ._config import SHAPES, SimulatorConfig
+from ._config import MAX_CAMPAIGNS, SHAPES, SimulatorConfig
 from ._limits import HEADER_MODES
 from ._server import run_simulator
 
 DEFAULT_PORT = 8787
+NOTICE_CAMPAIGNS = 100_000
+"""From this size on, a line on stderr says the workspace is being generated."""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be from 0 to 65535, got {port}")
+    return port
+
+
+def _campaign_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= count <= MAX_CAMPAIGNS:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_CAMPAIGNS:,}, got {count:,}")
+    return count
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -26,15 +53,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     add("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     add(
         "--port",
-        type=int,
+        type=_port,
         default=DEFAULT_PORT,
-        help="port; 0 picks a free one (default: %(default)s)",
+        help="port, 0 to 65535; 0 picks a free one (default: %(default)s)",
     )
     add(
         "--campaigns",
-        type=int,
+        type=_campaign_count,
         default=2000,
-        help="campaigns in the workspace (default: %(default)s)",
+        help=f"campaigns in the workspace, at most {MAX_CAMPAIGNS:,} (default: %(default)s)",
     )
     add(
         "--seed",
@@ -82,19 +109,39 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
+def _stop_now(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # ends the synchronous work at once; callers exit quietly
+
+
 async def serve(config: SimulatorConfig, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. Windows
-            loop.add_signal_handler(sig, stop.set)
-    async with run_simulator(config, host=host, port=port) as sim:
-        print(
-            f"SendKit simulator listening on {sim.base_url} ({config.campaigns} campaigns)",
-            flush=True,
-        )
-        await stop.wait()
+    """Serve until SIGINT or SIGTERM, either of which may also come before serving starts.
+
+    Raises:
+        KeyboardInterrupt: SIGTERM (or SIGINT) while the workspace was generated.
+        OSError: the address cannot be bound.
+    """
+    # Generating the workspace is synchronous: the loop's own handlers would only run
+    # after it. Until the server is up, a plain handler stops the work where it is.
+    previous = signal.signal(signal.SIGTERM, _stop_now)
+    try:
+        if config.campaigns >= NOTICE_CAMPAIGNS:
+            print(f"generating {config.campaigns:,} campaigns...", file=sys.stderr, flush=True)
+        async with run_simulator(config, host=host, port=port) as sim:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. Windows
+                    loop.add_signal_handler(sig, stop.set)
+            print(
+                f"SendKit simulator listening on {sim.base_url} ({config.campaigns} campaigns)",
+                flush=True,
+            )
+            await stop.wait()
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

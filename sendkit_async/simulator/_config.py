@@ -32,9 +32,14 @@ def _share(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ValueError(f"{attribute.name} must be between 0 and 1, got {value!r}")
 
 
+MAX_CAMPAIGNS = 1_000_000
+"""The largest workspace: ids are made at start (about 1 s and 200 MB per million) and a
+fully generated campaign takes a few KB, so a bigger one would only exhaust memory."""
+
+
 def _campaigns(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"campaigns must be an int >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CAMPAIGNS:
+        raise ValueError(f"campaigns must be an int from 0 to {MAX_CAMPAIGNS:,}, got {value!r}")
 
 
 def _seed(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

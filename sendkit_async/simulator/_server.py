@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import attrs
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from ._app import Handlers, build_routes, make_pipeline
 from ._config import DATA_FIELDS, SimulatorConfig
@@ -17,6 +18,25 @@ from ._limits import TokenBucketLimiter
 from ._stats import SimulatorStats
 
 SHUTDOWN_TIMEOUT = 2.0
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """A request aiohttp cannot parse (a 100 KB query string, a broken header) is the
+    client's mistake, already answered with a 400: one INFO line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, http_exceptions.HttpProcessingError):
+            record.args = (record.getMessage(), type(exc).__name__, exc.code)
+            record.msg = "%s: %s (answered %s)"
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+HTTP_LOGGER = logging.getLogger("sendkit_async.simulator.http")
+HTTP_LOGGER.addFilter(_MalformedRequestFilter())
 
 
 class Simulator:
@@ -112,7 +132,11 @@ async def run_simulator(
     app = make_app(config)
     sim = app[SIMULATOR_KEY]
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        logger=HTTP_LOGGER,
     )
     await runner.setup()
     try:
