@@ -27,6 +27,7 @@ from .errors import (
     RedirectError,
     ResponseValidationError,
     SendKitError,
+    UnexpectedError,
     UnprocessableEntityError,
 )
 from .models import (
@@ -97,6 +98,7 @@ __all__ = [
     "Subsequence",
     "SubsequenceTrigger",
     "Timeout",
+    "UnexpectedError",
     "UnprocessableEntityError",
     "Warmup",
     "__version__",

@@ -23,6 +23,7 @@ from .errors import (
     InvalidRequestError,
     PermissionDeniedError,
     SendKitError,
+    UnexpectedError,
 )
 
 if TYPE_CHECKING:
@@ -140,6 +141,13 @@ async def _aiter(ids: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
             yield item
 
 
+def _unexpected(item: Any, exc: Exception) -> UnexpectedError:
+    """``exc`` (not one of ours) as ``item``'s failure; its text stays in ``__cause__`` only."""
+    error = UnexpectedError(f"unexpected {type(exc).__name__} while fetching {item!r}")
+    error.__cause__ = exc
+    return error
+
+
 async def _settle(fetch: Callable[[Any], Awaitable[T]], item: Any) -> CampaignResult[T]:
     try:
         if not isinstance(item, str):
@@ -147,6 +155,8 @@ async def _settle(fetch: Callable[[Any], Awaitable[T]], item: Any) -> CampaignRe
         return CampaignResult(item, value=await fetch(item))
     except SendKitError as exc:
         return CampaignResult(item, error=exc)
+    except Exception as exc:  # a bug below us fails this id, never the run or its window
+        return CampaignResult(item, error=_unexpected(item, exc))
 
 
 async def iterate(
@@ -160,7 +170,9 @@ async def iterate(
 
     At most ``concurrency`` ids are in flight or waiting to be yielded. A
     fatal error (authentication, permission) cancels the rest and is raised
-    after its result is yielded.
+    after its result is yielded. An exception outside :class:`SendKitError`
+    is that id's :class:`UnexpectedError`; a cancellation, ``KeyboardInterrupt``
+    or ``SystemExit`` in a fetch cancels the rest and is raised.
     """
     if concurrency < 1:
         raise InvalidRequestError(f"concurrency must be >= 1, got {concurrency}")
@@ -168,9 +180,15 @@ async def iterate(
     done: asyncio.Queue[tuple[int, CampaignResult[T]] | None] = asyncio.Queue()
     tasks: set[asyncio.Task[None]] = set()
     fatal: list[SendKitError] = []
+    crashed: list[BaseException] = []
 
     async def run(seq: int, item: Any) -> None:
-        result = await _settle(fetch, item)
+        try:
+            result = await _settle(fetch, item)
+        except BaseException as exc:  # e.g. a stray cancellation: the consumer must not wait
+            crashed.append(exc)
+            done.put_nowait(None)
+            raise
         if isinstance(result.error, FATAL_ERRORS):
             fatal.append(result.error)
         done.put_nowait((seq, result))
@@ -201,6 +219,8 @@ async def iterate(
         while True:
             entry = await done.get()
             if entry is None:
+                if crashed:
+                    raise crashed[0]
                 break
             seq, result = entry
             if ordered:
@@ -237,7 +257,9 @@ async def gather(
     """Fetch every id (duplicates once), returning results in input order.
 
     ``concurrency`` workers share the list of distinct ids, so a run costs no
-    task, queue entry or result object per id.
+    task, queue entry or result object per id. An exception outside
+    :class:`SendKitError` is that id's :class:`UnexpectedError`; a cancellation,
+    ``KeyboardInterrupt`` or ``SystemExit`` cancels the other workers and is raised.
 
     Raises:
         BulkError: some ids failed (and ``return_exceptions`` is false), or a
@@ -278,6 +300,9 @@ async def gather(
             except SendKitError as exc:
                 outcomes[place] = error = exc
                 value = None
+            except Exception as exc:  # a bug below us fails this id, never the whole run
+                outcomes[place] = error = _unexpected(item, exc)
+                value = None
             recorder.tally(error)
             if progress is not None:
                 progress(recorder.done, total, CampaignResult(item, value=value, error=error))
@@ -293,7 +318,10 @@ async def gather(
         if workers:
             done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
             for worker in done:
-                if not worker.cancelled() and (exc := worker.exception()) is not None:
+                if worker.cancelled():
+                    if not fatal:  # not cancelled by us: a fetch raised CancelledError
+                        raise asyncio.CancelledError
+                elif (exc := worker.exception()) is not None:
                     raise exc  # a bug (e.g. in the progress callback), not a fetch failure
     finally:
         for worker in workers:
