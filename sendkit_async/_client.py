@@ -144,10 +144,13 @@ class AsyncSendKit:
             failed id holds its :class:`SendKitError` instead.
 
         Raises:
+            ClientClosedError: the client is closed (once, before anything starts).
             BulkError: some ids failed (without ``return_exceptions``), or an
                 authentication/permission error stopped the run; it carries
                 every result, every failure and the ids not attempted.
         """
+        if self.closed:
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
         fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return await bulk_gather(
             self,
@@ -176,9 +179,12 @@ class AsyncSendKit:
         and a slow consumer holds the fetching back. Ids are not de-duplicated.
 
         Raises:
+            ClientClosedError: the client is closed (here, before anything starts).
             AuthenticationError, PermissionDeniedError: after yielding that
                 id's result; everything still in flight is cancelled.
         """
+        if self.closed:
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
         fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return bulk_iterate(
             ids, fetch, concurrency=concurrency or self._default_concurrency(), ordered=ordered

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from sendkit_async import AsyncSendKit, BulkError, CampaignAnalytics, UnexpectedError
+from sendkit_async import (
+    AsyncSendKit,
+    BulkError,
+    CampaignAnalytics,
+    ClientClosedError,
+    UnexpectedError,
+)
 from sendkit_async import _protocol as protocol
 from sendkit_async.resources.analytics import Analytics
 from tests.helpers import KEY, Script
@@ -174,3 +180,17 @@ async def test_a_stray_cancellation_in_one_fetch_propagates_instead_of_hanging(
             await asyncio.wait_for(anext(stream), 30)
         with pytest.raises(asyncio.CancelledError):
             await client.gather_campaigns(ids(3), concurrency=2, return_exceptions=True)
+
+
+async def test_a_closed_client_raises_once_before_anything_starts(server: Script) -> None:
+    serve(server)
+    client = client_for(server)
+    await client.aclose()
+    with pytest.raises(ClientClosedError):
+        await client.gather_campaigns(ids(200), return_exceptions=True)
+    with pytest.raises(ClientClosedError):
+        await client.gather_campaigns(ids(200))
+    with pytest.raises(ClientClosedError):
+        client.iter_campaigns(ids(200))
+    assert client.last_bulk_report is None
+    assert server.count() == 0
