@@ -28,6 +28,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._client import AsyncSendKit
+    from ._core import ClientStats
 
 __all__ = ["BulkReport", "CampaignResult", "ProgressCallback", "gather", "iterate"]
 
@@ -66,8 +67,11 @@ ProgressCallback = Callable[[int, "int | None", CampaignResult[Any]], object]
 class BulkReport:
     """What a bulk run did, for logs and dashboards.
 
-    ``throttled_seconds`` is the time requests spent held by the rate limiter
-    (waiting for the cooldown gate or a token), summed over requests.
+    ``requests``, ``retries`` and ``rate_limited`` count this run's own HTTP
+    attempts, whatever else uses the client meanwhile. ``throttled_seconds`` is
+    the time requests spent held by the shared rate limiter (waiting for the
+    cooldown gate or a token) during the run, summed over requests: the
+    limiter's figure, so it includes the waits of other calls made meanwhile.
     """
 
     total: int
@@ -94,11 +98,11 @@ class BulkReport:
 
 
 class _Recorder:
-    """Counts a run's outcomes and turns client counters into a :class:`BulkReport`."""
+    """Counts a run's outcomes and turns its request counters into a :class:`BulkReport`."""
 
-    def __init__(self, client: AsyncSendKit) -> None:
+    def __init__(self, client: AsyncSendKit, counts: ClientStats) -> None:
         self._client = client
-        self._stats = client.stats
+        self._counts = counts
         self._limits = client.rate_limit
         self._start = time.monotonic()
         self.succeeded = 0
@@ -116,7 +120,7 @@ class _Recorder:
             self.failures[name] = self.failures.get(name, 0) + 1
 
     def report(self, not_attempted: int = 0) -> BulkReport:
-        stats, limits = self._client.stats, self._client.rate_limit
+        counts, limits = self._counts, self._client.rate_limit
         failed = sum(self.failures.values())
         return BulkReport(
             total=self.succeeded + failed + not_attempted,
@@ -124,9 +128,9 @@ class _Recorder:
             failed=failed,
             not_attempted=not_attempted,
             failures_by_type=dict(self.failures),
-            requests=stats.requests - self._stats.requests,
-            retries=stats.retries - self._stats.retries,
-            rate_limited=stats.rate_limited - self._stats.rate_limited,
+            requests=counts.requests,
+            retries=counts.retries,
+            rate_limited=counts.rate_limited,
             throttled_seconds=limits.throttled_seconds - self._limits.throttled_seconds,
             wall_seconds=time.monotonic() - self._start,
         )
@@ -250,11 +254,14 @@ async def gather(
     ids: Iterable[Any] | AsyncIterable[Any],
     fetch: Callable[[Any], Awaitable[T]],
     *,
+    counts: ClientStats,
     concurrency: int,
     return_exceptions: bool,
     progress: ProgressCallback | None,
 ) -> list[Any]:
     """Fetch every id (duplicates once), returning results in input order.
+
+    ``counts`` are the run's own request counters (``fetch`` counts into them).
 
     ``concurrency`` workers share the list of distinct ids, so a run costs no
     task, queue entry or result object per id. An exception outside
@@ -282,7 +289,7 @@ async def gather(
         places.append(place)
     total = len(distinct)
     outcomes: list[Any] = [_MISSING] * total  # a value, or the id's SendKitError
-    recorder = _Recorder(client)
+    recorder = _Recorder(client, counts)
     fatal: list[SendKitError] = []
     workers: list[asyncio.Task[None]] = []
     queue = iter(range(total))

@@ -26,6 +26,7 @@ from ._core import ClientStats, Core
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import Deadline, RetryPolicy
+from ._runstats import counting_core
 from ._transport import RawResponse, Transport
 from ._version import __version__
 from .models import CampaignAnalytics
@@ -151,11 +152,15 @@ class AsyncSendKit:
         """
         if self.closed:
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
-        fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
+        counts = ClientStats()  # the run's own, for its report: other calls may run meanwhile
+        run = self.with_options()
+        run._core = counting_core(self._core, counts)
+        fetch = run.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return await bulk_gather(
             self,
             ids,
             fetch,
+            counts=counts,
             concurrency=concurrency or self._default_concurrency(),
             return_exceptions=return_exceptions,
             progress=progress,

@@ -12,8 +12,11 @@ from aiohttp import web
 from sendkit_async import (
     AsyncSendKit,
     BulkError,
+    BulkReport,
     CampaignAnalytics,
     ClientClosedError,
+    RateLimiter,
+    RetryPolicy,
     UnexpectedError,
 )
 from sendkit_async import _protocol as protocol
@@ -194,3 +197,50 @@ async def test_a_closed_client_raises_once_before_anything_starts(server: Script
         client.iter_campaigns(ids(200))
     assert client.last_bulk_report is None
     assert server.count() == 0
+
+
+async def test_two_runs_at_once_each_report_only_their_own_requests(server: Script) -> None:
+    """Run a (30 ids, 5 throttled once) and run b (20 ids, 3 throttled, 2 failing once) overlap."""
+    run_a, run_b = ["a" + i[1:] for i in ids(30)], ["b" + i[1:] for i in ids(20)]
+    throttled = {*run_a[:5], *run_b[:3]}
+    faulty = set(run_b[3:5])
+    attempts: dict[str, int] = {}
+    prefixes: set[str] = set()
+    both_running = asyncio.Event()
+    serve(server)
+    answer = server.default
+    assert answer is not None
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        campaign_id = request.path.rsplit("/", 1)[-1]
+        prefixes.add(campaign_id[0])
+        if len(prefixes) == 2:
+            both_running.set()
+        await both_running.wait()  # no run gets an answer before the other has started
+        attempts[campaign_id] = attempt = attempts.get(campaign_id, 0) + 1
+        if attempt == 1 and campaign_id in throttled:
+            return web.json_response({}, status=429, headers={"Retry-After": "0"})
+        if attempt == 1 and campaign_id in faulty:
+            return web.json_response({}, status=500)
+        result: web.StreamResponse = await answer(request)
+        return result
+
+    server.default = handler
+    limiter = RateLimiter(max_concurrency=8, adaptive=False)
+    retry = RetryPolicy(max_retries=2, backoff_base=0.001, backoff_max=0.001)
+    async with client_for(server, rate_limiter=limiter, retry=retry) as client:
+
+        async def gather(wanted: list[str]) -> BulkReport:
+            await client.gather_campaigns(wanted, concurrency=6)
+            report = client.last_bulk_report
+            assert report is not None
+            return report
+
+        report_a, report_b = await asyncio.gather(gather(run_a), gather(run_b))
+        stats = client.stats
+    assert (report_a.succeeded, report_a.requests, report_a.retries) == (30, 35, 5)
+    assert report_a.rate_limited == 5
+    assert (report_b.succeeded, report_b.requests, report_b.retries) == (20, 25, 5)
+    assert report_b.rate_limited == 3
+    assert (stats.requests, stats.retries, stats.rate_limited) == (60, 10, 8)
+    assert stats.by_status == {200: 50, 429: 8, 500: 2}
