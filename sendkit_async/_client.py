@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -121,6 +121,34 @@ class AsyncSendKit:
 
     # ------------------------------------------------------------------ bulk
 
+    @overload
+    async def gather_campaigns(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: Literal[False] = False,
+        progress: ProgressCallback | None = None,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[CampaignAnalytics]: ...
+
+    @overload
+    async def gather_campaigns(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool,
+        progress: ProgressCallback | None = None,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[CampaignAnalytics | errors.SendKitError]: ...
+
     async def gather_campaigns(
         self,
         ids: Iterable[str] | AsyncIterable[str],
@@ -132,7 +160,7 @@ class AsyncSendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
-    ) -> list[Any]:
+    ) -> list[CampaignAnalytics] | list[CampaignAnalytics | errors.SendKitError]:
         """Analytics for many campaigns, concurrently, in the order of ``ids``.
 
         Every fetch goes through the client's pipeline (rate limit, retries,
