@@ -40,7 +40,11 @@ FATAL_ERRORS = (AuthenticationError, PermissionDeniedError)
 
 @attrs.frozen
 class CampaignResult(Generic[T]):
-    """The outcome for one id: ``value`` or ``error``, never both."""
+    """The outcome for one id: ``value`` or ``error``, never both.
+
+    ``ok`` does not narrow ``value`` for a type checker: test ``error is not None``,
+    then take the value with :meth:`unwrap` (or test ``value is not None``).
+    """
 
     id: Any
     value: T | None = None
