@@ -33,9 +33,8 @@ import sys
 import time
 from collections import deque
 
-from aiohttp import web
-
 from _servers import _ECHO_TEMPLATE  # type: ignore[import-not-found]
+from aiohttp import web
 
 
 class Gateway:
@@ -111,7 +110,7 @@ class Gateway:
 
     def answer(self, t: float, status: int, headers: dict[str, str]) -> web.Response:
         self.timeline.append((t, status))
-        body = '{"error": "unavailable", "message": "try later", "code": %d}' % status
+        body = f'{{"error": "unavailable", "message": "try later", "code": {status}}}'
         return web.Response(
             status=status, text=body, headers=headers, content_type="application/json"
         )

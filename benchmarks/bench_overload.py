@@ -92,7 +92,7 @@ SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
             "2",
         ],
         None,
-    ),  # fmt: skip
+    ),
     "open-clean": ("open", [], None),
     "open-faults": ("open", ["--fault-rate", "0.05", "--reset-rate", "0.01"], None),
     "outage-503": ("gateway", ["--window", "sliding", "--outage", "5:5:503"], None),
@@ -108,7 +108,7 @@ def free_port() -> int:
 
 
 def start(cmd: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own scripts, fixed arguments
         cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert proc.stdout is not None
@@ -130,17 +130,20 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 def run_nginx(backend: int, rate: float, retry_after: int | None, tmp: str) -> tuple[Any, str]:
     port = free_port()
-    os.makedirs(f"{tmp}/tmp", exist_ok=True)
-    os.chmod(tmp, 0o777)
-    os.chmod(f"{tmp}/tmp", 0o777)
+    scratch = Path(tmp) / "tmp"
+    scratch.mkdir(exist_ok=True)
+    # nginx's worker drops root for nobody, who must write its temp files here.
+    os.chmod(tmp, 0o777)  # noqa: S103
+    os.chmod(scratch, 0o777)  # noqa: S103
     ra = "" if retry_after is None else f"add_header Retry-After {retry_after} always;"
     conf = NGINX_CONF.format(prefix=tmp, rate=int(rate), backend=backend, port=port,
                              retry_after=ra)  # fmt: skip
     Path(f"{tmp}/nginx.conf").write_text(conf)
-    proc = subprocess.Popen(
-        ["nginx", "-p", tmp, "-c", f"{tmp}/nginx.conf"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    nginx = shutil.which("nginx") or "nginx"
+    cmd = [nginx, "-p", tmp, "-c", f"{tmp}/nginx.conf"]
+    proc = subprocess.Popen(  # noqa: S603 - fixed arguments
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
     for _ in range(100):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -172,7 +175,8 @@ def one_run(name: str, client: str, n: int, rate: float, processes: int) -> dict
                    "--ids-file", str(chunk), "--concurrency", "50", "--timeline"]  # fmt: skip
             if processes > 1 and client == "sendkit_async":
                 cmd += ["--redis-url", os.environ["SENDKIT_BENCH_REDIS_URL"]]
-            procs.append(subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, text=True))
+            child = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, text=True)  # noqa: S603
+            procs.append(child)
         del ids_file
         for proc in procs:
             out, _ = proc.communicate(timeout=600)

@@ -29,6 +29,7 @@ from .errors import (
     ResponseValidationError,
     SendKitError,
     SharedBudgetUnavailableError,
+    UnexpectedError,
     UnprocessableEntityError,
 )
 from .models import (
@@ -101,6 +102,7 @@ __all__ = [
     "Subsequence",
     "SubsequenceTrigger",
     "Timeout",
+    "UnexpectedError",
     "UnprocessableEntityError",
     "Warmup",
     "__version__",

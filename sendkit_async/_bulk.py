@@ -23,10 +23,12 @@ from .errors import (
     InvalidRequestError,
     PermissionDeniedError,
     SendKitError,
+    UnexpectedError,
 )
 
 if TYPE_CHECKING:
     from ._client import AsyncSendKit
+    from ._core import ClientStats
 
 __all__ = ["BulkReport", "CampaignResult", "ProgressCallback", "gather", "iterate"]
 
@@ -38,7 +40,11 @@ FATAL_ERRORS = (AuthenticationError, PermissionDeniedError)
 
 @attrs.frozen
 class CampaignResult(Generic[T]):
-    """The outcome for one id: ``value`` or ``error``, never both."""
+    """The outcome for one id: ``value`` or ``error``, never both.
+
+    ``ok`` does not narrow ``value`` for a type checker: test ``error is not None``,
+    then take the value with :meth:`unwrap` (or test ``value is not None``).
+    """
 
     id: Any
     value: T | None = None
@@ -65,8 +71,11 @@ ProgressCallback = Callable[[int, "int | None", CampaignResult[Any]], object]
 class BulkReport:
     """What a bulk run did, for logs and dashboards.
 
-    ``throttled_seconds`` is the time requests spent held by the rate limiter
-    (waiting for the cooldown gate or a token), summed over requests.
+    ``requests``, ``retries`` and ``rate_limited`` count this run's own HTTP
+    attempts, whatever else uses the client meanwhile. ``throttled_seconds`` is
+    the time requests spent held by the shared rate limiter (waiting for the
+    cooldown gate or a token) during the run, summed over requests: the
+    limiter's figure, so it includes the waits of other calls made meanwhile.
     """
 
     total: int
@@ -93,11 +102,11 @@ class BulkReport:
 
 
 class _Recorder:
-    """Counts a run's outcomes and turns client counters into a :class:`BulkReport`."""
+    """Counts a run's outcomes and turns its request counters into a :class:`BulkReport`."""
 
-    def __init__(self, client: AsyncSendKit) -> None:
+    def __init__(self, client: AsyncSendKit, counts: ClientStats) -> None:
         self._client = client
-        self._stats = client.stats
+        self._counts = counts
         self._limits = client.rate_limit
         self._start = time.monotonic()
         self.succeeded = 0
@@ -115,7 +124,7 @@ class _Recorder:
             self.failures[name] = self.failures.get(name, 0) + 1
 
     def report(self, not_attempted: int = 0) -> BulkReport:
-        stats, limits = self._client.stats, self._client.rate_limit
+        counts, limits = self._counts, self._client.rate_limit
         failed = sum(self.failures.values())
         return BulkReport(
             total=self.succeeded + failed + not_attempted,
@@ -123,9 +132,9 @@ class _Recorder:
             failed=failed,
             not_attempted=not_attempted,
             failures_by_type=dict(self.failures),
-            requests=stats.requests - self._stats.requests,
-            retries=stats.retries - self._stats.retries,
-            rate_limited=stats.rate_limited - self._stats.rate_limited,
+            requests=counts.requests,
+            retries=counts.retries,
+            rate_limited=counts.rate_limited,
             throttled_seconds=limits.throttled_seconds - self._limits.throttled_seconds,
             wall_seconds=time.monotonic() - self._start,
         )
@@ -140,6 +149,13 @@ async def _aiter(ids: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
             yield item
 
 
+def _unexpected(item: Any, exc: Exception) -> UnexpectedError:
+    """``exc`` (not one of ours) as ``item``'s failure; its text stays in ``__cause__`` only."""
+    error = UnexpectedError(f"unexpected {type(exc).__name__} while fetching {item!r}")
+    error.__cause__ = exc
+    return error
+
+
 async def _settle(fetch: Callable[[Any], Awaitable[T]], item: Any) -> CampaignResult[T]:
     try:
         if not isinstance(item, str):
@@ -147,6 +163,8 @@ async def _settle(fetch: Callable[[Any], Awaitable[T]], item: Any) -> CampaignRe
         return CampaignResult(item, value=await fetch(item))
     except SendKitError as exc:
         return CampaignResult(item, error=exc)
+    except Exception as exc:  # a bug below us fails this id, never the run or its window
+        return CampaignResult(item, error=_unexpected(item, exc))
 
 
 async def iterate(
@@ -160,7 +178,9 @@ async def iterate(
 
     At most ``concurrency`` ids are in flight or waiting to be yielded. A
     fatal error (authentication, permission) cancels the rest and is raised
-    after its result is yielded.
+    after its result is yielded. An exception outside :class:`SendKitError`
+    is that id's :class:`UnexpectedError`; a cancellation, ``KeyboardInterrupt``
+    or ``SystemExit`` in a fetch cancels the rest and is raised.
     """
     if concurrency < 1:
         raise InvalidRequestError(f"concurrency must be >= 1, got {concurrency}")
@@ -168,9 +188,15 @@ async def iterate(
     done: asyncio.Queue[tuple[int, CampaignResult[T]] | None] = asyncio.Queue()
     tasks: set[asyncio.Task[None]] = set()
     fatal: list[SendKitError] = []
+    crashed: list[BaseException] = []
 
     async def run(seq: int, item: Any) -> None:
-        result = await _settle(fetch, item)
+        try:
+            result = await _settle(fetch, item)
+        except BaseException as exc:  # e.g. a stray cancellation: the consumer must not wait
+            crashed.append(exc)
+            done.put_nowait(None)
+            raise
         if isinstance(result.error, FATAL_ERRORS):
             fatal.append(result.error)
         done.put_nowait((seq, result))
@@ -201,6 +227,8 @@ async def iterate(
         while True:
             entry = await done.get()
             if entry is None:
+                if crashed:
+                    raise crashed[0]
                 break
             seq, result = entry
             if ordered:
@@ -230,14 +258,19 @@ async def gather(
     ids: Iterable[Any] | AsyncIterable[Any],
     fetch: Callable[[Any], Awaitable[T]],
     *,
+    counts: ClientStats,
     concurrency: int,
     return_exceptions: bool,
     progress: ProgressCallback | None,
 ) -> list[Any]:
     """Fetch every id (duplicates once), returning results in input order.
 
+    ``counts`` are the run's own request counters (``fetch`` counts into them).
+
     ``concurrency`` workers share the list of distinct ids, so a run costs no
-    task, queue entry or result object per id.
+    task, queue entry or result object per id. An exception outside
+    :class:`SendKitError` is that id's :class:`UnexpectedError`; a cancellation,
+    ``KeyboardInterrupt`` or ``SystemExit`` cancels the other workers and is raised.
 
     Raises:
         BulkError: some ids failed (and ``return_exceptions`` is false), or a
@@ -260,7 +293,7 @@ async def gather(
         places.append(place)
     total = len(distinct)
     outcomes: list[Any] = [_MISSING] * total  # a value, or the id's SendKitError
-    recorder = _Recorder(client)
+    recorder = _Recorder(client, counts)
     fatal: list[SendKitError] = []
     workers: list[asyncio.Task[None]] = []
     queue = iter(range(total))
@@ -278,6 +311,9 @@ async def gather(
             except SendKitError as exc:
                 outcomes[place] = error = exc
                 value = None
+            except Exception as exc:  # a bug below us fails this id, never the whole run
+                outcomes[place] = error = _unexpected(item, exc)
+                value = None
             recorder.tally(error)
             if progress is not None:
                 progress(recorder.done, total, CampaignResult(item, value=value, error=error))
@@ -293,7 +329,10 @@ async def gather(
         if workers:
             done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
             for worker in done:
-                if not worker.cancelled() and (exc := worker.exception()) is not None:
+                if worker.cancelled():
+                    if not fatal:  # not cancelled by us: a fetch raised CancelledError
+                        raise asyncio.CancelledError
+                elif (exc := worker.exception()) is not None:
                     raise exc  # a bug (e.g. in the progress callback), not a fetch failure
     finally:
         for worker in workers:

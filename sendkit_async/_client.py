@@ -16,7 +16,7 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -34,6 +34,7 @@ from ._core import ClientStats, Core
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import Deadline, RetryPolicy
+from ._runstats import counting_core
 from ._transport import RawResponse, Transport
 from ._version import __version__
 from .models import CampaignAnalytics
@@ -140,6 +141,34 @@ class AsyncSendKit:
 
     # ------------------------------------------------------------------ bulk
 
+    @overload
+    async def gather_campaigns(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: Literal[False] = False,
+        progress: ProgressCallback | None = None,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[CampaignAnalytics]: ...
+
+    @overload
+    async def gather_campaigns(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool,
+        progress: ProgressCallback | None = None,
+        from_: DateLike | None = None,
+        to: DateLike | None = None,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[CampaignAnalytics | errors.SendKitError]: ...
+
     async def gather_campaigns(
         self,
         ids: Iterable[str] | AsyncIterable[str],
@@ -151,7 +180,7 @@ class AsyncSendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
-    ) -> list[Any]:
+    ) -> list[CampaignAnalytics] | list[CampaignAnalytics | errors.SendKitError]:
         """Analytics for many campaigns, concurrently, in the order of ``ids``.
 
         Every fetch goes through the client's pipeline (rate limit, retries,
@@ -164,15 +193,22 @@ class AsyncSendKit:
             failed id holds its :class:`SendKitError` instead.
 
         Raises:
+            ClientClosedError: the client is closed (once, before anything starts).
             BulkError: some ids failed (without ``return_exceptions``), or an
                 authentication/permission error stopped the run; it carries
                 every result, every failure and the ids not attempted.
         """
-        fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
+        if self.closed:
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+        counts = ClientStats()  # the run's own, for its report: other calls may run meanwhile
+        run = self.with_options()
+        run._core = counting_core(self._core, counts)
+        fetch = run.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return await bulk_gather(
             self,
             ids,
             fetch,
+            counts=counts,
             concurrency=concurrency or self._default_concurrency(),
             return_exceptions=return_exceptions,
             progress=progress,
@@ -196,9 +232,12 @@ class AsyncSendKit:
         and a slow consumer holds the fetching back. Ids are not de-duplicated.
 
         Raises:
+            ClientClosedError: the client is closed (here, before anything starts).
             AuthenticationError, PermissionDeniedError: after yielding that
                 id's result; everything still in flight is cancelled.
         """
+        if self.closed:
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
         fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return bulk_iterate(
             ids, fetch, concurrency=concurrency or self._default_concurrency(), ordered=ordered

@@ -126,7 +126,8 @@ class FaultCircuit:
     The circuit opens when the window holds at least ``min_requests`` outcomes and more
     than half of them are faults: Google SRE's adaptive throttling condition
     ``requests > K * accepts`` with K = 2, which 5 % (or even 40 %) of faults never
-    meets; or after ``max_streak`` faults in a row, however slowly they came. While open, one probe may go every ``probe_interval`` seconds (doubling per
+    meets; or after ``max_streak`` faults in a row, however slowly they came. While
+    open, one probe may go every ``probe_interval`` seconds (doubling per
     failed probe up to ``max_probe_interval``); the first probe that is answered closes
     the circuit and clears the window, so full speed is back one round trip later.
     A 429 counts as an answer: the server is up, and throttles are the rate limiter's.

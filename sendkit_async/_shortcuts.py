@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._bulk import ProgressCallback
 from ._client import AsyncSendKit
+from .errors import SendKitError
+from .models import CampaignAnalytics
 
 __all__ = ["gather_campaigns"]
+
+
+@overload
+async def gather_campaigns(
+    ids: Iterable[str] | AsyncIterable[str],
+    *,
+    concurrency: int | None = None,
+    return_exceptions: Literal[False] = False,
+    progress: ProgressCallback | None = None,
+    **client_options: Any,
+) -> list[CampaignAnalytics]: ...
+
+
+@overload
+async def gather_campaigns(
+    ids: Iterable[str] | AsyncIterable[str],
+    *,
+    concurrency: int | None = None,
+    return_exceptions: bool,
+    progress: ProgressCallback | None = None,
+    **client_options: Any,
+) -> list[CampaignAnalytics | SendKitError]: ...
 
 
 async def gather_campaigns(
@@ -18,7 +42,7 @@ async def gather_campaigns(
     return_exceptions: bool = False,
     progress: ProgressCallback | None = None,
     **client_options: Any,
-) -> list[Any]:
+) -> list[CampaignAnalytics] | list[CampaignAnalytics | SendKitError]:
     """Open a client (from the environment unless options say otherwise), gather, close.
 
     ``client_options`` go to :class:`AsyncSendKit` (``api_key``, ``base_url``,

@@ -20,8 +20,9 @@ Every error a call can raise derives from :class:`SendKitError`::
     │   └── InternalServerError      >= 500
     ├── ResponseValidationError      a 2xx body that is not the documented JSON
     ├── BulkError                    some ids of a bulk call failed (results kept)
-    └── SharedBudgetUnavailableError Redis unreachable with on_redis_error="raise"
-                                     (also importable from sendkit_async.redis_limiter)
+    ├── SharedBudgetUnavailableError Redis unreachable with on_redis_error="raise"
+    │                                (also importable from sendkit_async.redis_limiter)
+    └── UnexpectedError              a bulk run's id hit a non-SendKit exception (``__cause__``)
 
 No error ever carries the API key: messages and reprs are built from the
 status, redacted headers and a truncated body, never from aiohttp's own
@@ -54,6 +55,7 @@ __all__ = [
     "ResponseValidationError",
     "SendKitError",
     "SharedBudgetUnavailableError",
+    "UnexpectedError",
     "UnprocessableEntityError",
 ]
 
@@ -274,4 +276,12 @@ class SharedBudgetUnavailableError(SendKitError):
 
     Raised by :class:`~sendkit_async.redis_limiter.RedisRateLimiter` with
     ``on_redis_error="raise"``; importing it from here never imports redis.
+    """
+
+
+class UnexpectedError(SendKitError):
+    """An exception outside this tree (a bug, ours or a dependency's) while fetching one id.
+
+    Bulk runs record it as that id's failure instead of losing the run; the
+    original exception is ``__cause__``.
     """

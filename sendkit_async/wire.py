@@ -8,16 +8,31 @@ Useful to cache results or hand them to code that expects the API's shape::
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from ._protocol import structure_field
 
-__all__ = ["from_wire", "to_wire"]
+if TYPE_CHECKING:
+    from attrs import AttrsInstance
+
+__all__ = ["JSON", "from_wire", "to_wire"]
 
 T = TypeVar("T")
 
+JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+"""JSON-ready data, as ``json.dumps`` takes it and ``json.loads`` gives it."""
 
-def to_wire(obj: Any) -> Any:
+
+@overload
+def to_wire(obj: AttrsInstance) -> dict[str, JSON]: ...
+@overload
+def to_wire(obj: Sequence[AttrsInstance]) -> list[dict[str, JSON]]: ...
+@overload
+def to_wire(obj: object) -> JSON: ...
+
+
+def to_wire(obj: object) -> Any:
     """A model (or a list/tuple of models) as JSON-ready data with the API's field names.
 
     Fields the API did not send (None) are left out, so a parsed body round-trips.

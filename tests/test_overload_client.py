@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from aiohttp import web
@@ -125,7 +126,7 @@ async def test_an_outage_loses_nothing_and_leaves_untried_ids_untouched(server: 
     # Once the circuit opened (five faults in a row at most), one probe at a time:
     # probes at least 0.1 s apart, so at most ten requests a second.
     probes = [t for t, _ in failed[8:]]
-    assert all(b - a >= 0.1 - 1e-9 for a, b in zip(probes, probes[1:]))
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(probes))
     assert stats.requests == 160
 
 

@@ -1,4 +1,5 @@
-"""Every Python snippet of the README runs, against the simulator, in a fresh interpreter."""
+"""Every Python snippet of the README runs, against the simulator, in a fresh interpreter,
+and passes ``mypy --strict`` as a user's own code would."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
 from tests.helpers import run_python
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 WEBAPP_HARNESS = """
@@ -92,3 +94,31 @@ async def test_redis_snippet_runs(sim: Simulator, redis_url: str) -> None:
     code, out, err = await run_snippet(snippet.replace("redis://127.0.0.1:6379/0", redis_url), sim)
     assert code == 0, err
     assert out.startswith("150 RateLimitSnapshot(")
+
+
+def mypy_strict(snippets: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``mypy --strict`` over the snippets, one module each, in one run; its report."""
+    import mypy.api
+
+    files = []
+    for index, code in enumerate(snippets):
+        file = tmp_path / f"readme_snippet_{index}.py"
+        file.write_text(code)
+        files.append(str(file))
+    monkeypatch.setenv("MYPYPATH", str(ROOT))  # this checkout's package, not an installed one
+    # No config file: a user's code is checked with the options a user would pass.
+    options = ["--strict", "--python-version", "3.10", "--config-file", ""]
+    out, err, status = mypy.api.run([*options, "--cache-dir", str(tmp_path / "cache"), *files])
+    assert status in (0, 1), err
+    return out
+
+
+@pytest.mark.timeout(300)  # one mypy run with a cold cache: seconds, not minutes
+def test_snippets_pass_mypy_strict_as_user_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = "x: int = 'a user type error'\n"  # proves the check can fail
+    report = mypy_strict([*SNIPPETS, broken], tmp_path, monkeypatch)
+    errors = [line for line in report.splitlines() if ": error:" in line]
+    assert len(errors) == 1, report
+    assert f"readme_snippet_{len(SNIPPETS)}.py:1: error: Incompatible types" in errors[0]
