@@ -24,10 +24,15 @@ class OverloadGuard:
 
     Before an attempt the pipeline calls :meth:`admit` (or takes the synchronous lane
     while :attr:`open` is False and the attempt is a first one), and after it
-    :meth:`record`. Waits here count against the call's deadline.
+    :meth:`record`. Waits here count against the call's deadline. While the API has
+    never been reached at all (no response, e.g. refused connections), an open circuit
+    fails calls at once instead.
     """
 
-    __slots__ = ("_changed", "_closed", "_sleep", "budget", "circuit", "clock", "throttle_streak")
+    __slots__ = (
+        "_changed", "_closed", "_sleep", "answered", "budget", "circuit", "clock", "last_fault",
+        "throttle_streak", "unreachable",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -42,6 +47,9 @@ class OverloadGuard:
         self.circuit = circuit or FaultCircuit()
         self.budget = budget or RetryBudget(now=clock())
         self.throttle_streak = 0
+        self.answered = False  # has the server ever answered (anything but a 5xx)?
+        self.last_fault = ""  # the last fault's description, for the fail-fast error
+        self.unreachable = False  # the last fault got no response at all
         self._changed: asyncio.Future[None] | None = None
         self._closed = False
 
@@ -73,6 +81,15 @@ class OverloadGuard:
                 break
             if delay <= 0.0:
                 break
+            if not self.answered and self.unreachable:
+                # Never reached at all (down, or a wrong base URL): fail fast, as a
+                # circuit breaker does, instead of waiting out the deadline.
+                error = errors.APIConnectionError(
+                    "not sent: every attempt to reach the API has failed so far"
+                    f" (last: {self.last_fault})"
+                )
+                error._final = True  # type: ignore[attr-defined]
+                raise error
             await self._wait(delay)
         if not retry:
             self.budget.deposit()
@@ -93,7 +110,7 @@ class OverloadGuard:
         self.circuit.probe_lost(self.clock())
         self._wake()
 
-    def record(self, status: int | None, probe: bool) -> bool:
+    def record(self, status: int | None, probe: bool, fault: str = "") -> bool:
         """Count one attempt's outcome (``status`` None: no response); True if it is free.
 
         A free failure does not use up one of the call's retries: it happened while the
@@ -102,6 +119,11 @@ class OverloadGuard:
         """
         before = self.circuit.state
         ok = status is not None and status < 500
+        if ok:
+            self.answered = True
+        else:
+            self.last_fault = fault or f"HTTP {status}"
+            self.unreachable = status is None
         self.circuit.record(self.clock(), ok, probe)
         if self.circuit.state is not before:
             self._wake()

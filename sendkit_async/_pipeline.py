@@ -95,6 +95,16 @@ async def attempt(
             slot = (
                 None if sent_at is not None else await _wait_for_slot(core, deadline, method, url)
             )
+            while guard.open and not probe:
+                # The circuit opened while this request queued for the budget: do not
+                # send it into the outage; wait with the others, then queue again.
+                if slot is not None:
+                    await slot.__aexit__(None, None, None)
+                elif sent_at is not None:
+                    core.release_admitted(sent_at)
+                sent_at = slot = None
+                probe = await guard.admit(retry)
+                slot = await _wait_for_slot(core, deadline, method, url)
             try:
                 attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
                 core.stats.requests += 1
@@ -103,7 +113,7 @@ async def attempt(
                 except errors.APIConnectionError as exc:
                     core.stats.connection_errors += 1
                     recorded = True
-                    if guard.record(None, probe):
+                    if guard.record(None, probe, type(exc).__name__):
                         exc._free = True  # type: ignore[attr-defined]
                     raise
                 recorded = True

@@ -256,9 +256,11 @@ def error_from_response(
     if status == 429:
         hints = rate_limit_hints(headers, status=status, now=now)
         return errors.RateLimitError(message, retry_after=hints.retry_after, **kwargs)
-    cls = STATUS_ERRORS.get(status)
-    if cls is None:
-        cls = errors.InternalServerError if status >= 500 else errors.APIStatusError
+    if status >= 500:
+        # A 503's Retry-After is for this request alone (the retry waits for it).
+        hints = rate_limit_hints(headers, status=status, now=now)
+        return errors.InternalServerError(message, retry_after=hints.retry_after, **kwargs)
+    cls = STATUS_ERRORS.get(status, errors.APIStatusError)
     return cls(message, **kwargs)
 
 

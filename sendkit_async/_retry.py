@@ -74,7 +74,11 @@ class RetryPolicy:
         """Whether ``exc`` is worth another attempt (never a cancellation or a final 4xx)."""
         if isinstance(exc, errors.APIStatusError):
             return exc.status in self.retry_statuses
-        return isinstance(exc, errors.APIConnectionError) and not isinstance(exc, _DeadlineError)
+        return (
+            isinstance(exc, errors.APIConnectionError)
+            and not isinstance(exc, _DeadlineError)
+            and not getattr(exc, "_final", False)  # e.g. not sent: the API was never reached
+        )
 
     def retrying(
         self,

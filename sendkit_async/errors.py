@@ -221,7 +221,15 @@ class RateLimitError(APIStatusError):
 
 
 class InternalServerError(APIStatusError):
-    """A 5xx answer (including proxies' HTML 502/503/504 pages)."""
+    """A 5xx answer (including proxies' HTML 502/503/504 pages).
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds (a 503 often sends
+    one), or None. Only this request waits for it: a fault is not a throttle.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class ResponseValidationError(SendKitError):
