@@ -19,10 +19,17 @@ _BURST_GUESS = 0.1  # a server's burst, in seconds of its rate, until shown to b
 _MAX_BURST_GUESS = 1.6
 _DOUBLING = 0.05  # slow start: the rate doubles per this much saturated sending (seconds)
 _BELOW = 0.95  # after a 429: this fraction of the estimated rate
+_PLATEAU = 0.98  # the climb levels off at this fraction of the estimate...
+_HOLD = 2.0  # ...for this many climb times before probing beyond it, when the
+_TRUSTED = 0.6  # estimate rests at least this much on measured time, not assumed burst
 _CLIMB = 10.0  # back at the estimate after this many times the 429's cooldown...
 _MIN_CLIMB = 0.25  # ...times the trust in the estimate, but never sooner (seconds)
 _CLIMB_RTTS = 20.0  # ...nor in fewer round trips
 _MIN_RATE = 0.05  # requests/s
+_REFILLED = 0.9  # this long with nothing accepted refills a one-second window (seconds)
+_SAME_COUNT = 0.05  # two episodes accepting counts this close: a sliding-window limit...
+_WINDOW = 1.0  # ...of that many requests per this many seconds, when there are at
+_MIN_WINDOW = 50  # least this many (a token bucket's burst can look the same when small)
 
 
 def early_rate(limit: int, remaining: int | None, reset_after: float | None) -> float:
@@ -144,17 +151,20 @@ class AdaptiveRate:
     is the accepted rate since the previous 429 (the bucket was empty then). The
     estimate is the largest such bound over the windows since the previous 429, with
     b = ``_BURST_GUESS`` (doubled whenever a 429 arrives below the last estimate: the
-    burst was larger than assumed). The rate drops to ``_BELOW`` times the estimate and
-    climbs back like TCP CUBIC: quickly at first, flat near the estimate, faster past it
-    (the limit may have grown). The climb takes ``_CLIMB`` times the cooldown that the
-    429 cost, so probing keeps a small share of the time behind a closed gate; less when
-    the estimate rests mostly on the assumed burst (a short window), since it may then
-    be far too low.
+    burst was larger than assumed). A sliding one-second window shows itself by
+    accepting the same count twice from a full start: that count per second is then
+    the estimate (:meth:`_window_limit`). The rate drops to ``_BELOW`` times the
+    estimate and climbs back like TCP CUBIC to a plateau at ``_PLATEAU`` of it, holds
+    there for ``_HOLD`` climbs when the estimate rests on measured time (a steady run
+    has no second episode), then probes faster past it (the limit may have grown). The
+    climb takes ``_CLIMB`` times the cooldown that the 429 cost, so probing keeps a small
+    share of the time behind a closed gate; less when the estimate rests mostly on the
+    assumed burst (a short window), since it may then be far too low.
     """
 
     __slots__ = (
-        "_burst", "_climb", "_from", "_grown_at", "_limited_at", "_oks", "_trust", "ceiling",
-        "estimate", "rate",
+        "_burst", "_climb", "_from", "_grown_at", "_last", "_limited_at", "_oks", "_resumed",
+        "_trust", "ceiling", "estimate", "rate",
     )  # fmt: skip
 
     def __init__(self, ceiling: float | None = None) -> None:
@@ -166,6 +176,8 @@ class AdaptiveRate:
         self._grown_at = 0.0
         self._limited_at = -math.inf
         self._from = 0.0  # when the climb began (pushed later by time not saturated)
+        self._resumed = -math.inf  # when the last 429's gate opened
+        self._last: tuple[int, float] | None = None  # (accepted, seconds) from a full server
         self._climb = 1.0  # seconds from the climb's start back to the estimate
         self._trust = 1.0  # share of the last estimate's window that is not assumed burst
 
@@ -195,7 +207,11 @@ class AdaptiveRate:
             self._set(fastest)
         else:
             x = (now - self._from) / self._climb - 1.0
-            target = self.estimate * (1.0 + (1.0 - _BELOW) * x * x * x)
+            if x > 0.0 and self._trust >= _TRUSTED:
+                x = max(0.0, x - _HOLD)  # a sound estimate: hold the plateau a while
+            # Up from _BELOW to _PLATEAU, then (past the hold) beyond as fast as before.
+            pace = (_PLATEAU - _BELOW) if x < 0.0 else (1.0 - _BELOW)
+            target = self.estimate * (_PLATEAU + pace * x * x * x)
             self._set(min(fastest, max(self.rate, target)))
         return self.rate
 
@@ -226,19 +242,55 @@ class AdaptiveRate:
                 best = count / (now - at + self._burst)
                 trust = (now - at) / (now - at + self._burst)
         if previous == start and count / (now - start) > best:
-            # The bucket was empty at the previous 429: since then it gave at most R per
-            # second, with no burst to assume.
-            best, trust = count / (now - start), 1.0
+            # The bucket was empty at the previous 429 and refilled by at most the rate
+            # times the pause since: the accepted rate since that 429 is a bound with no
+            # burst to assume. It rests on sending time only as far as the pause was short.
+            best = count / (now - start)
+            trust = max(0.0, now - max(start, self._resumed)) / (now - start)
+        fitted = self._window_limit(now, start, previous < since)
+        if fitted is not None:
+            best, trust = fitted, 1.0
         self.estimate = min(best, current)
         self._set(_BELOW * self.estimate)
         self._trust = trust
         return self.rate
 
+    def _window_limit(self, now: float, start: float, first: bool) -> float | None:
+        """A sliding window's limit, when this episode and the last one show one.
+
+        From a full server (the run's start, or after ``_REFILLED`` seconds with nothing
+        accepted, however many 429s came meanwhile), a limit per sliding one-second
+        window (which may count refused requests too) accepts the same count every time
+        until it refuses, whatever the send rate: that count is its limit per second,
+        exactly, where the
+        estimates from accepted time can only bound it. (A token bucket sent far above
+        its rate also accepts about its burst each time: a small count is not taken for
+        a window.)
+        """
+        resumed = max(start, self._resumed)
+        count = 0
+        quiet = math.inf  # seconds from the last answer accepted before ``resumed`` to it
+        for at in reversed(self._oks):
+            if at <= resumed:
+                quiet = resumed - at
+                break
+            count += 1
+        full = first or (self._resumed > start and quiet >= _REFILLED)
+        seconds = now - resumed
+        last, self._last = self._last, (count, seconds) if full else None
+        if last is None or not full or count == 0:
+            return None
+        count1, seconds1 = last
+        same = abs(count - count1) <= _SAME_COUNT * max(count, count1)
+        if same and max(seconds, seconds1) <= _WINDOW and count >= _MIN_WINDOW:
+            return min(count, count1) / _WINDOW
+        return None
+
     def pause(self, until: float, cooldown: float, rtt: float) -> None:
         """The 429 closed the gate for ``cooldown`` seconds, until ``until``: the climb
         starts then. It is never faster than ``_CLIMB_RTTS`` round trips ``rtt``:
         feedback comes that late."""
-        self._from = self._grown_at = until
+        self._from = self._grown_at = self._resumed = until
         self._climb = max(_MIN_CLIMB, _CLIMB * cooldown * self._trust, _CLIMB_RTTS * rtt)
 
     def _set(self, rate: float) -> None:

@@ -121,13 +121,53 @@ def climb(overshoot: float, seconds: float) -> tuple[float, dict[float, float]]:
     return adaptive.estimate, rates
 
 
-def test_climb_is_slow_near_the_estimate_then_faster() -> None:
-    # A one-second drain: the estimate rests little on the assumed burst; the climb back to
-    # it takes about ten cooldowns (ten seconds here), then goes past it ever faster.
-    estimate, rates = climb(1.1, 40.0)
-    assert 0.95 * estimate <= rates[1.0] < rates[5.0] < estimate
-    assert estimate < rates[20.0] < rates[30.0]
+def test_climb_levels_off_below_a_sound_estimate_then_probes_beyond() -> None:
+    # A one-second drain: the estimate rests little on the assumed burst; the climb back
+    # takes about ten cooldowns (ten seconds here) to a plateau just below the estimate,
+    # holds it for two climbs (a steady run has no second episode), then probes beyond.
+    estimate, rates = climb(1.1, 60.0)
+    assert 0.95 * estimate <= rates[1.0] < rates[5.0] < 0.98 * estimate
+    assert rates[15.0] == pytest.approx(0.98 * estimate)
+    assert rates[25.0] == pytest.approx(0.98 * estimate)
+    assert estimate < rates[45.0] < rates[60.0]
     assert max(rates.values()) == 200.0  # never above the ceiling
+
+
+def sliding_window_episode(
+    adaptive: AdaptiveRate, resumed: float, send: float, limit: int = 100
+) -> float:
+    """Send at ``send``/s into an emptied one-second window of ``limit``: it accepts
+    ``limit`` and refuses the next one. Returns the time of the refusal."""
+    for i in range(1, limit + 1):  # each answered one interval after the last
+        adaptive.accepted(resumed + i / send)
+    return resumed + (limit + 1) / send
+
+
+def test_a_sliding_window_is_recognised_by_the_same_count_twice() -> None:
+    adaptive = AdaptiveRate()
+    adaptive.start(0.0, 10.0)
+    refused = sliding_window_episode(adaptive, 0.0, 450.0)  # slow start overshot
+    adaptive.limited(refused, since=-1e-9, current=450.0)
+    assert adaptive.estimate is not None and adaptive.estimate > 150  # burst taken for rate
+    adaptive.pause(refused + 1.0, 1.0, rtt=0.001)  # Retry-After: 1
+    refused = sliding_window_episode(adaptive, refused + 1.0, adaptive.rate)
+    adaptive.limited(refused, since=-1e-9, current=adaptive.rate)
+    assert adaptive.estimate == pytest.approx(100.0)  # 100 accepted each time: 100 a second
+    assert adaptive.rate == pytest.approx(95.0)
+
+
+def test_a_token_bucket_is_not_taken_for_a_window() -> None:
+    # Far above its rate a bucket with a small burst accepts about its burst each time,
+    # as a window would: below fifty requests that is not evidence of a window.
+    adaptive = AdaptiveRate()
+    accepted, refused = drain(100.0, 20.0, 2000.0)
+    limited_after(adaptive, accepted, refused, 2000.0)
+    adaptive.pause(refused + 1.0, 1.0, rtt=0.001)
+    accepted, refused = drain(100.0, 20.0, 1000.0, start=refused + 1.0)
+    for at in accepted:
+        adaptive.accepted(at)
+    adaptive.limited(refused, since=0.0, current=1000.0)
+    assert adaptive.estimate is not None and adaptive.estimate > 50.0
 
 
 def test_climb_probes_sooner_when_the_estimate_rests_on_the_assumed_burst() -> None:
