@@ -86,7 +86,7 @@ class FifoSlots:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # handed a slot just as we were cancelled: pass it on
-            else:
+            elif fut in self._waiters:  # release() may have dropped it in the same tick
                 self._waiters.remove(fut)
             raise
 

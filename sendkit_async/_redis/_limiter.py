@@ -298,7 +298,7 @@ class RedisRateLimiter(_RedisCalls):
                     raise errors.ClientClosedError("the RedisRateLimiter is closed")
                 try:
                     token = secrets.token_hex(8)
-                    kind, wait, _ = await self._acquire_once(token)
+                    kind, wait, _ = await slot.ask(self._acquire_once(token), probe=token)
                     if kind in ("token", "open", "probe"):
                         if kind == "probe":
                             slot.probe = token
@@ -307,7 +307,8 @@ class RedisRateLimiter(_RedisCalls):
                         waited = True
                         await self._sleep(wait)
                         # A cooldown may have closed the gate while we waited for our token.
-                        closed = float(_s(await self._run(self._check, self._keys[1:2], [])))
+                        closed = await slot.ask(self._run(self._check, self._keys[1:2], []))
+                        closed = float(_s(closed))
                         if closed <= 0:
                             return None
                         wait = closed

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -14,6 +17,8 @@ if TYPE_CHECKING:
     from ._limiter import RedisRateLimiter
 
 __all__ = ["SharedBudgetUnavailableError"]  # defined in errors; re-exported for _limiter
+
+_T = TypeVar("_T")
 
 
 class _RedisDown(Exception):
@@ -80,6 +85,27 @@ class _Slot(AbstractAsyncContextManager[None]):
                 limiter._release_probe(self.probe)
             raise
         limiter._sending += 1
+
+    async def ask(self, call: Awaitable[_T], *, probe: str = "") -> _T:
+        """Await one call to Redis in a task of its own, shielded from our cancellation.
+
+        A cancellation then reaches the caller at once and is never lost: redis-py may
+        swallow one that lands inside its own ``asyncio.wait_for`` (Python < 3.12), and
+        admission would go on as if not cancelled. The call runs to its end (bounded by
+        the socket timeout); a ``probe`` it was granted meanwhile is released.
+        """
+        asking = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(asking)
+        except asyncio.CancelledError:
+            asking.add_done_callback(functools.partial(self._late_answer, probe))
+            raise
+
+    def _late_answer(self, probe: str, asked: asyncio.Future[Any]) -> None:
+        if asked.cancelled() or asked.exception() is not None:  # retrieved: never logged
+            return
+        if probe and asked.result()[0] == "probe":
+            self._limiter._release_probe(probe)
 
     async def __aexit__(
         self,
