@@ -56,7 +56,10 @@ class AsyncSendKit:
 
     Use it as ``async with AsyncSendKit() as client: ...`` (or call
     :meth:`aclose`). One client per application: it holds the connection
-    pool and the rate-limit budget every concurrent call shares.
+    pool and the rate-limit budget every concurrent call shares. A client works
+    in the event loop of its first call only: used from another loop (a second
+    ``asyncio.run()``) it raises :class:`ClientClosedError`; create one client
+    per ``asyncio.run()``.
 
     Args:
         api_key: the key; default ``$SENDKIT_API_KEY``.
@@ -258,7 +261,13 @@ class AsyncSendKit:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (if the client created it). Idempotent."""
+        """Close the client: end every call of it at once, and close our own pool. Idempotent.
+
+        Calls asleep before a retry, queued for the rate limit (even a shared one)
+        or held by the overload guard, and requests in flight on our own pool, end
+        with :class:`ClientClosedError`; nothing is retried after a close.
+        """
+        self._core.close()
         await self._core.transport.aclose()
 
     @property
@@ -402,12 +411,13 @@ class AsyncSendKit:
         limits = as_timeout(timeout, self.timeout)
         policy = retry if retry is not None else self.retry
         core, url_for, per_attempt, seconds = self._core, self._url, limits.total, policy.deadline
+        max_gate, max_queue = policy.max_wait, policy.max_queue
 
         def call(path: str) -> Coroutine[Any, Any, T]:
             if core.transport.closed:
                 raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
             url = url_for(path, params)
-            deadline = Deadline(seconds, clock=core.clock)
+            deadline = Deadline(seconds, clock=core.clock, max_gate=max_gate, max_queue=max_queue)
             return pipeline.attempt(core, method, url, read, deadline, per_attempt, policy)
 
         return call

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from . import errors
 from ._budget import RateBudget
 from ._guard import OverloadGuard
 from ._ratelimit import RateLimiter
 from ._transport import Transport
 
-__all__ = ["ClientStats", "Core"]
+__all__ = ["ClientStats", "Core", "Lifecycle"]
 
 
 @attrs.define
@@ -38,11 +39,77 @@ class ClientStats:
         return attrs.evolve(self, by_status=dict(self.by_status))
 
 
+class Lifecycle:
+    """The event loop a client is bound to, and the signal :meth:`close` gives its waiters.
+
+    One object shared by a client, its ``with_options`` copies and a bulk run's
+    counting copy of the :class:`Core`, so closing any of them reaches every wait.
+    """
+
+    __slots__ = ("_signals", "closed", "loop")
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None  # bound at the first call
+        self._signals: set[asyncio.Future[None]] = set()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind to ``loop`` at the first call; a call from any other loop is refused.
+
+        Raises:
+            ClientClosedError: the client is bound to another event loop.
+        """
+        if self.loop is None:
+            self.loop = loop
+        elif self.loop is not loop:
+            if self.loop.is_closed():
+                raise errors.ClientClosedError(
+                    "this client was used in another event loop, which has ended;"
+                    " create one client per asyncio.run()"
+                )
+            raise errors.ClientClosedError(
+                "this client belongs to another event loop, which is still running;"
+                " a client works in the event loop of its first call only"
+            )
+
+    def signal(self) -> asyncio.Future[None]:
+        """A future of the running loop that :meth:`close` completes; :meth:`forget` it."""
+        future = asyncio.get_running_loop().create_future()
+        if self.closed:
+            future.set_result(None)
+        else:
+            self._signals.add(future)
+        return future
+
+    def forget(self, future: asyncio.Future[None]) -> None:
+        self._signals.discard(future)
+
+    def close(self) -> None:
+        """Complete every signal, from whichever thread and loop closes the client."""
+        self.closed = True
+        signals, self._signals = self._signals, set()
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for future in signals:
+            loop = future.get_loop()
+            if loop is running:
+                _complete(future)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_complete, future)
+
+
+def _complete(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Core:
     """What a client and its ``with_options`` copies share."""
 
     __slots__ = (
-        "admit_now", "clock", "guard", "limiter", "release_admitted", "sleep", "stats",
+        "admit_now", "clock", "guard", "life", "limiter", "release_admitted", "sleep", "stats",
         "transport",
     )  # fmt: skip
 
@@ -71,6 +138,16 @@ class Core:
         self.sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
         # Through ``self`` so that a test replacing ``core.sleep`` reaches the guard too.
         self.guard = OverloadGuard(clock=self.clock, sleep=lambda seconds: self.sleep(seconds))
+        self.life = Lifecycle()
+
+    def close(self) -> None:
+        """End every wait of the client at once with :class:`ClientClosedError`.
+
+        Retry sleeps and waits for the budget (raced by the pipeline against
+        :attr:`life`'s signal, so a shared limiter needs no change) and the guard's waits.
+        """
+        self.life.close()
+        self.guard.close()
 
     def count_retry(self, _: object) -> None:
         """A retry is about to be made (the retry loop's ``on_retry`` hook)."""

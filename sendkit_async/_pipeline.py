@@ -7,8 +7,9 @@ tenacity loop only once a first attempt has failed and may be retried.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -79,7 +80,12 @@ async def attempt(
 
     Raises:
         SendKitError: the final error, with ``attempts`` set.
+        ClientClosedError: the client was closed before or during the call (nothing is
+            retried after that), or is bound to another event loop.
     """
+    life = core.life
+    if life.loop is not (loop := asyncio.get_running_loop()):
+        life.bind(loop)  # the first call binds; any other loop is refused
     guard = core.guard
     try:
         probe = False
@@ -111,6 +117,8 @@ async def attempt(
                 try:
                     raw = await core.transport.request(method, url, timeout=attempt_timeout)
                 except errors.APIConnectionError as exc:
+                    if life.closed:  # our own close ended it: no fault of the API's
+                        raise _closed("while the request was in flight") from exc
                     core.stats.connection_errors += 1
                     recorded = True
                     if guard.record(None, probe, type(exc).__name__):
@@ -145,8 +153,12 @@ async def attempt(
         if policy is None:
             raise
         if not policy.should_retry(exc):
-            exc.attempts = 1
+            exc.attempts = 0 if getattr(exc, "_unsent", False) else 1
             raise
+        if life.closed:
+            closed = _closed("before its retry")
+            closed.attempts = 1
+            raise closed from exc
         raw = await _retry(core, exc, policy, method, url, deadline, per_attempt)
     return read(raw)
 
@@ -176,7 +188,7 @@ async def _retry(
         method=method,
         deadline=deadline,
         on_retry=core.count_retry,
-        sleep=core.sleep,
+        sleep=lambda seconds: _unless_closed(core, core.sleep(seconds)),
         is_free=is_free,
     )
     attempts = 0
@@ -196,16 +208,95 @@ async def _retry(
 async def _wait_for_slot(
     core: Core, deadline: Deadline, method: str, url: URL
 ) -> AbstractAsyncContextManager[None]:
-    """Enter the budget's ``slot()``, which the caller exits; queuing extends ``deadline``."""
-    slot = core.limiter.slot()
+    """Enter the budget's ``slot()``, which the caller exits; queuing extends ``deadline``.
+
+    The wait ends at once when the client closes, and is bounded by the call's
+    ``max_gate`` (one wait at the closed gate) and ``max_queue`` (all its queueing).
+
+    Raises:
+        RateLimitError: not sent: the call would queue longer than a bound allows.
+        ClientClosedError: the client was closed meanwhile.
+    """
+    limiter = core.limiter
+    left = None if deadline.max_queue is None else deadline.max_queue - deadline.queued
+    gate = limiter.snapshot().cooldown_remaining
+    if gate > 0.0 and (gate > deadline.max_gate or (left is not None and gate > left)):
+        bound = "max_wait" if gate > deadline.max_gate else "max_queue"
+        why = f"the rate limit's gate is closed for {gate:.2f}s, longer than {bound}"
+        raise _not_sent(why, gate, method, url)
+    if left is not None and left <= 0.0:
+        raise _not_sent(_QUEUED_OUT, None, method, url)
+    slot = limiter.slot()
     queued = core.clock()
-    await slot.__aenter__()
-    # Time queued for a slot or a token does not count against the call.
-    waited = core.clock() - queued
-    deadline.extend(waited)
+    try:
+        await _unless_closed(core, slot.__aenter__(), left)
+    except _TimedOut:
+        gate = limiter.snapshot().cooldown_remaining
+        raise _not_sent(_QUEUED_OUT, gate or None, method, url) from None
+    finally:
+        # Time queued for a slot or a token does not count against the call.
+        waited = core.clock() - queued
+        deadline.extend(waited)
+    if core.life.closed:
+        await slot.__aexit__(None, None, None)
+        raise _closed("while the call queued for the rate limit")
     if waited >= THROTTLE_LOG_SECONDS:
         logger.info("throttled %.2fs by the rate-limit budget before %s %s", waited, method, url)
     return slot
+
+
+class _TimedOut(Exception):
+    """:func:`_unless_closed`'s ``limit`` ran out first."""
+
+
+_QUEUED_OUT = "the call has queued max_queue seconds for the rate limit"
+
+
+async def _unless_closed(core: Core, waiting: Awaitable[T], limit: float | None = None) -> T:
+    """Await ``waiting``, unless the client closes first or ``limit`` seconds pass.
+
+    The client's own waits race its close signal here, so a limiter (perhaps one
+    shared by processes) need not know about clients. ``waiting`` is cancelled
+    unless it finished first.
+
+    Raises:
+        ClientClosedError: the client closed first.
+        _TimedOut: ``limit`` ran out first.
+    """
+    task = asyncio.ensure_future(waiting)
+    signal = core.life.signal()
+    timer = None if limit is None else asyncio.ensure_future(core.sleep(limit))
+    try:
+        await asyncio.wait(
+            (task, signal) if timer is None else (task, signal, timer),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        core.life.forget(signal)
+        for pending in (task, timer):
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+    if not task.cancelled():
+        return task.result()  # done, even if the other finished too: the caller decides
+    if signal.done():
+        raise _closed("while the call waited")
+    if timer is not None and timer.done():
+        raise _TimedOut
+    return task.result()  # cancelled by someone else: CancelledError
+
+
+def _closed(when: str) -> errors.ClientClosedError:
+    return errors.ClientClosedError(f"the client was closed {when}")
+
+
+def _not_sent(why: str, retry_after: float | None, method: str, url: URL) -> errors.RateLimitError:
+    """A final (never retried) 429 of our own: the call was not sent."""
+    error = errors.RateLimitError(
+        f"not sent: {why}", status=429, retry_after=retry_after, method=method, url=str(url)
+    )
+    error._final = error._unsent = True  # type: ignore[attr-defined]
+    return error
 
 
 def _observe(core: Core, raw: RawResponse, method: str, url: URL) -> None:

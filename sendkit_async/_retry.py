@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random as _random
 import time
 from collections.abc import Awaitable, Callable
@@ -54,11 +55,18 @@ class RetryPolicy:
         fault_backoff_base: first backoff after a fault, in seconds (equal jitter:
             between half and all of ``fault_backoff_base * 2**n``).
         fault_backoff_max: the fault backoff's cap in seconds.
-        max_wait: longest server-requested wait (Retry-After) we sleep through; a
-            longer one raises :class:`RateLimitError` at once, with ``retry_after``.
+        max_wait: longest server-requested wait (Retry-After) we sleep through, and
+            longest the call waits at the rate limiter's closed gate; a longer one
+            raises :class:`RateLimitError` at once, with ``retry_after``.
         deadline: seconds one call may take, attempts and retry waits included
             (time queued in the rate limiter is not counted); None for no deadline.
         retry_statuses: the statuses worth another attempt.
+        max_queue: seconds one call may spend queued for the rate-limit budget
+            (concurrency slot, cooldown gate, tokens), all its attempts together; a
+            call that would queue longer raises :class:`RateLimitError` (not sent,
+            ``status`` 429, ``retry_after`` the gate's remaining cooldown when known,
+            else None) and is not retried. None (default): queueing is not bounded
+            here, as bulk runs want; a web handler may want a few seconds.
     """
 
     max_retries: int = attrs.field(default=4, validator=_non_negative)
@@ -69,16 +77,15 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = attrs.field(default=RETRY_STATUSES, converter=frozenset)
     fault_backoff_base: float = attrs.field(default=0.025, validator=_non_negative)
     fault_backoff_max: float = attrs.field(default=1.0, validator=_non_negative)
+    max_queue: float | None = attrs.field(default=None, validator=_non_negative)
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether ``exc`` is worth another attempt (never a cancellation or a final 4xx)."""
+        if getattr(exc, "_final", False):  # e.g. refused before sending: waits too long
+            return False
         if isinstance(exc, errors.APIStatusError):
             return exc.status in self.retry_statuses
-        return (
-            isinstance(exc, errors.APIConnectionError)
-            and not isinstance(exc, _DeadlineError)
-            and not getattr(exc, "_final", False)  # e.g. not sent: the API was never reached
-        )
+        return isinstance(exc, errors.APIConnectionError) and not isinstance(exc, _DeadlineError)
 
     def retrying(
         self,
@@ -155,15 +162,30 @@ class _DeadlineError(errors.APITimeoutError):
 
 
 class Deadline:
-    """The time budget of one call, which time spent queued can extend."""
+    """The time budget of one call, which time spent queued can extend.
 
-    __slots__ = ("_clock", "_end", "_start", "_total")
+    It also carries the call's bounds on queueing for the rate-limit budget:
+    ``max_gate`` for one wait at the closed gate (the policy's ``max_wait``) and
+    ``max_queue`` for all of the call's queueing together (:attr:`queued` so far).
+    """
 
-    def __init__(self, seconds: float | None, *, clock: Callable[[], float] = time.monotonic):
+    __slots__ = ("_clock", "_end", "_start", "_total", "max_gate", "max_queue", "queued")
+
+    def __init__(
+        self,
+        seconds: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_gate: float = math.inf,
+        max_queue: float | None = None,
+    ):
         self._total = seconds
         self._start = clock()
         self._end = None if seconds is None else self._start + seconds
         self._clock = clock
+        self.max_gate = max_gate
+        self.max_queue = max_queue
+        self.queued = 0.0
 
     def age(self) -> float:
         """Seconds since the call started, time queued included."""
@@ -176,7 +198,8 @@ class Deadline:
         return self._end - self._clock()
 
     def extend(self, seconds: float) -> None:
-        """Push the end back, e.g. by the time spent waiting for the rate limiter."""
+        """Push the end back by time spent queued for the rate limiter (and count it)."""
+        self.queued += seconds
         if self._end is not None:
             self._end += seconds
 

@@ -120,6 +120,7 @@ class Transport:
         "_headers",
         "_last_timeout",
         "_limit",
+        "_loop",
         "_owns",
         "_secrets",
         "_session",
@@ -140,6 +141,7 @@ class Transport:
         self._limit = connection_limit
         self._connect_timeout = connect_timeout
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # our session's
         self._last_timeout = (None, self._client_timeout(None))
         self._secrets = _secrets_in(self._headers)
 
@@ -154,6 +156,7 @@ class Transport:
             # Every request goes to the one base URL's host: a per-host limit would
             # only add bookkeeping to each request.
             connector = aiohttp.TCPConnector(limit=self._limit)
+            self._loop = asyncio.get_running_loop()
             # Cookies are never part of the API; ignoring them keeps calls independent.
             # Our headers are the session's defaults: aiohttp need not merge them per request.
             self._session = aiohttp.ClientSession(
@@ -235,11 +238,20 @@ class Transport:
         return aiohttp.ClientTimeout(total=total, sock_connect=self._connect_timeout)
 
     async def aclose(self) -> None:
-        """Close the session if this transport created it. Safe to call twice."""
+        """Close the session if this transport created it. Safe to call twice.
+
+        Requests in flight on it end with a connection error. A session of another,
+        still running event loop is closed in that loop.
+        """
         self._closed = True
         session, self._session = self._session, None
-        if session is not None and self._owns and not session.closed:
+        if session is None or not self._owns or session.closed:
+            return
+        loop = self._loop
+        if loop is None or loop is asyncio.get_running_loop() or loop.is_closed():
             await session.close()
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), loop))
 
 
 def _secrets_in(headers: Mapping[str, str]) -> tuple[str, ...]:
