@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -174,19 +175,32 @@ def one_run(name: str, client: str, n: int, rate: float, processes: int) -> dict
             cmd = [sys.executable, "_clients.py", "--client", client, "--base-url", url,
                    "--ids-file", str(chunk), "--concurrency", "50", "--timeline"]  # fmt: skip
             if processes > 1 and client == "sendkit_async":
-                cmd += ["--redis-url", os.environ["SENDKIT_BENCH_REDIS_URL"]]
+                cmd += ["--redis-url", REDIS_URL[0]]
             child = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, text=True)  # noqa: S603
             procs.append(child)
         del ids_file
         for proc in procs:
             out, _ = proc.communicate(timeout=600)
             reports.append(json.loads(out.strip().splitlines()[-1]))
-        return summarize(name, client, n, rate, reports)
+        row = summarize(name, client, n, rate, reports)
+        row["per_second"] = gateway_profile(gw_url)
+        return row
     finally:
         if nginx is not None:
             stop(nginx)
         stop(gw)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def gateway_profile(url: str) -> dict[str, list[int]]:
+    """Answers per second of the run as the gateway saw them: 200s and the rest."""
+    with urllib.request.urlopen(url + "/_gateway/stats", timeout=30) as resp:  # noqa: S310
+        timeline = json.loads(resp.read())["timeline"]
+    seconds = int(max((t for t, _ in timeline), default=0)) + 1
+    ok, other = [0] * seconds, [0] * seconds
+    for t, status in timeline:
+        (ok if status == 200 else other)[int(t)] += 1
+    return {"ok": ok, "other": other}
 
 
 def summarize(
@@ -241,6 +255,29 @@ def outage_figures(
     return {"outage_attempts_per_s": round(during, 1), "back_after_s": back}
 
 
+REDIS_URL = [os.environ.get("SENDKIT_BENCH_REDIS_URL", "")]
+
+
+def start_redis() -> subprocess.Popen[str] | None:
+    """A throwaway redis-server on loopback for the shared budget, unless one is given."""
+    if REDIS_URL[0]:
+        return None
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--processes needs redis-server on PATH or SENDKIT_BENCH_REDIS_URL")
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, text=True)  # noqa: S603
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                REDIS_URL[0] = f"redis://127.0.0.1:{port}/0"
+                return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("redis-server did not start")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -254,16 +291,25 @@ def main() -> int:
     if shutil.which("nginx") is None:
         print("nginx not installed (apt-get install nginx-light): skipping nginx scenarios")
         names = [s for s in names if SCENARIOS[s][0] != "nginx"]
+    redis = start_redis() if args.processes > 1 else None
+    try:
+        run_all(args, names)
+    finally:
+        if redis is not None:
+            stop(redis)
+    return 0
+
+
+def run_all(args: argparse.Namespace, names: list[str]) -> None:
     for name in names:
         for client in args.clients:
             n = args.n * (5 if SCENARIOS[name][0] == "open" else 1)
             row = one_run(name, client, n, args.rate, args.processes)
-            line = json.dumps({k: v for k, v in row.items() if k != "statuses"})
+            line = json.dumps({k: v for k, v in row.items() if k not in ("statuses", "per_second")})
             print(line, flush=True)
             if args.out:
                 with open(args.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

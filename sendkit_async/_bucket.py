@@ -23,7 +23,7 @@ _PLATEAU = 0.98  # the climb levels off at this fraction of the estimate...
 _HOLD = 2.0  # ...for this many climb times before probing beyond it, when the
 _TRUSTED = 0.6  # estimate rests at least this much on measured time, not assumed burst
 _CLIMB = 10.0  # back at the estimate after this many times the 429's cooldown...
-_MIN_CLIMB = 0.25  # ...times the trust in the estimate, but never sooner (seconds)
+_MIN_CLIMB = 1.0  # ...times the trust in the estimate, but never sooner (seconds)
 _CLIMB_RTTS = 20.0  # ...nor in fewer round trips
 _MIN_RATE = 0.05  # requests/s
 _REFILLED = 0.9  # this long with nothing accepted refills a one-second window (seconds)
@@ -206,13 +206,7 @@ class AdaptiveRate:
         if self.estimate is None:
             self._set(fastest)
         else:
-            x = (now - self._from) / self._climb - 1.0
-            if x > 0.0 and self._trust >= _TRUSTED:
-                x = max(0.0, x - _HOLD)  # a sound estimate: hold the plateau a while
-            # Up from _BELOW to _PLATEAU, then (past the hold) beyond as fast as before.
-            pace = (_PLATEAU - _BELOW) if x < 0.0 else (1.0 - _BELOW)
-            target = self.estimate * (_PLATEAU + pace * x * x * x)
-            self._set(min(fastest, max(self.rate, target)))
+            self._set(min(fastest, max(self.rate, self._target(now, self.estimate))))
         return self.rate
 
     def limited(self, now: float, since: float, current: float) -> float | None:
@@ -292,6 +286,44 @@ class AdaptiveRate:
         feedback comes that late."""
         self._from = self._grown_at = self._resumed = until
         self._climb = max(_MIN_CLIMB, _CLIMB * cooldown * self._trust, _CLIMB_RTTS * rtt)
+
+    def _target(self, now: float, estimate: float) -> float:
+        """Where the climb after the last 429 stands at ``now``."""
+        x = (now - self._from) / self._climb - 1.0
+        if self._trust < _TRUSTED:  # likely too low: back to it, then straight past it
+            return estimate * (1.0 + (1.0 - _BELOW) * x * x * x)
+        if x > 0.0:
+            x = max(0.0, x - _HOLD)  # a sound estimate: hold the plateau a while
+        # Up from _BELOW to _PLATEAU, then (past the hold) beyond as fast as before.
+        pace = (_PLATEAU - _BELOW) if x < 0.0 else (1.0 - _BELOW)
+        return estimate * (_PLATEAU + pace * x * x * x)
+
+    # -- sharing (RedisRateLimiter): one learner's state, adopted by the others ----------
+
+    def schedule(self) -> tuple[float, float, float, float, int, float] | None:
+        """What another process needs to follow this climb: (estimate, start of the
+        climb, its length, trust, accepted count and seconds of the last episode), with
+        times on this object's clock; None before the first 429."""
+        if self.estimate is None:
+            return None
+        count, seconds = self._last if self._last is not None else (0, 0.0)
+        return (self.estimate, self._resumed, self._climb, self._trust, count, seconds)
+
+    def adopt(self, now: float, schedule: tuple[float, float, float, float, int, float]) -> None:
+        """Follow ``schedule`` (another learner's, its times on our clock) from ``now``."""
+        estimate, start, climb, trust, count, seconds = schedule
+        if not (estimate > 0 and climb > 0):
+            return
+        self.estimate, self._climb, self._trust = estimate, climb, trust
+        self._from = self._resumed = self._limited_at = start
+        self._grown_at = now
+        self._last = (count, seconds) if count > 0 else None
+        self._set(self._target(max(now, start), estimate))
+
+    def load(self, accepted: list[float]) -> None:
+        """Replace the accepted answers' times (e.g. with those of every process)."""
+        self._oks.clear()
+        self._oks.extend(accepted[-(self._oks.maxlen or len(accepted)) :])
 
     def _set(self, rate: float) -> None:
         ceiling = math.inf if self.ceiling is None else self.ceiling

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 from ._bucket import AdaptiveRate, FifoSlots, TokenBucket, early_rate
 from ._overload import throttle_cooldown
 
+SLOW_START_RTT = 0.001
+"""Slow start begins at one request per round trip of the first, at most 1,000/s."""
+
 _AIMD_BURST = 0.01  # seconds of a learned-from-429s rate the bucket may bank...
 _AIMD_MIN_BURST = 2.0  # ...but at least this many tokens, so a waiter woken late
 # catches up instead of losing its turn (with one token, waking ~1 ms late at 100/s
@@ -111,7 +114,7 @@ class _Learning:
         # No limit known: go on at the first request's own pace (one request per round
         # trip) and grow from there; a blind wave of max_concurrency would draw 429s.
         sent = self._first_sent if self._first_sent is not None else now
-        self._aimd.start(now, share / max(now - sent, 1e-3))
+        self._aimd.start(now, share / max(now - sent, SLOW_START_RTT))
         self._source = _AIMD
         self._set_aimd(now)
         if self._bucket is not None:

@@ -9,6 +9,7 @@ in a background task. Admission, ``observe()`` and the public API stay in ``_lim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from redis.exceptions import RedisError
 
 from .._ratelimit import RateLimiter
+from ._learner import Schedule, SharedLearner
 from ._parts import _arg, _f, _Pending, _RedisDown, _s
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ logger = logging.getLogger("sendkit_async")
 _PROBE_TTL_MS = 2000  # a probe whose answer never comes frees the way after this
 _LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour without traffic
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+_HISTORY = "10"  # seconds of every process's accepted answers an epoch's leader reads
 
 
 class _RedisCalls:
@@ -39,6 +42,9 @@ class _RedisCalls:
     _keys: list[str]
     _acquire: AsyncScript
     _observe: AsyncScript
+    _epoch: AsyncScript
+    _schedule: AsyncScript
+    _learner: SharedLearner
     _rate: float | None  # the user's ceiling and bucket size
     _burst: float | None
     _max: int
@@ -98,16 +104,45 @@ class _RedisCalls:
 
     async def _acquire_once(self, probe_token: str) -> tuple[str, float, float]:
         """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown."""
+        learner = self._learner
+        rate = learner.rate()
+        learned = ["", ""] if rate is None else [repr(rate), repr(learner.burst())]
         args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
-        reply = await self._run(self._acquire, self._keys, args)
+        reply = await self._run(self._acquire, self._keys, [*args, *learned])
         kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
         now = self._now()
+        learner.offset = server_now - now
         if kind == "cooldown":
             self._reopen_at = max(self._reopen_at, now + wait)
-        if len(reply) >= 6:
+        if kind in ("token", "wait") and _f(reply[3]) is not None:
             self._shared.update(rate=_f(reply[3]), burst=_f(reply[4]), tokens=_f(reply[5]))
             self._shared_at = now
+        if kind == "wait" or (kind == "token" and wait > 0):
+            learner.waited(now)
+        climb = [_f(v) for v in reply[6:12]]
+        if all(v is not None for v in climb):
+            est, start, length, trust, count, seconds = (v or 0.0 for v in climb)
+            learner.follow(now, (est, start, length, trust, int(count), seconds))
         return kind, wait, server_now
+
+    async def _claim_epoch(self, cooldown: float) -> None:
+        """A bare 429: lead a new epoch (one decrease and one cooldown for every process)
+        or find that another process already does. Raises _RedisDown."""
+        learner = self._learner
+        hold = cooldown + 0.05
+        keys = [self._keys[1], self._keys[4], self._keys[5]]
+        reply = await self._run(self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY])
+        now = self._now()
+        server_now = float(_s(reply[1]))
+        learner.offset = server_now - now
+        if _s(reply[0]) != "leader":
+            return
+        self._reopen_at = max(self._reopen_at, now + cooldown)
+        counts = {int(_s(reply[i])): int(_s(reply[i + 1])) for i in range(2, len(reply) - 1, 2)}
+        schedule: Schedule | None = learner.lead(now, cooldown, counts)
+        if schedule is not None:
+            args = [repr(float(v)) for v in schedule] + [repr(server_now + hold)]
+            await self._run(self._schedule, self._keys[4:5], args)
 
     def _release_probe(self, token: str) -> None:
         p = self._pending if self._pending is not None else _Pending()
@@ -127,6 +162,9 @@ class _RedisCalls:
     async def _flush(self) -> None:
         while self._pending is not None:
             p, self._pending = self._pending, None
+            if p.claim is not None:
+                with contextlib.suppress(_RedisDown):  # the fallback (if any) learns meanwhile
+                    await self._claim_epoch(p.claim)
             cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
             args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
             try:

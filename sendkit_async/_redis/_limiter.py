@@ -26,8 +26,9 @@ from .._config import resolve_base_url, resolve_key
 from .._overload import throttle_cooldown
 from .._ratelimit import RateLimiter, RateLimitSnapshot
 from ._calls import _RedisCalls
+from ._learner import SharedLearner
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _s, _Slot
-from ._scripts import ACQUIRE, CHECK, OBSERVE, budget_id, budget_keys
+from ._scripts import ACQUIRE, CHECK, EPOCH, OBSERVE, SCHEDULE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
@@ -83,6 +84,8 @@ class RedisRateLimiter(_RedisCalls):
         if not (horizon >= 0 and retry_after >= 0):
             raise errors.ConfigurationError("horizon and retry_after must be >= 0")
         try:
+            # This process's concurrency cap (and its first request going alone): pacing
+            # is the shared bucket's, learning the shared learner's (observe() is not fed).
             self._local = RateLimiter(max_concurrency=max_concurrency)
             RateLimiter(rate=rate, burst=burst)  # same validation as the in-memory limiter
         except ValueError as exc:
@@ -104,6 +107,9 @@ class RedisRateLimiter(_RedisCalls):
         self._acquire = redis.register_script(ACQUIRE)
         self._observe = redis.register_script(OBSERVE)
         self._check = redis.register_script(CHECK)
+        self._epoch = redis.register_script(EPOCH)
+        self._schedule = redis.register_script(SCHEDULE)
+        self._learner = SharedLearner(rate)
         self._fallback = RateLimiter(max_concurrency=max_concurrency, rate=rate, burst=burst)
         self._down = False
         self._down_until = -math.inf
@@ -167,8 +173,12 @@ class RedisRateLimiter(_RedisCalls):
         """Learn from one response; shared parts are pushed to Redis in the background."""
         now = self._now()
         no_headers = limit is None and remaining is None and reset_after is None
-        if no_headers:  # learning from bare 429s stays per process: each from its own answers
-            self._local.observe(status, retry_after=retry_after)
+        claim = None
+        if no_headers:  # the rate learned from 429s is shared: see _learner
+            if status == 429:
+                claim = self._learner.throttled(now, retry_after, reset_after)
+            elif status < 500:
+                self._learner.accepted(now)
         if self._down:
             self._fallback.observe(
                 status,
@@ -191,6 +201,11 @@ class RedisRateLimiter(_RedisCalls):
             p.reopen_at = max(now + cool, p.reopen_at or -math.inf)
             self._reopen_at = max(self._reopen_at, now + cool)
         p.no_headers = p.no_headers or (no_headers and status < 400)
+        if no_headers and status < 400:
+            p.accepted += 1
+        if claim is not None:
+            p.claim = max(claim, p.claim or 0.0)
+            self._local.cooldown(claim)  # this process stops at once, before Redis knows
         self._pending = p
         self._kick()
 
@@ -341,5 +356,7 @@ class RedisRateLimiter(_RedisCalls):
             self._episodes += 1
         if not new_episode and retry_after is None:
             return None
+        if retry_after is None and reset_after is None:
+            return None  # a bare 429: the epoch's leader closes the gate, once (_learner)
         rate = self._shared.get("rate") or self._rate
         return throttle_cooldown(self._episodes, rate, retry_after, reset_after)

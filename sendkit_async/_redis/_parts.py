@@ -36,6 +36,8 @@ class _Pending:
     reopen_at: float | None = None  # loop time
     no_headers: bool = False
     probe: str = ""
+    accepted: int = 0  # answers accepted with no rate-limit headers, for the shared learner
+    claim: float | None = None  # a bare 429's cooldown: claim a new epoch with it
 
     def to_args(self, user: list[str], cooldown: float | None, ttl_ms: int) -> list[str]:
         """ARGV of the OBSERVE script."""
@@ -49,6 +51,7 @@ class _Pending:
             "1" if self.no_headers else "0",
             self.probe,
             str(ttl_ms),
+            str(self.accepted),
         ]
 
 
@@ -66,12 +69,13 @@ def _arg(value: float | None) -> str:
 
 
 class _Slot(AbstractAsyncContextManager[None]):
-    __slots__ = ("_cap", "_fallback", "_limiter", "probe")
+    __slots__ = ("_cap", "_fallback", "_limiter", "_sent_at", "probe")
 
     def __init__(self, limiter: RedisRateLimiter) -> None:
         self._limiter = limiter
         self._cap = limiter._local.slot()
         self._fallback: AbstractAsyncContextManager[None] | None = None
+        self._sent_at = 0.0
         self.probe = ""
 
     async def __aenter__(self) -> None:
@@ -85,6 +89,8 @@ class _Slot(AbstractAsyncContextManager[None]):
                 limiter._release_probe(self.probe)
             raise
         limiter._sending += 1
+        self._sent_at = limiter._now()
+        limiter._learner.sent(self._sent_at)
 
     async def ask(self, call: Awaitable[_T], *, probe: str = "") -> _T:
         """Await one call to Redis in a task of its own, shielded from our cancellation.
@@ -115,6 +121,7 @@ class _Slot(AbstractAsyncContextManager[None]):
     ) -> None:
         limiter = self._limiter
         limiter._sending -= 1
+        limiter._learner.answered(max(0.0, limiter._now() - self._sent_at))
         try:
             if self._fallback is not None:
                 await self._fallback.__aexit__(exc_type, exc, tb)

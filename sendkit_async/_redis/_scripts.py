@@ -11,6 +11,10 @@ The braces are a Redis Cluster hash tag, so one script may touch every key.
   and ``open`` = the server sends no rate-limit headers.
 - ``probe`` (string): held by the one request that goes first while no rate is
   known, so many processes do not all burst into an unknown limit at once.
+- ``aimd`` (hash): the rate learned from bare 429s by every process together: the
+  current epoch's end (``epoch``) and the climb its leader published (``est``,
+  ``from``, ``climb``, ``trust``, ``count``, ``seconds``; see ``_learner``).
+- ``oks`` (hash): accepted answers of every process, per 100 ms of server time.
 
 Every script reads the clock with ``redis.call('TIME')``: machines' clocks never
 matter. Floats cross the boundary as strings (a Lua number reply is truncated
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["ACQUIRE", "CHECK", "OBSERVE", "budget_id", "budget_keys"]
+__all__ = ["ACQUIRE", "CHECK", "EPOCH", "OBSERVE", "SCHEDULE", "budget_id", "budget_keys"]
 
 
 def budget_id(api_key: str, base_url: str) -> str:
@@ -30,9 +34,9 @@ def budget_id(api_key: str, base_url: str) -> str:
 
 
 def budget_keys(prefix: str, budget: str) -> list[str]:
-    """[bucket, cooldown, learned, probe] key names of one budget."""
+    """[bucket, cooldown, learned, probe, aimd, oks] key names of one budget."""
     base = f"{prefix}:{{{budget}}}:"
-    return [base + name for name in ("bucket", "cooldown", "learned", "probe")]
+    return [base + name for name in ("bucket", "cooldown", "learned", "probe", "aimd", "oks")]
 
 
 _COMMON = """
@@ -45,6 +49,15 @@ local function num(v)
   return tonumber(v)
 end
 local function fmt(x) return string.format('%.6f', x) end
+-- The climb learned from bare 429s, appended to ACQUIRE's replies.
+local function climb(key)
+  return redis.call('HMGET', key, 'est', 'from', 'climb', 'trust', 'count', 'seconds')
+end
+local function reply(kind, wait, now, rate, burst, tokens, key)
+  local c = climb(key)
+  return {kind, wait, fmt(now), rate or '', burst or '', tokens or '',
+          c[1] or '', c[2] or '', c[3] or '', c[4] or '', c[5] or '', c[6] or ''}
+end
 -- The user's numbers are a ceiling; learned ones may only go below them.
 local function effective(learned, user_rate, user_burst)
   local l = redis.call('HMGET', learned, 'rate', 'burst')
@@ -75,9 +88,10 @@ end
 ACQUIRE = (
     _COMMON
     + """
--- KEYS: bucket, cooldown, learned, probe
--- ARGV: user_rate, user_burst, horizon (s), probe_ttl (ms), probe_token
--- Reply: {kind, wait, now, rate, burst, tokens}; kind is
+-- KEYS: bucket, cooldown, learned, probe, aimd, oks
+-- ARGV: user_rate, user_burst, horizon (s), probe_ttl (ms), probe_token,
+--       rate and burst learned from bare 429s ('' = none yet)
+-- Reply: {kind, wait, now, rate, burst, tokens, <the climb in aimd: 6 fields>}; kind is
 --   'token'    a token is reserved: send after `wait` seconds;
 --   'open'     no rate is known and the server sends no limit headers: send now;
 --   'probe'    no rate is known: you go first, alone;
@@ -85,15 +99,23 @@ ACQUIRE = (
 --   'cooldown' the shared gate is closed for `wait` more seconds.
 local now = now_s()
 local cd = num(redis.call('GET', KEYS[2]))
-if cd and cd > now then return {'cooldown', fmt(cd - now), fmt(now)} end
+if cd and cd > now then return reply('cooldown', fmt(cd - now), now, nil, nil, nil, KEYS[5]) end
 local rate, burst = effective(KEYS[3], num(ARGV[1]), num(ARGV[2]))
+if not rate and num(ARGV[6]) then
+  -- No limit announced: the rate learned from 429s (by every process together).
+  rate, burst = num(ARGV[6]), num(ARGV[7])
+  local user_rate = num(ARGV[1])
+  if user_rate and user_rate < rate then rate = user_rate end
+end
 if not rate then
-  if redis.call('HGET', KEYS[3], 'open') == '1' then return {'open', '0', fmt(now)} end
+  if redis.call('HGET', KEYS[3], 'open') == '1' then
+    return reply('open', '0', now, nil, nil, nil, KEYS[5])
+  end
   if redis.call('SET', KEYS[4], ARGV[5], 'NX', 'PX', ARGV[4]) then
-    return {'probe', '0', fmt(now)}
+    return reply('probe', '0', now, nil, nil, nil, KEYS[5])
   end
   local ttl = redis.call('PTTL', KEYS[4])
-  return {'wait', fmt(math.min(math.max(ttl, 1), 50) / 1000), fmt(now)}
+  return reply('wait', fmt(math.min(math.max(ttl, 1), 50) / 1000), now, nil, nil, nil, KEYS[5])
 end
 local tokens, ts = load_bucket(KEYS[1], now, rate, burst)
 -- Time until this caller's token exists; reserve it only if that is near (within the
@@ -101,20 +123,20 @@ local tokens, ts = load_bucket(KEYS[1], now, rate, burst)
 local wait = (ts - now) + math.max(0, 1 - tokens) / rate
 local horizon = math.max(tonumber(ARGV[3]), 1 / rate)
 if wait > horizon then
-  return {'wait', fmt(wait - horizon), fmt(now), fmt(rate), fmt(burst), fmt(tokens)}
+  return reply('wait', fmt(wait - horizon), now, fmt(rate), fmt(burst), fmt(tokens), KEYS[5])
 end
 tokens = tokens - 1
 save_bucket(KEYS[1], now, tokens, ts, rate, burst)
-return {'token', fmt(wait), fmt(now), fmt(rate), fmt(burst), fmt(tokens)}
+return reply('token', fmt(wait), now, fmt(rate), fmt(burst), fmt(tokens), KEYS[5])
 """
 )
 
 OBSERVE = (
     _COMMON
     + """
--- KEYS: bucket, cooldown, learned, probe
+-- KEYS: bucket, cooldown, learned, probe, aimd, oks
 -- ARGV: user_rate, user_burst, limit, remaining, reset_after, window, cooldown (s),
---       no_headers ('1'), probe_token to release, learned_ttl (ms)
+--       no_headers ('1'), probe_token to release, learned_ttl (ms), accepted answers
 -- Reply: {rate, burst, tokens, cooldown_left, limit, remaining, reset_after} ('' = unknown)
 local now = now_s()
 local user_rate, user_burst = num(ARGV[1]), num(ARGV[2])
@@ -140,6 +162,11 @@ if limit and limit > 0 and period and period > 0 then
   redis.call('HSET', L, 'rate', fmt(limit / period), 'burst', fmt(math.max(1, limit)))
 end
 if ARGV[8] == '1' then redis.call('HSET', L, 'open', '1') end
+local accepted = num(ARGV[11])
+if accepted and accepted > 0 then
+  redis.call('HINCRBY', KEYS[6], tostring(math.floor(now * 10)), accepted)
+  redis.call('PEXPIRE', KEYS[6], 30000)
+end
 if redis.call('EXISTS', L) == 1 then redis.call('PEXPIRE', L, ARGV[10]) end
 rate, burst = effective(L, user_rate, user_burst)
 if rate then
@@ -181,5 +208,47 @@ local now = now_s()
 local cd = num(redis.call('GET', KEYS[1]))
 if cd and cd > now then return fmt(cd - now) end
 return '0'
+"""
+)
+
+EPOCH = (
+    _COMMON
+    + """
+-- KEYS: cooldown, aimd, oks. ARGV: hold (s), cooldown (s), history (s)
+-- A bare 429: the first process to call this once the last epoch is over leads the new
+-- one. Reply: {'follower', now} or {'leader', now, bucket, count, bucket, count, ...}
+-- with the accepted answers of every process over the last `history` seconds.
+local now = now_s()
+local epoch = num(redis.call('HGET', KEYS[2], 'epoch'))
+if epoch and now < epoch then return {'follower', fmt(now)} end
+redis.call('HSET', KEYS[2], 'epoch', fmt(now + tonumber(ARGV[1])))
+redis.call('PEXPIRE', KEYS[2], 3600000)
+local cool = num(ARGV[2])
+if cool and cool > 0 then
+  local reopen = now + cool
+  local cd = num(redis.call('GET', KEYS[1]))
+  if not cd or reopen > cd then
+    redis.call('SET', KEYS[1], fmt(reopen), 'PX', math.ceil(cool * 1000) + 1000)
+  end
+end
+local out = {'leader', fmt(now)}
+local oldest = math.floor((now - tonumber(ARGV[3])) * 10)
+local h = redis.call('HGETALL', KEYS[3])
+for i = 1, #h, 2 do
+  if tonumber(h[i]) >= oldest then out[#out + 1] = h[i]; out[#out + 1] = h[i + 1] end
+end
+return out
+"""
+)
+
+SCHEDULE = (
+    _COMMON
+    + """
+-- KEYS: aimd. ARGV: est, from (server time), climb, trust, count, seconds, epoch end.
+-- The leader publishes the climb every process follows.
+redis.call('HSET', KEYS[1], 'est', ARGV[1], 'from', ARGV[2], 'climb', ARGV[3],
+           'trust', ARGV[4], 'count', ARGV[5], 'seconds', ARGV[6], 'epoch', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return 1
 """
 )

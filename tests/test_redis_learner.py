@@ -1,0 +1,98 @@
+"""One learner across processes: the rate learned from bare 429s, shared through Redis.
+
+Two or three ``RedisRateLimiter`` s on their own connection pools stand for processes.
+Answers are fed through ``observe()`` with the limiters' own clock; nothing waits.
+"""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from sendkit_async._redis._learner import Schedule, SharedLearner
+from tests.test_redis_limiter import Factory, make, new_key, redis, settle
+
+__all__ = ["make", "redis"]  # fixtures shared with test_redis_limiter
+
+pytestmark = pytest.mark.usefixtures("redis_url")
+
+
+async def warm_up(limiter: object, answers: int) -> None:
+    """Admit and answer ``answers`` requests without rate-limit headers."""
+    from sendkit_async.redis_limiter import RedisRateLimiter
+
+    assert isinstance(limiter, RedisRateLimiter)
+    for _ in range(answers):
+        async with limiter.slot():
+            limiter.observe(200)
+    await settle(limiter)
+
+
+async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
+    make: Factory, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = new_key()
+    a, b = make(api_key=key), make(api_key=key)
+    await warm_up(a, 30)
+    await warm_up(b, 30)
+    keys = a._keys
+    assert int(sum(int(v) for v in (await redis.hgetall(keys[5])).values())) == 60
+    leads: list[SharedLearner] = []
+    original = SharedLearner.lead
+
+    def lead(
+        self: SharedLearner, now: float, cooldown: float, counts: dict[int, int]
+    ) -> Schedule | None:
+        leads.append(self)
+        return original(self, now, cooldown, counts)
+
+    monkeypatch.setattr(SharedLearner, "lead", lead)
+    a.observe(429)
+    b.observe(429)  # the same moment, in another process
+    await settle(a, b)
+    assert len(leads) == 1  # one epoch, one leader, one decrease
+    shared = await redis.hgetall(keys[4])
+    assert float(shared["est"]) > 0
+    # The cooldown was closed once, by the leader.
+    assert await redis.get(keys[1]) is not None
+    # The other process follows the published climb at its next admission.
+    follower = b if leads[0] is a._learner else a
+    await follower._acquire_once("")
+    assert follower._learner.learner.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
+    # More 429s within the epoch change nothing.
+    follower.observe(429)
+    await settle(follower)
+    assert len(leads) == 1
+    assert (await redis.hgetall(keys[4]))["from"] == shared["from"]
+
+
+async def test_a_process_started_later_begins_at_the_learned_rate(
+    make: Factory, redis: Redis
+) -> None:
+    key = new_key()
+    a = make(api_key=key)
+    await warm_up(a, 40)
+    a.observe(429)
+    await settle(a)
+    learned = a._learner.rate()
+    assert learned is not None
+    late = make(api_key=key)
+    assert late._learner.rate() is None  # nothing known yet
+    await late._acquire_once("")
+    rate = late._learner.rate()
+    assert rate is not None
+    estimate = float((await redis.hgetall(a._keys[4]))["est"])
+    assert 0.94 * estimate <= rate <= estimate  # on the climb, not a slow start from 100/s
+    assert late._learner.learner.estimate == pytest.approx(estimate, rel=1e-6)
+
+
+async def test_the_learned_rate_paces_the_shared_bucket(make: Factory, redis: Redis) -> None:
+    key = new_key()
+    a = make(api_key=key)
+    await warm_up(a, 20)
+    rate = a._learner.rate()
+    assert rate is not None
+    kind, _, _ = await a._acquire_once("")
+    assert kind in ("token", "wait", "cooldown")
+    bucket = await redis.hgetall(a._keys[0])
+    assert "tokens" in bucket  # paced by the shared bucket, not sent 'open'
