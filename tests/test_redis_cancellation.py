@@ -61,8 +61,14 @@ class Parking:
         self.gate: asyncio.Future[None] | None = None
         self.parked = 0
 
-    async def run(self, script: Any, keys: Sequence[str], args: Sequence[str]) -> Any:
-        result = await self.real(script, keys, args)
+    async def run(
+        self,
+        script: Any,
+        keys: Sequence[str],
+        args: Sequence[str],
+        parse: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        result = await self.real(script, keys, args, parse)
         if script is self.target and self.gate is not None:
             self.parked += 1
             await self.gate

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from redis.exceptions import RedisError
@@ -29,6 +30,7 @@ logger = logging.getLogger("sendkit_async")
 _PROBE_TTL_MS = 2000  # a probe whose answer never comes frees the way after this
 _LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour without traffic
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+_GARBLED = (TypeError, ValueError, IndexError, KeyError, AttributeError, UnicodeError)
 _HISTORY = "10"  # seconds of every process's accepted answers an epoch's leader reads
 
 
@@ -71,12 +73,22 @@ class _RedisCalls:
             return f"unix:{kw['path']}"
         return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
 
-    async def _run(self, script: Any, keys: Sequence[str], args: Sequence[str]) -> Any:
+    async def _run(
+        self,
+        script: Any,
+        keys: Sequence[str],
+        args: Sequence[str],
+        parse: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Run one script and ``parse`` its reply; a reply that does not parse (a server
+        that is not Redis, or not ours) counts as Redis failing, never escapes."""
         if self._down and self._now() < self._down_until:
             raise _RedisDown
         try:
             result = await script(keys=list(keys), args=list(args), client=self._redis)
-        except _REDIS_ERRORS as exc:
+            if parse is not None:
+                result = parse(result)
+        except _REDIS_ERRORS + _GARBLED as exc:
             self._down_until = self._now() + self._retry_after
             if not self._down:
                 self._down = True
@@ -108,21 +120,20 @@ class _RedisCalls:
         rate = learner.rate()
         learned = ["", ""] if rate is None else [repr(rate), repr(learner.burst())]
         args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
-        reply = await self._run(self._acquire, self._keys, [*args, *learned])
-        kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
+        kind, wait, server_now, shared, climb = await self._run(
+            self._acquire, self._keys, [*args, *learned], _parse_acquire
+        )
         now = self._now()
         learner.offset = server_now - now
         if kind == "cooldown":
             self._reopen_at = max(self._reopen_at, now + wait)
-        if kind in ("token", "wait") and _f(reply[3]) is not None:
-            self._shared.update(rate=_f(reply[3]), burst=_f(reply[4]), tokens=_f(reply[5]))
+        if kind in ("token", "wait") and shared[0] is not None:
+            self._shared.update(rate=shared[0], burst=shared[1], tokens=shared[2])
             self._shared_at = now
         if kind == "wait" or (kind == "token" and wait > 0):
             learner.waited(now)
-        climb = [_f(v) for v in reply[6:12]]
-        if all(v is not None for v in climb):
-            est, start, length, trust, count, seconds = (v or 0.0 for v in climb)
-            learner.follow(now, (est, start, length, trust, int(count), seconds))
+        if climb is not None:
+            learner.follow(now, climb)
         return kind, wait, server_now
 
     async def _claim_epoch(self, cooldown: float) -> None:
@@ -131,14 +142,14 @@ class _RedisCalls:
         learner = self._learner
         hold = cooldown + 0.05
         keys = [self._keys[1], self._keys[4], self._keys[5]]
-        reply = await self._run(self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY])
+        leader, server_now, counts = await self._run(
+            self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY], _parse_epoch
+        )
         now = self._now()
-        server_now = float(_s(reply[1]))
         learner.offset = server_now - now
-        if _s(reply[0]) != "leader":
+        if not leader:
             return
         self._reopen_at = max(self._reopen_at, now + cooldown)
-        counts = {int(_s(reply[i])): int(_s(reply[i + 1])) for i in range(2, len(reply) - 1, 2)}
         schedule: Schedule | None = learner.lead(now, cooldown, counts)
         if schedule is not None:
             args = [repr(float(v)) for v in schedule] + [repr(server_now + hold)]
@@ -168,10 +179,10 @@ class _RedisCalls:
             cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
             args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
             try:
-                reply = await self._run(self._observe, self._keys, args)
+                reply = await self._run(self._observe, self._keys, args, _parse_observe)
             except _RedisDown:
                 continue  # the fallback (if any) learned it; Redis will relearn
-            rate, burst, tokens, left, limit, remaining, reset = (_f(v) for v in reply)
+            rate, burst, tokens, left, limit, remaining, reset = reply
             now = self._now()
             self._shared.update(
                 rate=rate,
@@ -184,3 +195,42 @@ class _RedisCalls:
             self._shared_at = now
             if left:
                 self._reopen_at = max(self._reopen_at, now + left)
+
+
+# -- replies: decoded here, so that a garbled one is a Redis failure (see _run) ----------
+
+
+def _parse_acquire(
+    reply: Any,
+) -> tuple[str, float, float, tuple[float | None, ...], Schedule | None]:
+    """(kind, wait, server time, (rate, burst, tokens), the published climb or None)."""
+    kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
+    if kind not in ("token", "open", "probe", "wait", "cooldown") or not math.isfinite(wait):
+        raise ValueError(f"unexpected ACQUIRE reply kind {kind!r}")
+    shared = tuple(_f(v) for v in reply[3:6])
+    fields = [_f(v) for v in reply[6:12]]
+    climb: Schedule | None = None
+    if len(fields) == 6 and all(v is not None for v in fields):
+        est, start, length, trust, count, seconds = (v or 0.0 for v in fields)
+        climb = (est, start, length, trust, int(count), seconds)
+    return kind, wait, server_now, shared, climb
+
+
+def _parse_epoch(reply: Any) -> tuple[bool, float, dict[int, int]]:
+    """(leader?, server time, accepted answers per 100 ms bucket)."""
+    counts = {int(_s(reply[i])): int(_s(reply[i + 1])) for i in range(2, len(reply) - 1, 2)}
+    return _s(reply[0]) == "leader", float(_s(reply[1])), counts
+
+
+def _parse_observe(reply: Any) -> tuple[float | None, ...]:
+    values = tuple(_f(v) for v in reply)
+    if len(values) != 7:
+        raise ValueError("unexpected OBSERVE reply")
+    return values
+
+
+def _parse_seconds(reply: Any) -> float:
+    seconds = float(_s(reply))
+    if not math.isfinite(seconds):
+        raise ValueError("unexpected CHECK reply")
+    return seconds

@@ -25,9 +25,9 @@ from .. import errors
 from .._config import resolve_base_url, resolve_key
 from .._overload import throttle_cooldown
 from .._ratelimit import RateLimiter, RateLimitSnapshot
-from ._calls import _RedisCalls
+from ._calls import _parse_seconds, _RedisCalls
 from ._learner import SharedLearner
-from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _s, _Slot
+from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
 from ._scripts import ACQUIRE, CHECK, EPOCH, OBSERVE, SCHEDULE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
@@ -58,6 +58,9 @@ class RedisRateLimiter(_RedisCalls):
         horizon: a token at most this far (or one token interval) in the future
             is reserved at once; beyond, the caller sleeps and asks again.
         retry_after: seconds between attempts to reach Redis again after an error.
+        max_gate_wait: a request finding the shared gate closed for longer than this
+            raises :class:`RateLimitError` (not sent, with ``retry_after``) instead of
+            waiting (a reset announced a day ahead must not hang every process).
 
     Raises:
         ConfigurationError: invalid numbers, no key, or a bad base URL.
@@ -76,13 +79,14 @@ class RedisRateLimiter(_RedisCalls):
         prefix: str = "sendkit:rl",
         horizon: float = 0.05,
         retry_after: float = 1.0,
+        max_gate_wait: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
         if on_redis_error not in ("fallback", "raise"):
             raise errors.ConfigurationError("on_redis_error must be 'fallback' or 'raise'")
-        if not (horizon >= 0 and retry_after >= 0):
-            raise errors.ConfigurationError("horizon and retry_after must be >= 0")
+        if not (horizon >= 0 and retry_after >= 0 and max_gate_wait >= 0):
+            raise errors.ConfigurationError("horizon, retry_after and max_gate_wait must be >= 0")
         try:
             # This process's concurrency cap (and its first request going alone): pacing
             # is the shared bucket's, learning the shared learner's (observe() is not fed).
@@ -102,6 +106,7 @@ class RedisRateLimiter(_RedisCalls):
         self._on_error = on_redis_error
         self._horizon = horizon
         self._retry_after = retry_after
+        self._max_gate_wait = max_gate_wait
         self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
         self._random: Callable[[], float] = random or _random.random
         self._acquire = redis.register_script(ACQUIRE)
@@ -322,8 +327,9 @@ class RedisRateLimiter(_RedisCalls):
                         waited = True
                         await self._sleep(wait)
                         # A cooldown may have closed the gate while we waited for our token.
-                        closed = await slot.ask(self._run(self._check, self._keys[1:2], []))
-                        closed = float(_s(closed))
+                        closed = await slot.ask(
+                            self._run(self._check, self._keys[1:2], [], _parse_seconds)
+                        )
                         if closed <= 0:
                             return None
                         wait = closed
@@ -335,6 +341,15 @@ class RedisRateLimiter(_RedisCalls):
                     fallback = self._fallback.slot()
                     await fallback.__aenter__()
                     return fallback
+                if kind == "cooldown" and wait > self._max_gate_wait:
+                    # A gate closed for hours (a reset a day ahead): fail, never hang.
+                    error = errors.RateLimitError(
+                        f"not sent: the shared rate limit is closed for {wait:.0f}s more",
+                        status=429,
+                        retry_after=wait,
+                    )
+                    error._final = error._unsent = True  # type: ignore[attr-defined]
+                    raise error
                 waited = True
                 await self._sleep(wait + self._random() * min(0.05, 0.1 * wait + 0.002))
         finally:
