@@ -194,8 +194,15 @@ def one_run(name: str, client: str, n: int, rate: float, processes: int) -> dict
 
 def gateway_profile(url: str) -> dict[str, list[int]]:
     """Answers per second of the run as the gateway saw them: 200s and the rest."""
-    with urllib.request.urlopen(url + "/_gateway/stats", timeout=30) as resp:  # noqa: S310
-        timeline = json.loads(resp.read())["timeline"]
+    for _ in range(150):  # a gateway in a refused-connections outage listens again after it
+        try:
+            with urllib.request.urlopen(url + "/_gateway/stats", timeout=30) as resp:  # noqa: S310
+                timeline = json.loads(resp.read())["timeline"]
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        return {"ok": [], "other": []}
     seconds = int(max((t for t, _ in timeline), default=0)) + 1
     ok, other = [0] * seconds, [0] * seconds
     for t, status in timeline:

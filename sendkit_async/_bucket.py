@@ -163,8 +163,8 @@ class AdaptiveRate:
     """
 
     __slots__ = (
-        "_burst", "_climb", "_from", "_grown_at", "_last", "_limited_at", "_oks", "_resumed",
-        "_trust", "ceiling", "estimate", "rate",
+        "_burst", "_climb", "_from", "_grown_at", "_last", "_learned", "_limited_at", "_oks",
+        "_resumed", "_trust", "ceiling", "estimate", "rate",
     )  # fmt: skip
 
     def __init__(self, ceiling: float | None = None) -> None:
@@ -177,6 +177,7 @@ class AdaptiveRate:
         self._limited_at = -math.inf
         self._from = 0.0  # when the climb began (pushed later by time not saturated)
         self._resumed = -math.inf  # when the last 429's gate opened
+        self._learned = True  # the last 429 gave a new estimate (see pause())
         self._last: tuple[int, float] | None = None  # (accepted, seconds) from a full server
         self._climb = 1.0  # seconds from the climb's start back to the estimate
         self._trust = 1.0  # share of the last estimate's window that is not assumed burst
@@ -217,9 +218,13 @@ class AdaptiveRate:
         """
         previous, self._limited_at = self._limited_at, now
         start = max(since, previous)
+        self._learned = True
         if not self._oks or self._oks[-1] <= start:  # nothing accepted since the last 429
             if self.estimate is not None:
-                return self.rate  # the server takes nothing for now: the cooldown helps
+                # The server takes nothing for now (an outage of 429s): the cooldown
+                # helps; the climb goes on as it was, so full speed is back soon after.
+                self._learned = False
+                return self.rate
             if not math.isfinite(current):
                 return None
             self.start(now, 0.5 * current)
@@ -244,6 +249,13 @@ class AdaptiveRate:
         fitted = self._window_limit(now, start, previous < since)
         if fitted is not None:
             best, trust = fitted, 1.0
+        elif self.estimate is not None and current > self.estimate and self._trust >= _TRUSTED:
+            # Throttled while probing past a sound estimate, whose plateau went without a
+            # 429: the server takes at least that. (The accepted rate since the last 429
+            # only bounds it by what we chose to send, and would ratchet it down.)
+            sustained = _PLATEAU * self.estimate
+            if sustained > best:
+                best, trust = sustained, 1.0
         self.estimate = min(best, current)
         self._set(_BELOW * self.estimate)
         self._trust = trust
@@ -283,9 +295,12 @@ class AdaptiveRate:
     def pause(self, until: float, cooldown: float, rtt: float) -> None:
         """The 429 closed the gate for ``cooldown`` seconds, until ``until``: the climb
         starts then. It is never faster than ``_CLIMB_RTTS`` round trips ``rtt``:
-        feedback comes that late."""
-        self._from = self._grown_at = self._resumed = until
-        self._climb = max(_MIN_CLIMB, _CLIMB * cooldown * self._trust, _CLIMB_RTTS * rtt)
+        feedback comes that late. After a 429 that taught nothing (nothing was accepted
+        since the last), the climb is left as it was."""
+        self._resumed = until
+        if self._learned:
+            self._from = self._grown_at = until
+            self._climb = max(_MIN_CLIMB, _CLIMB * cooldown * self._trust, _CLIMB_RTTS * rtt)
 
     def _target(self, now: float, estimate: float) -> float:
         """Where the climb after the last 429 stands at ``now``."""

@@ -184,3 +184,39 @@ def test_time_not_saturated_does_not_advance_the_climb() -> None:
     adaptive.pause(refused, 0.05, rtt=0.001)
     assert adaptive.grow(refused + 100.0, saturated=False) == rate
     assert adaptive.grow(refused + 100.01, saturated=True) < 1.01 * rate
+
+
+def test_an_outage_of_429s_leaves_the_climb_as_it_was() -> None:
+    estimate, _ = climb(1.1, 1.0)
+    adaptive = AdaptiveRate(ceiling=200.0)
+    accepted, refused = drain(100.0, 10.0, 110.0)
+    limited_after(adaptive, accepted, refused, 110.0)
+    adaptive.pause(refused + 1.0, 1.0, rtt=0.001)
+    before = adaptive.grow(refused + 30.0, saturated=True)  # on the plateau by now
+    # Nothing but 429s for five seconds, one a second: nothing accepted, nothing learned.
+    for k in range(5):
+        now = refused + 30.0 + k
+        assert adaptive.limited(now, since=0.0, current=before) == before
+        adaptive.pause(now + 1.0, 1.0, rtt=0.001)
+    # The climb was not restarted by the outage: it goes on probing past the estimate
+    # on its old schedule (a restarted one would hold the plateau for half a minute).
+    assert adaptive.estimate == pytest.approx(estimate)
+    assert adaptive.grow(refused + 40.0, saturated=True) > 1.02 * estimate
+
+
+def test_a_429_while_probing_past_a_sound_estimate_keeps_its_plateau() -> None:
+    adaptive = AdaptiveRate(ceiling=400.0)
+    accepted, refused = drain(100.0, 10.0, 110.0)
+    limited_after(adaptive, accepted, refused, 110.0)
+    first = adaptive.estimate
+    assert first is not None
+    adaptive.pause(refused + 0.05, 0.05, rtt=0.001)
+    # Forty seconds at the plateau without a 429, sending less than the server takes:
+    # the accepted rate since the last 429 is only what we chose to send.
+    t = refused + 0.05
+    while t < refused + 40.0:
+        t += 1.0 / 80.0
+        adaptive.accepted(t)
+    adaptive.limited(t, since=0.0, current=1.2 * first)  # probing past it: throttled
+    assert adaptive.estimate is not None
+    assert adaptive.estimate >= 0.98 * first  # not ratcheted down to the 80/s we sent
