@@ -117,7 +117,13 @@ class OverloadGuard:
         server was failing everything (a probe of the open circuit, or a 429 after a
         run of them), so it says nothing about this request.
         """
-        before = self.circuit.state
+        circuit = self.circuit
+        if status is not None and status < 429 and circuit.state is CLOSED and not probe:
+            self.answered = True  # the common case, kept short: a request per call
+            self.throttle_streak = 0
+            circuit.accepted(self.clock())
+            return False
+        before = circuit.state
         ok = status is not None and status < 500
         if ok:
             self.answered = True

@@ -199,6 +199,17 @@ class FaultCircuit:
             self._interval = self.probe_interval
             self.probe_at = now + self._interval
 
+    def accepted(self, now: float) -> None:
+        """``record(now, ok=True)`` while closed, in fewer steps (nearly every answer)."""
+        if int(now // self._bucket_len) != self._head:
+            self._advance(now)
+        slot = self._counts[self._head % len(self._counts)]
+        slot[0] += 1
+        slot[1] += 1
+        self._requests += 1
+        self._accepts += 1
+        self._streak = 0
+
     def _close(self) -> None:
         self.state = CLOSED
         self.probe_at = -math.inf

@@ -197,3 +197,21 @@ def test_a_late_answer_closes_an_open_circuit() -> None:
     assert circuit.state == OPEN
     circuit.record(0.02, True)  # sent before the outage was seen, answered now
     assert circuit.state == CLOSED
+
+
+def test_the_short_lane_for_answers_counts_as_record_does() -> None:
+    slow, fast = FaultCircuit(), FaultCircuit()
+    for i in range(300):
+        now = i * 0.013
+        ok = i % 7 != 0
+        slow.record(now, ok)
+        if ok:
+            fast.accepted(now)
+        else:
+            fast.record(now, False)
+        assert (slow._requests, slow._accepts, slow._streak, slow.state) == (
+            fast._requests,
+            fast._accepts,
+            fast._streak,
+            fast.state,
+        )
