@@ -34,7 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # types only: this module imports nothing of ours at run time
+    from ._bulk import BulkReport
+    from .models import CampaignAnalytics
 
 __all__ = [
     "APIConnectionError",
@@ -265,18 +269,18 @@ class BulkError(SendKitError):
         self,
         message: str,
         *,
-        results: Mapping[Any, Any],
+        results: Mapping[str, CampaignAnalytics],
         failures: Mapping[Any, SendKitError],
         not_attempted: tuple[Any, ...] = (),
         fatal: SendKitError | None = None,
-        report: Any = None,
+        report: BulkReport | None = None,
     ) -> None:
         super().__init__(message)
-        self.results = results
+        self.results: Mapping[str, CampaignAnalytics] = results
         self.failures = failures
         self.not_attempted = not_attempted
         self.fatal = fatal
-        self.report = report
+        self.report: BulkReport | None = report
 
 
 class SharedBudgetUnavailableError(SendKitError):

@@ -92,6 +92,7 @@ async def test_failures_raise_bulk_error_with_everything(server: Script) -> None
     assert isinstance(err.failures["  "], InvalidRequestError)
     assert err.not_attempted == ()
     assert err.fatal is None
+    assert err.report is not None
     assert err.report.failures_by_type == {"NotFoundError": 2, "InvalidRequestError": 1}
     assert "3 of 21 ids failed, 18 succeeded" in str(err)
     assert server.count() == 20  # the blank id was never sent
