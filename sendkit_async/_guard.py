@@ -62,18 +62,22 @@ class OverloadGuard:
         """A first attempt goes by the synchronous lane (circuit closed)."""
         self.budget.deposit()
 
-    async def admit(self, retry: bool) -> bool:
+    async def admit(self, retry: bool, left: Callable[[], float] = lambda: math.inf) -> bool:
         """Wait until the circuit (and, for a retry, the budget) lets one attempt go.
 
-        Returns True when the attempt goes as the open circuit's probe.
+        Returns True when the attempt goes as the open circuit's probe. ``left()`` is
+        what remains of the call's deadline: no wait here outlasts it.
 
         Raises:
             ClientClosedError: the client was closed meanwhile.
+            APITimeoutError: the call's deadline ran out while it waited.
         """
         probe = False
         while True:
             if self._closed:
                 raise errors.ClientClosedError("the client was closed while the call waited")
+            if left() <= 0.0:
+                raise _out_of_time(self.last_fault)
             now = self.clock()
             delay = self.circuit.admit(now)
             if delay is None:
@@ -90,13 +94,15 @@ class OverloadGuard:
                 )
                 error._final = True  # type: ignore[attr-defined]
                 raise error
-            await self._wait(delay)
+            await self._wait(min(delay, left()))
         if not retry:
             self.budget.deposit()
             return probe
         try:
             while (delay := self.budget.withdraw(self.clock())) > 0.0:
-                await self._wait(delay)
+                if left() <= 0.0:
+                    raise _out_of_time(self.last_fault)
+                await self._wait(min(delay, left()))
                 if self._closed:
                     raise errors.ClientClosedError("the client was closed while the call waited")
         except BaseException:
@@ -167,3 +173,12 @@ class OverloadGuard:
 
     def __repr__(self) -> str:
         return f"<OverloadGuard {self.circuit!r} {self.budget!r}>"
+
+
+def _out_of_time(last_fault: str) -> errors.APITimeoutError:
+    """The call's deadline ran out while it waited for the circuit or the budget: final."""
+    error = errors.APITimeoutError(
+        f"call deadline exceeded while the API was failing (last: {last_fault or 'none'})"
+    )
+    error._final = True  # type: ignore[attr-defined]
+    return error

@@ -90,7 +90,7 @@ async def attempt(
     try:
         probe = False
         if retry or guard.open:
-            probe = await guard.admit(retry)  # an outage, or a retry: may wait
+            probe = await guard.admit(retry, deadline.remaining)  # an outage, or a retry: may wait
         else:
             guard.deposit()
         recorded = False
@@ -109,7 +109,7 @@ async def attempt(
                 elif sent_at is not None:
                     core.release_admitted(sent_at)
                 sent_at = slot = None
-                probe = await guard.admit(retry)
+                probe = await guard.admit(retry, deadline.remaining)
                 slot = await _wait_for_slot(core, deadline, method, url)
             try:
                 attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)

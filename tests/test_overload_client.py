@@ -9,9 +9,11 @@ from aiohttp import web
 
 from sendkit_async import (
     APIConnectionError,
+    APITimeoutError,
     AsyncSendKit,
     ClientClosedError,
     RetryPolicy,
+    SendKitError,
 )
 from tests.helpers import KEY, FakeClock, Script, fixture
 
@@ -224,3 +226,28 @@ async def test_close_ends_a_wait_for_the_open_circuit(server: Script) -> None:
         assert not waiter.done()
     with pytest.raises(ClientClosedError):
         await waiter
+
+
+async def test_a_wait_for_the_open_circuit_ends_with_the_calls_deadline(server: Script) -> None:
+    clock = FakeClock()
+    server.add(lambda _: ok())
+    server.default = lambda _: fail(503)  # down for good after one answer
+    async with AsyncSendKit(
+        api_key=KEY,
+        base_url=server.base_url,
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_retries=4, deadline=5.0),
+        max_concurrency=4,
+    ) as client:
+        await client.analytics.campaign("w")
+        results = await client.gather_campaigns(
+            [f"id{i}" for i in range(20)], concurrency=4, return_exceptions=True
+        )
+    assert len(results) == 20
+    assert all(isinstance(r, SendKitError) for r in results)
+    timed_out = [r for r in results if isinstance(r, APITimeoutError)]
+    # Ids held at the open circuit gave up there, at their deadline, not at their turn
+    # to probe (which, one probe per 0.5 s among many waiters, could come much later).
+    assert any("while the API was failing" in str(r) for r in timed_out)
+    assert server.count() < 20 * 5  # ...without being sent into the outage each time
