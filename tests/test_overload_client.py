@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -28,6 +29,13 @@ def fail(status: int, **headers: str) -> web.Response:
     body = {"error": "x", "message": "y", "code": status}
     hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
     return web.json_response(body, status=status, headers=hdrs)
+
+
+def on_fake_time(base_url: str, clock: FakeClock, **options: Any) -> AsyncSendKit:
+    """A client of ``base_url`` whose retry waits, deadlines and limiter run on ``clock``."""
+    return AsyncSendKit(
+        api_key=KEY, base_url=base_url, clock=clock.time, sleep=clock.sleep, **options
+    )
 
 
 class HeldSleep:
@@ -57,9 +65,7 @@ async def test_a_503_with_retry_after_delays_only_its_own_request(server: Script
         return ok()
 
     server.default = handler
-    async with AsyncSendKit(
-        api_key=KEY, base_url=server.base_url, clock=clock.time, sleep=clock.sleep
-    ) as client:
+    async with on_fake_time(server.base_url, clock) as client:
         client._core.sleep = sleep  # retry waits only: the limiter keeps the fake clock
         first = await client.analytics.campaign("first")  # the limiter's probe, done
         bad = asyncio.ensure_future(client.analytics.campaign("bad"))
@@ -81,9 +87,7 @@ async def test_isolated_faults_retry_after_tens_of_milliseconds(server: Script) 
     clock = FakeClock()
     server.add(lambda _: fail(500), lambda _: fail(502), lambda _: fail(503, Retry_After="0"))
     server.default = lambda _: ok()
-    async with AsyncSendKit(
-        api_key=KEY, base_url=server.base_url, clock=clock.time, sleep=clock.sleep
-    ) as client:
+    async with on_fake_time(server.base_url, clock) as client:
         await client.analytics.campaign("one")
     waits = [w for w in clock.sleeps]
     assert len(waits) == 3
@@ -113,14 +117,7 @@ async def test_an_outage_loses_nothing_and_leaves_untried_ids_untouched(server: 
     server.default = outage
     ids = [f"id{i:03d}" for i in range(100)]
     policy = RetryPolicy(max_retries=2, deadline=600.0)
-    async with AsyncSendKit(
-        api_key=KEY,
-        base_url=server.base_url,
-        clock=clock.time,
-        sleep=clock.sleep,
-        retry=policy,
-        max_concurrency=4,
-    ) as client:
+    async with on_fake_time(server.base_url, clock, retry=policy, max_concurrency=4) as client:
         results = await client.gather_campaigns(ids, concurrency=4)
         stats = client.stats
     assert [r.campaign.name for r in results] == ["Q1 Outreach"] * 100  # nothing lost
@@ -143,12 +140,8 @@ async def test_an_api_never_reached_fails_fast_instead_of_waiting() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     clock = FakeClock()
-    async with AsyncSendKit(
-        api_key=KEY,
-        base_url=f"http://127.0.0.1:{port}",
-        clock=clock.time,
-        sleep=clock.sleep,
-        retry=RetryPolicy(max_retries=4, deadline=600.0),
+    async with on_fake_time(
+        f"http://127.0.0.1:{port}", clock, retry=RetryPolicy(max_retries=4, deadline=600.0)
     ) as client:
         results = await client.gather_campaigns(
             [f"id{i}" for i in range(50)], concurrency=4, return_exceptions=True
@@ -165,13 +158,7 @@ async def test_an_api_never_reached_fails_fast_instead_of_waiting() -> None:
 async def test_a_single_call_fails_as_before_when_faults_persist(server: Script) -> None:
     clock = FakeClock()
     server.default = lambda _: fail(503)
-    async with AsyncSendKit(
-        api_key=KEY,
-        base_url=server.base_url,
-        clock=clock.time,
-        sleep=clock.sleep,
-        retry=RetryPolicy(max_retries=3),
-    ) as client:
+    async with on_fake_time(server.base_url, clock, retry=RetryPolicy(max_retries=3)) as client:
         with pytest.raises(Exception, match="503") as info:
             await client.analytics.campaign("x")
     assert getattr(info.value, "attempts", None) == 4
@@ -188,12 +175,8 @@ async def test_retry_after_zero_429s_probe_sparingly_and_lose_nothing(server: Sc
         return fail(429, Retry_After="0") if status == 429 else ok()
 
     server.default = handler
-    async with AsyncSendKit(
-        api_key=KEY,
-        base_url=server.base_url,
-        clock=clock.time,
-        sleep=clock.sleep,
-        retry=RetryPolicy(max_retries=2, deadline=600.0),
+    async with on_fake_time(
+        server.base_url, clock, retry=RetryPolicy(max_retries=2, deadline=600.0)
     ) as client:
         results = await client.gather_campaigns([f"id{i}" for i in range(20)], concurrency=4)
     assert len(results) == 20
@@ -207,12 +190,8 @@ async def test_close_ends_a_wait_for_the_open_circuit(server: Script) -> None:
     clock = FakeClock()
     server.add(lambda _: ok())
     server.default = lambda _: fail(503)
-    async with AsyncSendKit(
-        api_key=KEY,
-        base_url=server.base_url,
-        clock=clock.time,
-        sleep=clock.sleep,
-        retry=RetryPolicy(max_retries=10, deadline=600.0),
+    async with on_fake_time(
+        server.base_url, clock, retry=RetryPolicy(max_retries=10, deadline=600.0)
     ) as client:
         await client.analytics.campaign("w")  # the server did answer once
         for _ in range(5):  # five faults in a row open the circuit
@@ -232,13 +211,8 @@ async def test_a_wait_for_the_open_circuit_ends_with_the_calls_deadline(server: 
     clock = FakeClock()
     server.add(lambda _: ok())
     server.default = lambda _: fail(503)  # down for good after one answer
-    async with AsyncSendKit(
-        api_key=KEY,
-        base_url=server.base_url,
-        clock=clock.time,
-        sleep=clock.sleep,
-        retry=RetryPolicy(max_retries=4, deadline=5.0),
-        max_concurrency=4,
+    async with on_fake_time(
+        server.base_url, clock, retry=RetryPolicy(max_retries=4, deadline=5.0), max_concurrency=4
     ) as client:
         await client.analytics.campaign("w")
         results = await client.gather_campaigns(
