@@ -90,11 +90,15 @@ def test_snapshot_and_repr_before_use_outside_a_loop() -> None:
 
 
 async def test_default_clock_and_sleep_work_on_a_real_loop() -> None:
-    limiter = RateLimiter(max_concurrency=2, rate=1000.0, burst=5)
+    # A refill so slow that however long this test really takes, no token comes back.
+    limiter = RateLimiter(max_concurrency=2, rate=0.001, burst=5)
     for _ in range(3):
         async with limiter.slot():
             assert limiter.snapshot().in_flight == 1
-    assert limiter.snapshot().tokens == pytest.approx(2.0, abs=0.5)
+    assert limiter.snapshot().tokens == pytest.approx(2.0, abs=0.01)
+    limiter.cooldown(0.001)  # the real sleep waits the gate out, however long that takes
+    async with limiter.slot():
+        assert limiter.snapshot().cooldown_remaining == 0.0
 
 
 # -- concurrency -----------------------------------------------------------------------
