@@ -228,8 +228,14 @@ async def _wait_for_slot(
         raise _not_sent(_QUEUED_OUT, None, method, url)
     slot = limiter.slot()
     queued = core.clock()
+    entering = asyncio.ensure_future(slot.__aenter__())
     try:
-        await _unless_closed(core, slot.__aenter__(), left)
+        await _unless_closed(core, entering, left)
+    except asyncio.CancelledError:
+        # Cancelled in the step the slot was granted: nobody else will leave it.
+        if entering.done() and not entering.cancelled() and entering.exception() is None:
+            await slot.__aexit__(None, None, None)
+        raise
     except _TimedOut:
         gate = limiter.snapshot().cooldown_remaining
         raise _not_sent(_QUEUED_OUT, gate or None, method, url) from None

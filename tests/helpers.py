@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -125,6 +127,66 @@ class FakeClock:
         self.sleeps.append(seconds)
         self.now += max(0.0, seconds)
         await asyncio.sleep(0)
+
+
+class VirtualClock:
+    """Virtual time for several tasks: ``sleep`` parks the caller, and time jumps to the
+    earliest wake-up once every runnable task (and loopback I/O) has had its turn.
+
+    Unlike :class:`FakeClock`, concurrent sleeps overlap as they would on a real clock, so a
+    client and a server (the simulator's ``clock``) can share it: no test waits for it.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (self.now + delay, next(self._seq), fut))
+        if self._driver is None:
+            self._driver = asyncio.create_task(self._drive())
+        await fut
+
+    async def _drive(self) -> None:
+        while self._heap:
+            for _ in range(30):  # let every runnable task settle before time moves
+                await asyncio.sleep(0)
+            while self._heap:
+                when, _, fut = heapq.heappop(self._heap)
+                if not fut.done():
+                    self.now = max(self.now, when)
+                    fut.set_result(None)
+                    break
+        self._driver = None
+
+
+GUARD = 30.0
+"""Seconds after which a wait for something that must happen fails the test: a guard
+against hanging, never a bound the outcome depends on."""
+
+
+async def wait_until(condition: Callable[[], bool], guard: float = GUARD) -> None:
+    """Let the loop (and loopback I/O) run until ``condition`` holds; fails after ``guard``."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.wait_for(poll(), guard)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        raise AssertionError("the condition never held") from None
 
 
 async def run_python(*args: str, env: dict[str, str], timeout: float = 90) -> tuple[int, str, str]:

@@ -21,7 +21,7 @@ from sendkit_async import (
     SequenceStats,
 )
 from sendkit_async._converter import unstructure
-from tests.helpers import KEY, Script, fixture, reply
+from tests.helpers import GUARD, KEY, Script, fixture, reply
 
 SUB = "665c1b2c3d4e5f6a7b8c9d20"
 
@@ -211,15 +211,18 @@ async def test_iter_refuses_has_more_without_cursor(server: Script) -> None:
 
 
 async def test_first_analytics_arrive_before_listing_ends(server: Script) -> None:
-    listing_done = asyncio.Event()
+    # The listing's second page is held until the first result is in the caller's hands:
+    # a stream that waited for the whole listing would never yield (and fail on GUARD).
+    listing_done, release = asyncio.Event(), asyncio.Event()
     pages = [page([f"{i:024x}", f"{i + 1:024x}"], i < 8, f"{i + 1:024x}") for i in range(0, 10, 2)]
 
     async def handler(request: web.Request) -> web.Response:
         if request.path == "/v1/campaigns":
+            if len(pages) < 5:
+                await release.wait()
             body = pages.pop(0)
             if not pages:
                 listing_done.set()
-            await asyncio.sleep(0.02)
             return web.json_response(body)
         data = fixture("analytics_campaign_seed.json")
         data["data"]["campaign"]["id"] = request.path.rsplit("/", 1)[-1]
@@ -228,8 +231,13 @@ async def test_first_analytics_arrive_before_listing_ends(server: Script) -> Non
     server.default = handler
     async with client_for(server) as client:
         stream = client.iter_campaigns(client.campaigns.iter_ids(), concurrency=4)
-        first = await anext(stream)
-        assert not listing_done.is_set()
+        try:
+            first = await asyncio.wait_for(anext(stream), GUARD)
+            assert not listing_done.is_set()
+            assert server.count("/v1/campaigns") <= 2  # the first page, the second held
+        finally:
+            release.set()
         rest = [r async for r in stream]
+        assert listing_done.is_set()
     assert first.ok
     assert len(rest) == 9

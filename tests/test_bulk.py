@@ -20,9 +20,10 @@ from sendkit_async import (
     ConfigurationError,
     InvalidRequestError,
     NotFoundError,
+    RateLimiter,
     RetryPolicy,
 )
-from tests.helpers import KEY, Script, fixture
+from tests.helpers import GUARD, KEY, Script, fixture
 
 BODY: dict[str, Any] = fixture("analytics_campaign_seed.json")
 MISSING = {"error": "Not Found", "message": "The requested resource was not found", "code": 404}
@@ -167,14 +168,54 @@ async def test_progress_callback(server: Script) -> None:
     assert sorted(s[2] for s in seen) == ids(6)
 
 
-async def test_bounded_in_flight(server: Script) -> None:
-    serve(server, delay=0.02)
-    async with client_for(server, max_concurrency=50) as client:
-        await client.gather_campaigns(ids(60), concurrency=5)
-    assert server.max_in_flight == 5
-    async with client_for(server, max_concurrency=3) as client:
-        await client.gather_campaigns(ids(30))
-    assert server.max_in_flight <= 5
+class Waves:
+    """Holds each request until ``size`` are in flight together, then lets them all go
+    after some loop rounds (no timers) in which a request beyond ``size`` would arrive."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.waiting = 0
+        self.gate = asyncio.Event()
+
+    async def wait(self) -> None:
+        gate = self.gate
+        self.waiting += 1
+        if self.waiting == self.size:
+            self.waiting, self.gate = 0, asyncio.Event()
+            for _ in range(100):
+                await asyncio.sleep(0)
+            gate.set()
+        await gate.wait()
+
+
+@pytest.mark.parametrize(
+    ("cap", "client_cap", "concurrency"),
+    [(5, 50, 5), (3, 3, None)],  # the bulk helper's bound, then the client's own
+)
+async def test_bounded_in_flight(
+    server: Script, cap: int, client_cap: int, concurrency: int | None
+) -> None:
+    # No timing: the server answers only once `cap` requests are in flight together, so
+    # the cap is reached (or the run hangs until GUARD) and never passed (max_in_flight).
+    # No pacing and no first request sent alone (adaptive=False): every worker sends at
+    # once, so only the two bounds decide how many requests are in flight.
+    serve(server)
+    answer = server.default
+    assert answer is not None
+    waves = Waves(cap)
+
+    async def in_waves(request: web.Request) -> web.StreamResponse:
+        await waves.wait()
+        result: web.StreamResponse = await answer(request)
+        return result
+
+    server.default = in_waves
+    limiter = RateLimiter(max_concurrency=client_cap, adaptive=False)
+    async with client_for(server, rate_limiter=limiter) as client:
+        run = client.gather_campaigns(ids(60), concurrency=concurrency)
+        results = await asyncio.wait_for(run, GUARD)
+    assert len(results) == 60
+    assert server.max_in_flight == cap
 
 
 async def test_iter_yields_as_completed_with_errors(server: Script) -> None:

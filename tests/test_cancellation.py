@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendkit_async import RateLimiter
+from sendkit_async import AsyncSendKit, RateLimiter
 from sendkit_async._bucket import FifoSlots
-from tests.helpers import FakeClock
+from tests.helpers import KEY, FakeClock, Script, wait_until
 
 
 class ManualClock(FakeClock):
@@ -358,3 +358,26 @@ async def test_a_task_cancelled_while_inside_its_slot_frees_it() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert limiter.snapshot().in_flight == 0
+
+
+async def test_a_call_cancelled_in_the_step_its_slot_is_granted_frees_it(server: Script) -> None:
+    # The client's own wait for a slot runs the limiter's slot() in a task of its own
+    # (raced against close); the call is cancelled in the very step that task gets its
+    # token. Found by test_bulk's failing-progress test on a loaded machine: a gather
+    # cancelling its workers left in_flight == 1 after about one run in ten.
+    clock = ManualClock()
+    limiter = clock.limiter(max_concurrency=4, rate=1.0, burst=1, adaptive=False)
+    async with AsyncSendKit(
+        api_key=KEY, base_url=server.base_url, rate_limiter=limiter, max_retries=0
+    ) as client:
+        async with limiter.slot():
+            pass  # the only token: the call below must wait for the next one
+        task = asyncio.create_task(client.analytics.campaign("664a1b2c3d4e5f6a7b8c9d02"))
+        await wait_until(lambda: bool(clock.parked))
+        clock.advance(1.0)  # the token is due: the slot is entered in the next step...
+        task.cancel()  # ...the step in which the call learns it was cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await steps()
+        assert limiter.snapshot().in_flight == 0
+        assert server.count() == 0

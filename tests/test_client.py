@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import aiohttp
@@ -22,7 +23,7 @@ from sendkit_async import (
     ResponseValidationError,
     SendKitWarning,
 )
-from tests.helpers import KEY, PLATFORM_KEY, Script, fixture, reply
+from tests.helpers import GUARD, KEY, PLATFORM_KEY, Script, fixture, reply
 
 CAMPAIGN = "664a1b2c3d4e5f6a7b8c9d02"
 
@@ -207,30 +208,47 @@ async def test_redirect_not_followed_key_not_forwarded(server: Script) -> None:
 
 
 async def test_slow_body_hits_total_timeout(server: Script) -> None:
+    # The body never ends (a byte now and then, so no read timeout could fire): only
+    # the total timeout can end the call, however fast or slow this machine is.
+    done = asyncio.Event()
+
     async def drip(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         await response.prepare(request)
-        for _ in range(50):
-            await response.write(b" ")
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(ConnectionError):
+            while not done.is_set():
+                await response.write(b" ")
+                await asyncio.sleep(0.05)
         return response
 
     server.add(drip)
-    async with client_for(server, timeout=0.3) as client:
-        with pytest.raises(sendkit_async.APITimeoutError):
-            await client.analytics.campaign(CAMPAIGN)
+    try:
+        async with client_for(server, timeout=0.3) as client:
+            with pytest.raises(sendkit_async.APITimeoutError):
+                await asyncio.wait_for(client.analytics.campaign(CAMPAIGN), GUARD)
+    finally:
+        done.set()
 
 
 async def test_per_call_timeout_override(server: Script) -> None:
-    async def slow(_: web.Request) -> web.Response:
-        await asyncio.sleep(0.5)
+    # The first answer never comes: only the call's own 0.1 s can end it (the client's
+    # hour would outlast GUARD), and the override does not stick to the client.
+    release = asyncio.Event()
+
+    async def held(_: web.Request) -> web.Response:
+        await release.wait()
         return web.json_response(fixture("analytics_campaign_seed.json"))
 
-    server.add(slow, slow)
-    async with client_for(server, timeout=5) as client:
-        with pytest.raises(sendkit_async.APITimeoutError):
-            await client.analytics.campaign(CAMPAIGN, timeout=0.1)
-        result = await client.analytics.campaign(CAMPAIGN)
+    server.add(held, reply(fixture("analytics_campaign_seed.json")))
+    try:
+        async with client_for(server, timeout=3600) as client:
+            with pytest.raises(sendkit_async.APITimeoutError):
+                await asyncio.wait_for(client.analytics.campaign(CAMPAIGN, timeout=0.1), GUARD)
+            assert server.count() == 1  # it was sent, and timed out waiting for the answer
+            result = await client.analytics.campaign(CAMPAIGN)
+            assert client.timeout.total == 3600
+    finally:
+        release.set()
     assert result.campaign.name == "Q1 Outreach"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import math
 import random
@@ -15,43 +14,11 @@ from hypothesis import strategies as st
 
 from sendkit_async._bucket import FifoSlots
 from sendkit_async._ratelimit import RateLimiter, RateLimitSnapshot
+from tests.helpers import VirtualClock
 
 
-class FakeClock:
-    """Virtual time: ``sleep`` parks the caller; time jumps to the next deadline when idle."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        if delay <= 0:
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._heap, (self.now + delay, next(self._seq), fut))
-        if self._driver is None:
-            self._driver = asyncio.create_task(self._drive())
-        await fut
-
-    async def _drive(self) -> None:
-        while self._heap:
-            for _ in range(30):  # let every runnable task settle before time moves
-                await asyncio.sleep(0)
-            while self._heap:
-                when, _, fut = heapq.heappop(self._heap)
-                if not fut.done():
-                    self.now = max(self.now, when)
-                    fut.set_result(None)
-                    break
-        self._driver = None
+class FakeClock(VirtualClock):
+    """Virtual time (see :class:`tests.helpers.VirtualClock`) that builds limiters on it."""
 
     def limiter(self, **kwargs: object) -> RateLimiter:
         rng = random.Random(1234)
@@ -123,11 +90,15 @@ def test_snapshot_and_repr_before_use_outside_a_loop() -> None:
 
 
 async def test_default_clock_and_sleep_work_on_a_real_loop() -> None:
-    limiter = RateLimiter(max_concurrency=2, rate=1000.0, burst=5)
+    # A refill so slow that however long this test really takes, no token comes back.
+    limiter = RateLimiter(max_concurrency=2, rate=0.001, burst=5)
     for _ in range(3):
         async with limiter.slot():
             assert limiter.snapshot().in_flight == 1
-    assert limiter.snapshot().tokens == pytest.approx(2.0, abs=0.5)
+    assert limiter.snapshot().tokens == pytest.approx(2.0, abs=0.01)
+    limiter.cooldown(0.001)  # the real sleep waits the gate out, however long that takes
+    async with limiter.slot():
+        assert limiter.snapshot().cooldown_remaining == 0.0
 
 
 # -- concurrency -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from sendkit_async import AsyncSendKit, RateLimiter, RetryPolicy
 from sendkit_async.simulator import SimulatorConfig, run_simulator
-from tests.helpers import KEY, FakeClock, Script, fixture
+from tests.helpers import KEY, FakeClock, Script, VirtualClock, fixture, wait_until
 
 OK = fixture("analytics_campaign_seed.json")
 
@@ -70,11 +70,22 @@ async def test_no_hints_in_the_first_answer_the_rest_are_paced(server: Script) -
 
 async def test_cancel_while_held_by_cooldown_leaves_nothing(server: Script) -> None:
     server.default = lambda _: web.json_response(OK)
-    async with AsyncSendKit(api_key=KEY, base_url=server.base_url) as client:
+    clock = FakeClock()
+    waits: list[float] = []
+
+    async def asleep(seconds: float) -> None:  # returns only when cancelled
+        waits.append(seconds)
+        await asyncio.Event().wait()
+
+    async with AsyncSendKit(
+        api_key=KEY, base_url=server.base_url, clock=clock.time, sleep=asleep
+    ) as client:
         client._core.limiter.cooldown(30)
         task = asyncio.create_task(client.analytics.campaign("c1"))
-        await asyncio.sleep(0.05)
-        assert client.rate_limit.cooldown_remaining > 25
+        await wait_until(lambda: bool(waits))  # the call waits at the closed gate
+        [wait] = waits
+        assert 30.0 <= wait <= 31.0  # the gate's end, plus up to a second of spread
+        assert client.rate_limit.cooldown_remaining == 30.0
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -82,11 +93,23 @@ async def test_cancel_while_held_by_cooldown_leaves_nothing(server: Script) -> N
     assert server.count() == 0
 
 
+# The simulator's bucket and the client read one virtual clock: the share of 429s comes
+# from the client's pacing alone, never from how fast this machine runs the loop.
+
+
 @pytest.mark.parametrize("mode", ["x-ratelimit", "ietf"])
 async def test_headers_keep_429s_rare(mode: str) -> None:
     config = SimulatorConfig(campaigns=150, rate_limit=60, burst=10, rate_limit_headers=mode)
+    clock = VirtualClock()
     async with run_simulator(config) as sim:
-        async with AsyncSendKit(api_key=KEY, base_url=sim.base_url, max_concurrency=16) as c:
+        sim.clock = clock.time
+        async with AsyncSendKit(
+            api_key=KEY,
+            base_url=sim.base_url,
+            max_concurrency=16,
+            clock=clock.time,
+            sleep=clock.sleep,
+        ) as c:
             results = await c.gather_campaigns(sim.campaign_ids, concurrency=32)
             snap = c.rate_limit
         rejected = sim.stats.by_status.get(429, 0)
@@ -95,14 +118,22 @@ async def test_headers_keep_429s_rare(mode: str) -> None:
     assert snap.rate is not None and snap.rate <= 60 * 1.2
     # without the budget, 32 callers against a burst of 10 would be rejected by the dozen
     assert rejected <= 8
+    # nor too timid: the burst, then 140 at 60 per second take 2.33 virtual seconds
+    assert clock.now <= 1.1 * (150 - 10) / 60
 
 
 async def test_bare_429s_converge(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="sendkit_async")
     config = SimulatorConfig(campaigns=150, rate_limit=60, burst=5, rate_limit_headers="none")
+    clock = VirtualClock()
     async with run_simulator(config) as sim:
+        sim.clock = clock.time
         async with AsyncSendKit(
-            api_key=KEY, base_url=sim.base_url, retry=RetryPolicy(max_retries=8)
+            api_key=KEY,
+            base_url=sim.base_url,
+            retry=RetryPolicy(max_retries=8),
+            clock=clock.time,
+            sleep=clock.sleep,
         ) as client:
             results = await client.gather_campaigns(sim.campaign_ids, concurrency=32)
             report = client.last_bulk_report
@@ -113,6 +144,7 @@ async def test_bare_429s_converge(caplog: pytest.LogCaptureFixture) -> None:
     assert report.rate_limited == rejected
     # No blind first wave: a paced slow start, one short episode, then the rate adapts.
     assert rejected <= 0.10 * sent
+    assert clock.now <= 2 * (150 - 5) / 60  # 2.4 virtual seconds at the server's own rate
     assert "retrying GET" in caplog.text
     assert "rate limited (429) on GET" in caplog.text
     assert "throttled" in caplog.text

@@ -26,7 +26,7 @@ from sendkit_async import (
     UnprocessableEntityError,
 )
 from sendkit_async._retry import IDEMPOTENT_METHODS
-from tests.helpers import KEY, FakeClock, Script, fixture, reply
+from tests.helpers import GUARD, KEY, FakeClock, Script, fixture, reply
 
 CAMPAIGN = "664a1b2c3d4e5f6a7b8c9d02"
 OK = fixture("analytics_campaign_seed.json")
@@ -221,18 +221,33 @@ async def test_non_idempotent_methods_are_never_retried(server: Script) -> None:
 
 
 async def test_deadline_bounds_timeouts_and_retries(server: Script) -> None:
+    # The deadline runs on the client's clock: every attempt costs 0.2 fake seconds (the
+    # server moves the clock, then never answers, so the attempt's timeout ends it) and
+    # every retry wait its length. Real time decides nothing here.
+    clock, release = FakeClock(), asyncio.Event()
+
     async def slow(_: web.Request) -> web.Response:
-        await asyncio.sleep(1)
+        clock.now += 0.2
+        await release.wait()
         return web.json_response(OK)
 
     server.default = slow
-    policy = RetryPolicy(max_retries=50, backoff_base=0.01, backoff_max=0.01, deadline=0.5)
-    async with make(server, retry=policy, timeout=0.2) as client:
-        with pytest.raises(APITimeoutError) as info:
-            await client.analytics.campaign(CAMPAIGN)
-    # 0.5 s of deadline fits at most three 0.2 s attempts, never fifty-one
-    assert 2 <= info.value.attempts <= 4
-    assert server.count() == info.value.attempts
+    policy = RetryPolicy(
+        max_retries=50, fault_backoff_base=0.01, fault_backoff_max=0.01, deadline=0.5
+    )
+    try:
+        async with make(
+            server, retry=policy, timeout=0.2, clock=clock.time, sleep=clock.sleep
+        ) as client:
+            with pytest.raises(APITimeoutError) as info:
+                await asyncio.wait_for(client.analytics.campaign(CAMPAIGN), GUARD)
+    finally:
+        release.set()
+    # 0.5 s of deadline: attempts at 0, ~0.21 and ~0.42 (the last with only what is
+    # left as its timeout), then nothing is left: three attempts, never fifty-one.
+    assert info.value.attempts == 3
+    assert server.count() == 3
+    assert len(clock.sleeps) == 2 and all(0.005 <= s <= 0.01 for s in clock.sleeps)
 
 
 async def test_cancellation_during_retry_wait_is_not_retried(server: Script) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 from multidict import CIMultiDictProxy
+
+from sendkit_async.simulator import _app
 
 KEY = "sk_test_simulator"
 HEADERS = {"X-Api-Key": KEY}
@@ -19,6 +23,29 @@ async def fetch(
         if resp.content_type == "application/json":
             return resp.status, await resp.json(), resp.headers
         return resp.status, await resp.text(), resp.headers
+
+
+class HeldSleeps:
+    """Stands in for ``asyncio`` inside the simulator's request pipeline: every sleep it
+    asks for (a request's latency, a step of a workspace-wide aggregation) is recorded
+    and lasts until :meth:`release`, so a test sees requests overlap without timing them.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.delays: list[float] = []
+        self._released = asyncio.Event()
+        monkeypatch.setattr(_app, "asyncio", self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float) -> None:
+        self.delays.append(delay)
+        await self._released.wait()
+        await asyncio.sleep(0)
+
+    def release(self) -> None:
+        self._released.set()
 
 
 STATUSES = {"draft", "active", "paused", "completed", "archived"}

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from sendkit_async.simulator import SimulatorConfig, run_simulator
-from tests.simulator.sim_helpers import fetch
+from tests.helpers import wait_until
+from tests.simulator.sim_helpers import HeldSleeps, fetch
 
 
 async def test_faults_statuses_bodies_and_retry_after(session: aiohttp.ClientSession) -> None:
@@ -85,13 +86,27 @@ async def test_reset_gives_client_connection_error_without_log_noise(
     assert noisy == []
 
 
-async def test_latency_overlaps_requests(session: aiohttp.ClientSession) -> None:
+async def test_latency_overlaps_requests(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldSleeps(monkeypatch)  # each latency lasts until released, not 150 ms
     async with run_simulator(SimulatorConfig(campaigns=2, latency_ms=150, jitter_ms=20)) as sim:
         url = f"{sim.base_url}/v1/analytics/overview"
-        results = await asyncio.gather(*(fetch(session, url) for _ in range(8)))
+        calls = asyncio.gather(*(fetch(session, url) for _ in range(8)))
+        # All eight wait out their latency at once: it does not serialise requests.
+        try:
+            await wait_until(lambda: sim.stats.in_flight == 8)
+            assert sim.stats.max_concurrency == 8
+        finally:
+            held.release()
+            results = await calls
         assert [r[0] for r in results] == [200] * 8
         assert sim.stats.max_concurrency == 8
         assert sim.stats.in_flight == 0
+    latencies = [d for d in held.delays if d > 0]  # not the aggregation's sleep(0) steps
+    assert len(latencies) == 8
+    assert all(0.15 <= d <= 0.17 for d in latencies)  # latency plus up to 20 ms jitter
+    assert len(set(latencies)) > 1  # the jitter is drawn per request
 
 
 async def test_slow_body_is_complete(session: aiohttp.ClientSession) -> None:

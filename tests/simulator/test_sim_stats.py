@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from sendkit_async.simulator import Simulator, SimulatorConfig, SimulatorStats, run_simulator
-from tests.simulator.sim_helpers import KEY, fetch
+from tests.helpers import wait_until
+from tests.simulator.sim_helpers import KEY, HeldSleeps, fetch
 
 
 async def test_counters_and_admin_endpoints(
@@ -59,10 +60,21 @@ async def test_counters_and_admin_endpoints(
         assert stats.requests_total == 0
 
 
-async def test_max_concurrency_and_reset_method(session: aiohttp.ClientSession) -> None:
+async def test_max_concurrency_and_reset_method(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldSleeps(monkeypatch)  # the latency lasts until released: all five overlap
     async with run_simulator(SimulatorConfig(campaigns=5, latency_ms=100)) as sim:
         url = f"{sim.base_url}/v1/analytics/mailboxes"
-        await asyncio.gather(*(fetch(session, url) for _ in range(5)))
+        calls = asyncio.gather(*(fetch(session, url) for _ in range(5)))
+        try:
+            await wait_until(lambda: sim.stats.in_flight == 5)
+            assert sim.stats.max_concurrency == 5
+        finally:
+            held.release()
+            await calls
+        assert held.delays == [0.1] * 5
+        assert sim.stats.in_flight == 0
         assert sim.stats.max_concurrency == 5
         assert sim.stats.by_status == {200: 5}
         sim.stats.reset()
@@ -112,7 +124,7 @@ async def test_run_simulator_cleans_up_on_error_and_cancel(bare: aiohttp.ClientS
 
 
 async def test_big_workspace_keeps_serving_while_aggregating(
-    session: aiohttp.ClientSession,
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with run_simulator(SimulatorConfig(campaigns=3000)) as sim:
         order: list[str] = []
@@ -123,8 +135,14 @@ async def test_big_workspace_keeps_serving_while_aggregating(
                 await resp.read()
             order.append(path)
 
+        held = HeldSleeps(monkeypatch)  # the aggregation's steps wait until released
         slow = asyncio.create_task(get("/v1/analytics/daily"))
-        await asyncio.sleep(0.05)  # let the aggregation start
-        await get("/v1/analytics/mailboxes")
-        await slow
+        try:
+            await wait_until(lambda: bool(held.delays))  # it yielded to the loop mid-way
+            await get("/v1/analytics/mailboxes")
+            assert sim.stats.in_flight == 1  # answered while the aggregation was under way
+        finally:
+            held.release()
+            await slow
         assert order == ["/v1/analytics/mailboxes", "/v1/analytics/daily"]
+        assert len(held.delays) > 1 and set(held.delays) == {0}  # steps, not a wait
