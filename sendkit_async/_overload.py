@@ -182,15 +182,12 @@ class FaultCircuit:
             if ok:
                 self._close()  # an answer to a request sent before the outage was seen
             return
-        self._advance(now)
-        slot = self._counts[self._head % len(self._counts)]
-        slot[0] += 1
-        self._requests += 1
         if ok:
-            slot[1] += 1
-            self._accepts += 1
-            self._streak = 0
+            self.accepted(now)
             return
+        self._advance(now)
+        self._counts[self._head % len(self._counts)][0] += 1
+        self._requests += 1
         self._streak += 1
         if self._streak >= self.max_streak or (
             self._requests >= self.min_requests and self._requests > 2 * self._accepts
@@ -200,7 +197,8 @@ class FaultCircuit:
             self.probe_at = now + self._interval
 
     def accepted(self, now: float) -> None:
-        """``record(now, ok=True)`` while closed, in fewer steps (nearly every answer)."""
+        """An answer while closed (what ``record(now, ok=True)`` does then, called directly
+        for nearly every answer)."""
         if int(now // self._bucket_len) != self._head:
             self._advance(now)
         slot = self._counts[self._head % len(self._counts)]
