@@ -19,15 +19,13 @@ from __future__ import annotations
 import math
 
 from .._bucket import AdaptiveRate
-from .._learning import SLOW_START_RTT
+from .._learning import _AIMD_BURST, _AIMD_MIN_BURST, SLOW_START_RTT
 from .._overload import throttle_cooldown
 
 __all__ = ["BUCKET_SECONDS", "Schedule", "SharedLearner"]
 
 BUCKET_SECONDS = 0.1
 """Accepted answers are counted in Redis per this many seconds of server time."""
-_MIN_BURST = 2.0  # tokens, as the in-memory limiter's learned rates
-_BURST_SECONDS = 0.01
 
 Schedule = tuple[float, float, float, float, int, float]
 """A climb: (estimate, start, length, trust, last episode's accepted count, its seconds)."""
@@ -60,7 +58,7 @@ class SharedLearner:
 
     def burst(self) -> float:
         rate = self.learner.rate
-        return max(_MIN_BURST, rate * _BURST_SECONDS)
+        return max(_AIMD_MIN_BURST, rate * _AIMD_BURST)  # as the in-memory limiter's
 
     # -- events from the host -------------------------------------------------------------
 
