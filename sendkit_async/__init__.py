@@ -5,6 +5,7 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._priority import Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import RetryPolicy
@@ -85,6 +86,7 @@ __all__ = [
     "Pagination",
     "Percent",
     "PermissionDeniedError",
+    "Priority",
     "ProgressCallback",
     "RateBudget",
     "RateLimitError",

@@ -2,11 +2,19 @@
 
 ``RateLimiter.slot()`` admits one request attempt through three stages, in order:
 
-1. a concurrency slot (FIFO, at most ``max_concurrency`` attempts inside);
+1. a concurrency slot (at most ``max_concurrency`` attempts inside);
 2. the shared cooldown gate, closed by ``cooldown()`` or by a 429 (a 5xx is a fault of
    one request, never a reason to hold the others: see ``_overload``);
 3. one token from a token bucket, when a rate is known. Token waiters pass one
    at a time, so they leave one token interval apart instead of in one burst.
+
+Each stage queues in two lanes (see ``_priority``): a queued ``"interactive"`` call
+goes before queued ``"background"`` ones, which still get a bounded share
+(``background_share``) of the admissions. The token goes to whoever's turn it is
+when it exists, not when the wait for it began, and an interactive call finding every
+slot held borrows one from a background call still queued for its token (that call
+queues for a slot again, first in its lane): so an interactive call arriving during a
+saturating bulk run waits about one token interval.
 
 ``observe()`` is fed every response. With nothing known the first request goes
 alone: its answer may carry the limit. What the answers teach (the bucket's rate,
@@ -29,6 +37,7 @@ import attrs
 
 from ._bucket import AdaptiveRate, FifoSlots, TokenBucket
 from ._learning import _AIMD, _NONE, _USER, _Learning
+from ._priority import BACKGROUND, BACKGROUND_SHARE, INTERACTIVE, Priority, Turns
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
 
@@ -62,18 +71,22 @@ class RateLimiter(_Learning):
             second of ``rate``.
         adaptive: learn from ``observe()`` (headers, AIMD). With ``False`` the
             bucket keeps the user's numbers; the cooldown gate still works.
+        background_share: least share of the admissions that queued background
+            calls get while interactive ones also queue (0 < share < 1).
         clock, sleep, random: injectable time and randomness (for tests).
 
     Raises:
-        ValueError: ``max_concurrency < 1``, ``rate <= 0`` or ``burst < 1``.
+        ValueError: ``max_concurrency < 1``, ``rate <= 0``, ``burst < 1`` or a
+            ``background_share`` not between 0 and 1.
     """
 
     # The learning state's slots are _Learning's.
     __slots__ = (
-        "_adaptive", "_clock", "_first_sent", "_gate_len", "_gate_until", "_last_wait",
-        "_limit", "_probe_done", "_prober_active", "_probing", "_random", "_rate_limited",
-        "_remaining", "_reset_at", "_sending", "_sleep", "_slots", "_srtt",
-        "_throttle_events", "_throttled", "_token_lock",
+        "_adaptive", "_bg_queued", "_clock", "_first_sent", "_gate_len", "_gate_until",
+        "_handed", "_last_wait", "_lent", "_limit", "_probe_done", "_prober_active",
+        "_probing", "_random", "_rate_limited", "_remaining", "_reset_at", "_sending",
+        "_sleep", "_slots", "_srtt", "_throttle_events", "_throttled", "_token_lock",
+        "_turns",
     )  # fmt: skip
 
     def __init__(
@@ -83,6 +96,7 @@ class RateLimiter(_Learning):
         rate: float | None = None,
         burst: float | None = None,
         adaptive: bool = True,
+        background_share: float = BACKGROUND_SHARE,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] | None = None,
@@ -99,9 +113,14 @@ class RateLimiter(_Learning):
         self._clock = clock
         self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
         self._random: Callable[[], float] = random or _random.random
-        self._slots = FifoSlots(max_concurrency)  # held while waiting for gate/token too
+        self._slots = FifoSlots(max_concurrency, Turns(background_share))  # held while
+        # waiting for gate/token too; interactive first, background keeps its share.
         self._sending = 0  # slots past the token stage: requests on the wire
-        self._token_lock = asyncio.Lock()
+        self._token_lock = FifoSlots(1)  # one token waiter at a time, interactive first
+        self._turns = Turns(background_share)  # whose turn each token is
+        self._handed = False  # the token lock was handed over by a turn already decided
+        self._bg_queued = 0  # background calls holding a slot, not yet sent
+        self._lent = 0  # of those, slots lent to interactive calls (see _enter)
         self._source = _USER if rate is not None else _NONE
         self._bucket: TokenBucket | None = None  # None: no rate known, unlimited
         if rate is not None:
@@ -130,14 +149,16 @@ class RateLimiter(_Learning):
 
     # -- public API -------------------------------------------------------------------
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
+    def slot(self, *, priority: Priority = INTERACTIVE) -> AbstractAsyncContextManager[None]:
         """Admit one request attempt: slot, then cooldown gate, then token.
 
         Use ``async with limiter.slot():`` around sending one request and reading
         its response; call ``observe()`` inside the block. The slot is released
-        on exit; cancellation at any stage leaks neither slot nor token.
+        on exit; cancellation at any stage leaks neither slot nor token, and
+        frees the call's place in the queue at once. A queued ``"interactive"``
+        call goes before queued ``"background"`` ones (see ``background_share``).
         """
-        return _Slot(self)
+        return _Slot(self, priority)
 
     def observe(
         self,
@@ -261,35 +282,100 @@ class RateLimiter(_Learning):
             self._probing = False
             self._probe_done.set()
 
-    async def _take_budget(self) -> None:
+    async def _take_budget(self, priority: Priority, prober: bool) -> bool:
+        """Wait for the gate and a token. False (nothing taken): a background call whose
+        slot was lent meanwhile (see :meth:`_enter`) must queue for a slot again."""
         start = self._now()
         waited = False
+        yields = priority != INTERACTIVE and not prober  # a prober never gives way
+        lock = self._token_lock
+        holding = False
         try:
             while (delay := self._gate_until - self._now()) > 0:
                 waited = True
                 if self._bucket is None:  # no token schedule to spread the reopening: jitter
                     delay += self._random() * min(1.0, 0.25 * self._gate_len)
                 await self._sleep(delay)
-            if self._bucket is None and not self._token_lock.locked():
-                return
-            waited = waited or self._token_lock.locked()
-            async with self._token_lock:  # one token waiter at a time, FIFO
-                while True:
-                    now = self._now()
-                    delay = self._gate_until - now
+            if self._bucket is None and not lock.held:
+                return not (yields and self._lent)
+            waited = waited or bool(lock.held)
+            await lock.acquire(priority)  # one token waiter at a time
+            holding = True
+            while True:
+                now = self._now()
+                delay = self._gate_until - now
+                if delay <= 0:
+                    if yields and self._lent:
+                        if self._handed:  # it was the background lane's turn: keep it there
+                            if lock.hand_to(BACKGROUND):
+                                holding = False
+                            else:
+                                self._handed = False
+                        return False
+                    if self._bucket is None:
+                        return True
+                    delay = self._bucket.until_token(now)
                     if delay <= 0:
-                        if self._bucket is None:
-                            return
-                        delay = self._bucket.take(now)
-                        if delay <= 0:
-                            return
-                        self._last_wait = now
-                    waited = True
-                    await self._sleep(delay)
+                        if self._handed:  # handed to us by the turn that picked us
+                            self._handed = False
+                        elif self._turn_elsewhere(priority):
+                            holding = False
+                            await lock.acquire(priority, front=True)
+                            holding = True
+                            continue
+                        self._bucket.take(now)
+                        return True
+                    self._last_wait = now
+                waited = True
+                await self._sleep(delay)
         finally:
+            if holding:
+                lock.release()
             if waited:
                 self._throttle_events += 1
                 self._throttled += max(0.0, self._now() - start)
+
+    def _turn_elsewhere(self, priority: Priority) -> bool:
+        """A token exists and the token lock's holder (of ``priority``) waits for it: if
+        the token is the other lane's turn, hand the lock to that lane's oldest waiter."""
+        lock = self._token_lock
+        mine = priority == INTERACTIVE
+        fore = mine or lock.waiting(INTERACTIVE)
+        back = not mine or lock.waiting(BACKGROUND)
+        lane = self._turns.next(fore, back)
+        if lane is None or lane == priority or not lock.hand_to(lane):
+            return False
+        self._handed = True
+        return True
+
+    async def _enter(self, priority: Priority, again: bool) -> None:
+        """Stage 1: a concurrency slot, queued in the lane of ``priority``.
+
+        An interactive call finding no free slot while background calls hold slots
+        only to queue for their tokens borrows one of theirs (``_lent``): the first
+        of them to reach its token gives its slot up instead of sending and queues
+        again (``again``: first in its lane). Calls on the wire stay at most
+        ``max_concurrency``.
+        """
+        slots = self._slots
+        if priority == INTERACTIVE:
+            if not slots.free and self._bg_queued > self._lent:
+                self._lent += 1
+                return
+            await slots.acquire(priority)
+            return
+        await slots.acquire(priority, front=again)
+        self._bg_queued += 1
+
+    def _leave_queue(self, priority: Priority) -> None:
+        """A call admitted by :meth:`_enter` leaves unsent: its slot goes back (a lent one
+        stays with its borrower)."""
+        if priority != INTERACTIVE:
+            self._bg_queued -= 1
+            if self._lent:
+                self._lent -= 1
+                return
+        self._slots.release()
 
     # -- slot bookkeeping -------------------------------------------------------------
 
@@ -300,7 +386,7 @@ class RateLimiter(_Learning):
         or None (nothing taken): then :meth:`slot` must wait. This is how nearly
         every request of a bulk run gets in.
         """
-        if self._probing or not self._slots.free or self._token_lock.locked():
+        if self._probing or not self._slots.free or self._token_lock.held:
             return None
         now = self._now()
         if self._gate_until > now:
@@ -332,10 +418,11 @@ class RateLimiter(_Learning):
 
 
 class _Slot(AbstractAsyncContextManager[None]):
-    __slots__ = ("_limiter", "_sent_at")
+    __slots__ = ("_limiter", "_priority", "_sent_at")
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: RateLimiter, priority: Priority) -> None:
         self._limiter = limiter
+        self._priority = priority
         self._sent_at: float | None = None
 
     async def __aenter__(self) -> None:
@@ -343,16 +430,25 @@ class _Slot(AbstractAsyncContextManager[None]):
         self._sent_at = limiter._admit_now()
         if self._sent_at is not None:
             return
-        await limiter._slots.acquire()
-        prober = False
-        try:
-            prober = await limiter._await_probe()
-            await limiter._take_budget()
-        except BaseException:
-            if prober:
-                limiter._end_probe()  # never sent: let the others go
-            limiter._slots.release()
-            raise
+        priority = self._priority
+        again = False
+        while True:
+            await limiter._enter(priority, again)
+            prober = False
+            try:
+                prober = await limiter._await_probe()
+                admitted = await limiter._take_budget(priority, prober)
+            except BaseException:
+                if prober:
+                    limiter._end_probe()  # never sent: let the others go
+                limiter._leave_queue(priority)
+                raise
+            if admitted:
+                break
+            limiter._leave_queue(priority)  # its slot was lent: queue again
+            again = True
+        if priority != INTERACTIVE:
+            limiter._bg_queued -= 1
         self._sent_at = limiter._sent()
 
     async def __aexit__(
