@@ -267,7 +267,13 @@ async def test_cancelling_a_queued_interactive_call_frees_its_place_at_once(wher
     await run.finish()
     assert sorted(run.labels()) == ["b0", "b1", "b2", "b3"]
     assert_idle(limiter)
-    assert limiter._admit_now() is not None  # the next call needs no wait at all
+
+    async def enter() -> int:
+        async with limiter.slot(priority="interactive"):
+            return limiter.snapshot().in_flight
+
+    assert await asyncio.wait_for(enter(), GUARD) == 1
+    assert_idle(limiter)
 
 
 async def test_cancelling_background_calls_whose_slot_was_lent_leaks_nothing() -> None:
