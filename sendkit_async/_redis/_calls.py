@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from redis.exceptions import RedisError
 
+from .._priority import INTERACTIVE, Priority
 from .._ratelimit import RateLimiter
 from ._learner import Schedule, SharedLearner
 from ._parts import _arg, _f, _Pending, _RedisDown, _s
@@ -50,6 +51,8 @@ class _RedisCalls:
     _rate: float | None  # the user's ceiling and bucket size
     _burst: float | None
     _max: int
+    _share: float  # background_share, and the step Turns takes from it
+    _step: float
     _on_error: Literal["fallback", "raise"]
     _horizon: float
     _retry_after: float
@@ -96,6 +99,7 @@ class _RedisCalls:
                     max_concurrency=self._max,
                     rate=self._shared.get("rate") or self._rate,
                     burst=self._shared.get("burst") or self._burst,
+                    background_share=self._share,
                 )
                 then = "using a per-process limiter" if self._on_error == "fallback" else "failing"
                 logger.warning(
@@ -114,14 +118,22 @@ class _RedisCalls:
     def _user_args(self) -> list[str]:
         return [_arg(self._rate), _arg(self._burst)]
 
-    async def _acquire_once(self, probe_token: str) -> tuple[str, float, float]:
-        """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown."""
+    async def _acquire_once(
+        self, probe_token: str, priority: Priority = INTERACTIVE, waiter: str = ""
+    ) -> tuple[str, float, float]:
+        """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown.
+
+        ``waiter`` (the same for every ACQUIRE of one admission) names the caller in
+        the lane of its ``priority`` while it waits; '' takes no part in priorities.
+        """
         learner = self._learner
         rate = learner.rate()
         learned = ["", ""] if rate is None else [repr(rate), repr(learner.burst())]
         args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
+        lane = ("i" if priority == INTERACTIVE else "b") if waiter else ""
+        turns = [lane, waiter, repr(self._step)]
         kind, wait, server_now, shared, climb = await self._run(
-            self._acquire, self._keys, [*args, *learned], _parse_acquire
+            self._acquire, self._keys, [*args, *learned, *turns], _parse_acquire
         )
         now = self._now()
         learner.offset = server_now - now

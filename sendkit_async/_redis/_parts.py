@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from .._priority import Priority
 from ..errors import SharedBudgetUnavailableError
 
 if TYPE_CHECKING:
@@ -69,11 +70,12 @@ def _arg(value: float | None) -> str:
 
 
 class _Slot(AbstractAsyncContextManager[None]):
-    __slots__ = ("_cap", "_fallback", "_limiter", "_sent_at", "probe")
+    __slots__ = ("_cap", "_fallback", "_limiter", "_sent_at", "priority", "probe")
 
-    def __init__(self, limiter: RedisRateLimiter) -> None:
+    def __init__(self, limiter: RedisRateLimiter, priority: Priority) -> None:
         self._limiter = limiter
-        self._cap = limiter._local.slot()
+        self.priority = priority
+        self._cap = limiter._local.slot(priority=priority)
         self._fallback: AbstractAsyncContextManager[None] | None = None
         self._sent_at = 0.0
         self.probe = ""
