@@ -131,10 +131,11 @@ local wait = (ts - now) + math.max(0, 1 - tokens) / rate
 local horizon = math.max(tonumber(ARGV[3]), 1 / rate)
 local lane, waiter = ARGV[8], ARGV[9]
 if lane == 'i' or lane == 'b' then
-  -- Priorities. Background reserves one token ahead at most, so that an interactive
-  -- caller arriving meanwhile finds few reservations before its own.
+  -- Priorities. Background reserves no token ahead (it asks again when the next one
+  -- exists), so an interactive caller arriving meanwhile finds no reservation before
+  -- its own but those of other interactive callers.
   local mine, other = KEYS[7], KEYS[8]
-  if lane == 'b' then mine, other = KEYS[8], KEYS[7]; horizon = 1 / rate end
+  if lane == 'b' then mine, other = KEYS[8], KEYS[7]; horizon = 0 end
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', fmt(now))
   redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', fmt(now))
   local others = redis.call('ZCARD', other) > 0
