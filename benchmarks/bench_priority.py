@@ -117,11 +117,12 @@ async def two_processes(
         sys.executable,
         __file__,
         "--bulk-worker",
-        json.dumps({"base": base, "redis": redis_url, "prefix": prefix, "ids": ids}),
         cwd=ROOT,
         env=child_env(),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
+    job = json.dumps({"base": base, "redis": redis_url, "prefix": prefix, "ids": ids})
     try:
         async with (
             RedisRateLimiter.from_url(
@@ -131,7 +132,7 @@ async def two_processes(
         ):
             done = asyncio.Event()
             probe = asyncio.create_task(interactive_loop(client, ids, done))
-            out, _ = await worker.communicate()
+            out, _ = await worker.communicate(job.encode())
             done.set()
             latencies = await probe
     finally:
@@ -242,10 +243,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--no-redis", action="store_true", help="skip the two-process setup")
-    parser.add_argument("--bulk-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--bulk-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bulk_worker:
-        job = json.loads(args.bulk_worker)
+    if args.bulk_worker:  # the job comes on stdin (5,000 ids are too long for argv)
+        job = json.loads(sys.stdin.read())
         report = asyncio.run(redis_bulk(job["base"], job["redis"], job["prefix"], job["ids"]))
         print(json.dumps(report))
         return
