@@ -11,6 +11,8 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sendkit_async import (
     AsyncSendKit,
@@ -401,3 +403,55 @@ async def test_a_single_call_overtakes_a_saturating_bulk_run_on_one_client(
         results = await asyncio.wait_for(bulk, GUARD)
     assert len(results) == 60
     assert at - before <= 2, (at, before)  # at most one background request went first
+
+
+# -- any mix of priorities, holds and cancellations ------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.integers(1, 4),
+    rate=st.sampled_from([None, 5.0, 50.0]),
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(["interactive", "background"]),
+            st.sampled_from([0.0, 0.01, 0.3]),  # how long the call holds its slot
+            st.one_of(st.none(), st.integers(0, 300)),  # cancelled after that many steps
+        ),
+        min_size=1,
+        max_size=14,
+    ),
+)
+def test_any_mix_keeps_the_cap_and_leaks_nothing(
+    limit: int, rate: float | None, calls: list[tuple[Priority, float, int | None]]
+) -> None:
+    async def main() -> None:
+        clock = VirtualClock()
+        limiter = limiter_on(clock, max_concurrency=limit, rate=rate, burst=1.0 if rate else None)
+        inside = 0
+        most = 0
+
+        async def one(priority: Priority, hold: float) -> None:
+            nonlocal inside, most
+            async with limiter.slot(priority=priority):
+                inside += 1
+                most = max(most, inside)
+                try:
+                    await clock.sleep(hold)
+                finally:
+                    inside -= 1
+
+        tasks = [asyncio.create_task(one(p, h)) for p, h, _ in calls]
+        for step in range(301):
+            for task, (_, _, cancel_at) in zip(tasks, calls, strict=True):
+                if cancel_at == step:
+                    task.cancel()
+            await asyncio.sleep(0)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), GUARD)
+        assert all(r is None or isinstance(r, asyncio.CancelledError) for r in results), results
+        assert most <= limit
+        assert_idle(limiter)
+        finished = sum(r is None for r in results)
+        assert finished >= sum(cancel is None for _, _, cancel in calls)
+
+    asyncio.run(main())
