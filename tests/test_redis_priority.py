@@ -127,3 +127,28 @@ async def test_priority_survives_redis_being_down() -> None:
     finally:
         await limiter.aclose()
     assert entered == [False, False]  # served by the per-process fallback, both priorities
+
+
+async def test_a_cancelled_waiter_leaves_its_lane_at_once(make: Factory, redis: Redis) -> None:
+    a = make(api_key=new_key(), rate=0.5, burst=1)  # one token, the next in 2 s
+    async with a.slot(priority="background"):
+        pass  # the burst
+
+    async def queued() -> None:
+        async with a.slot(priority="background"):
+            raise AssertionError("admitted without a token")  # pragma: no cover
+
+    task = asyncio.create_task(queued())
+
+    async def announced() -> None:
+        while await redis.zcard(a._keys[BACK]) == 0:
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(announced(), GUARD)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    while a._flusher is not None and not a._flusher.done():
+        await a._flusher
+    assert await redis.zcard(a._keys[BACK]) == 0  # gone now, not when its expiry comes
+    assert a.snapshot().in_flight == 0

@@ -47,6 +47,7 @@ class _RedisCalls:
     _observe: AsyncScript
     _epoch: AsyncScript
     _schedule: AsyncScript
+    _leave: AsyncScript
     _learner: SharedLearner
     _rate: float | None  # the user's ceiling and bucket size
     _burst: float | None
@@ -167,6 +168,14 @@ class _RedisCalls:
             args = [repr(float(v)) for v in schedule] + [repr(server_now + hold)]
             await self._run(self._schedule, self._keys[4:5], args)
 
+    def _forget_waiter(self, waiter: str) -> None:
+        """A waiter announced in a lane left without a token: unannounce it (background
+        push), so that it holds the other lane back no longer than one push."""
+        p = self._pending if self._pending is not None else _Pending()
+        p.gone.append(waiter)
+        self._pending = p
+        self._kick()
+
     def _release_probe(self, token: str) -> None:
         p = self._pending if self._pending is not None else _Pending()
         p.probe = token
@@ -185,6 +194,11 @@ class _RedisCalls:
     async def _flush(self) -> None:
         while self._pending is not None:
             p, self._pending = self._pending, None
+            if p.gone:
+                with contextlib.suppress(_RedisDown):  # they expire by themselves anyway
+                    await self._run(self._leave, self._keys[6:8], p.gone)
+                if p.only_gone():
+                    continue
             if p.claim is not None:
                 with contextlib.suppress(_RedisDown):  # the fallback (if any) learns meanwhile
                     await self._claim_epoch(p.claim)

@@ -29,7 +29,7 @@ from .._ratelimit import RateLimiter, RateLimitSnapshot
 from ._calls import _parse_seconds, _RedisCalls
 from ._learner import SharedLearner
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
-from ._scripts import ACQUIRE, CHECK, EPOCH, OBSERVE, SCHEDULE, budget_id, budget_keys
+from ._scripts import ACQUIRE, CHECK, EPOCH, LEAVE, OBSERVE, SCHEDULE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
@@ -122,6 +122,7 @@ class RedisRateLimiter(_RedisCalls):
         self._check = redis.register_script(CHECK)
         self._epoch = redis.register_script(EPOCH)
         self._schedule = redis.register_script(SCHEDULE)
+        self._leave = redis.register_script(LEAVE)
         self._learner = SharedLearner(rate)
         self._step = self._share / (1.0 - self._share)
         self._fallback = RateLimiter(
@@ -329,6 +330,8 @@ class RedisRateLimiter(_RedisCalls):
         start = self._now()
         waited = False
         waiter = secrets.token_hex(8)  # this admission's name in its lane, while it waits
+        announced = False
+        admitted = False
         try:
             while True:
                 if self._closed:
@@ -337,10 +340,15 @@ class RedisRateLimiter(_RedisCalls):
                     token = secrets.token_hex(8)
                     acquire = self._acquire_once(token, slot.priority, waiter)
                     kind, wait, _ = await slot.ask(acquire, probe=token)
+                    if kind == "wait":  # announced in its lane (if a rate is known)
+                        announced = True
+                    elif kind == "token":  # ...and unannounced by the same script
+                        announced = False
                     if kind in ("token", "open", "probe"):
                         if kind == "probe":
                             slot.probe = token
                         if wait <= 0:
+                            admitted = True
                             return None
                         waited = True
                         await self._sleep(wait)
@@ -349,6 +357,7 @@ class RedisRateLimiter(_RedisCalls):
                             self._run(self._check, self._keys[1:2], [], _parse_seconds)
                         )
                         if closed <= 0:
+                            admitted = True
                             return None
                         wait = closed
                 except _RedisDown:
@@ -371,6 +380,8 @@ class RedisRateLimiter(_RedisCalls):
                 waited = True
                 await self._sleep(wait + self._random() * min(0.05, 0.1 * wait + 0.002))
         finally:
+            if announced and not admitted:  # cancelled or failed while announced: leave now
+                self._forget_waiter(waiter)
             if waited:
                 self._throttle_events += 1
                 self._throttled += max(0.0, self._now() - start)

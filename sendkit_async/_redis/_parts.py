@@ -39,6 +39,11 @@ class _Pending:
     probe: str = ""
     accepted: int = 0  # answers accepted with no rate-limit headers, for the shared learner
     claim: float | None = None  # a bare 429's cooldown: claim a new epoch with it
+    gone: list[str] = attrs.Factory(list)  # waiters that left unadmitted: unannounce them
+
+    def only_gone(self) -> bool:
+        """True when nothing but waiters that left is pending (OBSERVE has nothing to do)."""
+        return self == _Pending(gone=self.gone)
 
     def to_args(self, user: list[str], cooldown: float | None, ttl_ms: int) -> list[str]:
         """ARGV of the OBSERVE script."""

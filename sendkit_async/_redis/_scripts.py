@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["ACQUIRE", "CHECK", "EPOCH", "OBSERVE", "SCHEDULE", "budget_id", "budget_keys"]
+__all__ = [
+    "ACQUIRE", "CHECK", "EPOCH", "LEAVE", "OBSERVE", "SCHEDULE", "budget_id", "budget_keys",
+]  # fmt: skip
 
 
 def budget_id(api_key: str, base_url: str) -> str:
@@ -275,6 +277,15 @@ end
 return out
 """
 )
+
+LEAVE = """
+-- KEYS: fore, back. ARGV: ids of waiters that left without a token (cancelled, failed).
+for i = 1, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+return 1
+"""
 
 SCHEDULE = (
     _COMMON
