@@ -5,6 +5,15 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._hooks import (
+    Call,
+    CallEndEvent,
+    Hooks,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+    ThrottleEvent,
+)
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import RetryPolicy
@@ -63,6 +72,8 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkReport",
+    "Call",
+    "CallEndEvent",
     "Campaign",
     "CampaignAnalytics",
     "CampaignListStats",
@@ -76,6 +87,7 @@ __all__ = [
     "ConflictError",
     "DailyStats",
     "DateLike",
+    "Hooks",
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
@@ -91,7 +103,10 @@ __all__ = [
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",
+    "RequestEvent",
+    "ResponseEvent",
     "ResponseValidationError",
+    "RetryEvent",
     "RetryPolicy",
     "SendKitError",
     "SendKitWarning",
@@ -101,6 +116,7 @@ __all__ = [
     "StepStats",
     "Subsequence",
     "SubsequenceTrigger",
+    "ThrottleEvent",
     "Timeout",
     "UnexpectedError",
     "UnprocessableEntityError",

@@ -15,6 +15,7 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Mapping,
+    Sequence,
 )
 from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote, urlencode
@@ -31,6 +32,7 @@ from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
 from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_key, resolve_workspace
 from ._core import ClientStats, Core
+from ._hooks import Hooks, as_dispatch
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import Deadline, RetryPolicy
@@ -80,9 +82,11 @@ class AsyncSendKit:
             retry waits, deadlines, the overload guard and a new ``RateLimiter``
             all go through them. Defaults: ``time.monotonic`` and ``asyncio.sleep``;
             tests pass a fake clock so that nothing really waits.
+        hooks: a :class:`Hooks` (or a sequence of them) told about every call,
+            attempt, retry and throttle wait, e.g. ``sendkit_async.otel.OpenTelemetryHooks``.
 
     Raises:
-        ConfigurationError: no key, or an unusable base URL.
+        ConfigurationError: no key, an unusable base URL, or unusable hooks.
     """
 
     def __init__(
@@ -103,8 +107,10 @@ class AsyncSendKit:
         rate_limiter: RateBudget | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> None:
         key = resolve_key(api_key)
+        dispatch = as_dispatch(hooks)
         self.base_url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self._base = URL(self.base_url)
         self._path_prefix = self._base.raw_path.rstrip("/")
@@ -136,7 +142,7 @@ class AsyncSendKit:
             connect_timeout=self.timeout.connect,
             headers=protocol.auth_headers(key, self.workspace_id, USER_AGENT),
         )
-        self._core = Core(transport, limiter, clock=clock, sleep=sleep)
+        self._core = Core(transport, limiter, clock=clock, sleep=sleep, hooks=dispatch)
         self.analytics = Analytics(self)
         self.campaigns = Campaigns(self)
         self.last_bulk_report: BulkReport | None = None

@@ -14,6 +14,7 @@ import attrs
 from . import errors
 from ._budget import RateBudget
 from ._guard import OverloadGuard
+from ._hooks import Dispatch
 from ._ratelimit import RateLimiter
 from ._transport import Transport
 
@@ -109,8 +110,8 @@ class Core:
     """What a client and its ``with_options`` copies share."""
 
     __slots__ = (
-        "admit_now", "clock", "guard", "life", "limiter", "release_admitted", "sleep", "stats",
-        "transport",
+        "admit_now", "clock", "guard", "hooks", "life", "limiter", "release_admitted", "sleep",
+        "stats", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -120,8 +121,10 @@ class Core:
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        hooks: Dispatch | None = None,
     ) -> None:
         self.transport = transport
+        self.hooks = hooks  # None unless some hook would be called: the pipeline checks this
         self.limiter = limiter
         # Our own limiter has a synchronous lane for requests that need no wait:
         # ``admit_now()`` returns a ticket (or None: use ``slot()``), and
