@@ -334,3 +334,23 @@ def test_a_plain_object_with_hook_methods_is_accepted() -> None:
     client = AsyncSendKit(api_key=KEY, hooks=Duck())  # type: ignore[arg-type]
     assert client._core.hooks is not None
     assert len(client._core.hooks.on_request) == 1
+
+
+async def test_a_wait_for_the_open_fault_circuit_is_an_overload_throttle(server: Script) -> None:
+    server.add(*(lambda _: fail(503) for _ in range(5)))
+    server.default = lambda _: ok()
+    hooks, clock = Recorder(), FakeClock()
+    async with client_for(server, clock, hooks, max_retries=0) as client:
+        for _ in range(5):  # five faults in a row open the circuit
+            with pytest.raises(InternalServerError):
+                await client.analytics.campaign(CID)
+        assert client._core.guard.open
+        assert not hooks.of("throttle")
+        hooks.events.clear()
+        result = await client.analytics.campaign(CID)  # waits for the circuit's probe
+    assert result.campaign.name == "Q1 Outreach"
+    assert hooks.kinds() == ["start", "throttle", "request", "response", "end"]
+    [throttle] = hooks.of("throttle")
+    assert throttle.cause == "overload"
+    assert throttle.wait > 0
+    assert throttle.wait == pytest.approx(sum(clock.sleeps))  # the only wait of the test
