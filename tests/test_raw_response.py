@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from sendkit_async import (
     AsyncSendKit,
     CampaignAnalytics,
     CampaignPage,
+    ClientClosedError,
     DailyStats,
     InternalServerError,
     Mailbox,
@@ -33,7 +35,7 @@ from sendkit_async._transport import MASK
 from sendkit_async.resources.analytics import Analytics
 from sendkit_async.resources.campaigns import Campaigns
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
-from tests.helpers import KEY, Script, VirtualClock, fixture, json_reply
+from tests.helpers import KEY, Script, VirtualClock, fixture, json_reply, wait_until
 
 CAMPAIGN = "664a1b2c3d4e5f6a7b8c9d02"
 BODY = fixture("analytics_campaign_current.json")
@@ -360,3 +362,71 @@ async def test_rate_limit_hints_of_the_simulators_headers() -> None:
         resp = await client.with_raw_response.analytics.overview()
     assert resp.rate_limit.limit == int(resp.headers["X-RateLimit-Limit"]) == 10
     assert resp.rate_limit.remaining == int(resp.headers["X-RateLimit-Remaining"])
+
+
+async def test_a_cancelled_raw_call_leaves_the_client_as_a_cancelled_plain_call_does(
+    server: Script,
+) -> None:
+    release = asyncio.Event()
+
+    async def held(_: web.Request) -> web.Response:
+        await release.wait()
+        return json_reply(BODY)
+
+    server.add(held)
+    server.default = lambda _: json_reply(BODY)
+    async with make(server) as client:
+        task = asyncio.ensure_future(client.with_raw_response.analytics.campaign(CAMPAIGN))
+        await wait_until(lambda: server.in_flight == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        assert client.rate_limit.in_flight == 0  # its slot was given back
+        resp = await client.with_raw_response.analytics.campaign(CAMPAIGN)
+        assert resp.attempts == 1 and resp.parse().campaign.id == BODY["data"]["campaign"]["id"]
+
+
+async def test_a_closed_client_refuses_raw_calls_as_plain_ones(server: Script) -> None:
+    client = make(server)
+    await client.aclose()
+    with pytest.raises(ClientClosedError):
+        await client.with_raw_response.analytics.overview()
+    with pytest.raises(ClientClosedError):
+        _ = [p async for p in client.with_raw_response.campaigns.pages()]
+    assert server.count() == 0
+
+
+TYPE_CHECKS = """
+from sendkit_async import APIResponse, AsyncSendKit, CampaignAnalytics, DailyStats
+
+
+async def use(client: AsyncSendKit) -> None:
+    resp = await client.with_raw_response.analytics.campaign("664a1b2c3d4e5f6a7b8c9d02")
+    fine: APIResponse[CampaignAnalytics] = resp
+    rows: list[DailyStats] = (await client.with_raw_response.analytics.daily()).parse()
+    wrong_type: APIResponse[DailyStats] = resp  # E
+    wrong_model: int = resp.parse()  # E
+    await client.with_raw_response.analytics.campaign(42)  # E
+    await client.with_raw_response.analytics.overview(bogus=1)  # E
+    await client.with_raw_response.campaigns.list(limit="5")  # E
+    async for page in client.with_raw_response.campaigns.pages(page_size=2):
+        wrong_page: str = page.parse()  # E
+    status: str = resp.status_code  # E
+"""
+
+
+@pytest.mark.timeout(300)  # one mypy run with a cold cache
+def test_mypy_sees_the_raw_views_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The raw view is typed, not Any: mypy rejects exactly the lines marked ``# E``."""
+    import mypy.api
+
+    file = tmp_path / "uses_raw.py"
+    file.write_text(TYPE_CHECKS)
+    monkeypatch.setenv("MYPYPATH", str(Path(__file__).resolve().parent.parent))
+    options = ["--strict", "--python-version", "3.10", "--config-file", ""]
+    out, err, status = mypy.api.run([*options, "--cache-dir", str(tmp_path / "c"), str(file)])
+    assert status == 1, err + out
+    flagged = {int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line}
+    marked = {n for n, line in enumerate(TYPE_CHECKS.splitlines(), 1) if line.endswith("# E")}
+    assert flagged == marked, out
