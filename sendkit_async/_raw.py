@@ -59,7 +59,10 @@ class APIResponse(Generic[R]):
             reads them (seconds from when it arrived); all None without any.
     """
 
-    __slots__ = ("_parsed", "_raw", "attempts", "elapsed", "method", "rate_limit", "url")
+    __slots__ = (
+        "_body", "_headers", "_parsed", "_status", "attempts", "elapsed", "method", "rate_limit",
+        "url",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -75,7 +78,9 @@ class APIResponse(Generic[R]):
         headers = raw.headers
         if not isinstance(headers, CIMultiDictProxy):
             headers = CIMultiDictProxy(CIMultiDict(headers))
-        self._raw = RawResponse(raw.status, headers, raw.body)
+        self._headers: CIMultiDictProxy[str] = headers
+        self._status = raw.status
+        self._body = raw.body
         self._parsed = parsed
         self.method = method
         self.url = url
@@ -86,28 +91,28 @@ class APIResponse(Generic[R]):
     @property
     def status_code(self) -> int:
         """The HTTP status (2xx)."""
-        return self._raw.status
+        return self._status
 
     @property
-    def headers(self) -> Mapping[str, str]:
-        """The response headers: read-only, case-insensitive (a ``multidict.CIMultiDictProxy``,
-        so ``headers.getall(name)`` gives every value of a repeated header)."""
-        return self._raw.headers
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The response headers: read-only and case-insensitive (aiohttp's own
+        ``CIMultiDictProxy``: ``headers.getall(name)`` gives every value of a repeated one)."""
+        return self._headers
 
     @property
     def request_id(self) -> str | None:
         """The server's request id (``X-Request-Id`` or a usual variant), or None."""
-        return protocol.request_id(self._raw.headers)
+        return protocol.request_id(self._headers)
 
     @property
     def content(self) -> bytes:
         """The body as it came over the wire."""
-        return self._raw.body
+        return self._body
 
     @property
     def text(self) -> str:
         """The body as text (UTF-8; undecodable bytes replaced)."""
-        return self._raw.body.decode("utf-8", errors="replace")
+        return self._body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
         """The wire body as parsed JSON (a new object each call: wire names, envelope and all).
@@ -117,7 +122,7 @@ class APIResponse(Generic[R]):
                 that was parsed into a model).
         """
         try:
-            return protocol.decode_json(self._raw.body)
+            return protocol.decode_json(self._body)
         except protocol.UNDECODABLE:
             raise errors.ResponseValidationError(
                 "response body is not JSON", errors=("$: not JSON",), status=self.status_code

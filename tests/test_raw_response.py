@@ -79,6 +79,7 @@ async def test_status_headers_request_id_and_json_are_what_the_server_sent(
         assert resp.headers[name.lower()] == value  # case-insensitive
         assert resp.headers[name.upper()] == value
     assert resp.headers["Content-Type"].startswith("application/json")
+    assert resp.headers.getall("x-custom") == ["kept"]
     with pytest.raises(TypeError):
         resp.headers["X-Custom"] = "changed"  # type: ignore[index]  # read-only
     assert resp.rate_limit == RateLimitHints(limit=120, remaining=117, reset_after=30.0)
