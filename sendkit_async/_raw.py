@@ -221,7 +221,14 @@ class _Recorder:
 def raw_method(
     client: AsyncSendKit, area: str, method: Callable[P, Awaitable[R]]
 ) -> Callable[P, Awaitable[APIResponse[R]]]:
-    """``method`` (a bound resource method of ``client``) returning an :class:`APIResponse`."""
+    """``method`` (a bound resource method of ``client``) returning an :class:`APIResponse`.
+
+    Each call runs ``method`` on a fresh recording copy of ``client``, so concurrent
+    raw calls never see each other's answers.
+
+    Raises:
+        SendKitError: whatever the plain method raises, unchanged.
+    """
     name = method.__name__
 
     @functools.wraps(method)
@@ -240,7 +247,11 @@ def raw_pages(
     client: AsyncSendKit, area: str, method: Callable[P, AsyncGenerator[R, None]]
 ) -> Callable[P, AsyncGenerator[APIResponse[R], None]]:
     """``method`` (a bound resource method yielding pages) yielding an :class:`APIResponse`
-    per page: each page is one request."""
+    per page: each page is one request.
+
+    Raises:
+        SendKitError: whatever the plain method raises, unchanged.
+    """
     name = method.__name__
 
     @functools.wraps(method)
