@@ -5,8 +5,10 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._hints import RateLimitHints
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._raw import APIResponse
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
 from ._version import __version__
@@ -56,6 +58,7 @@ from .wire import from_wire, to_wire
 
 __all__ = [
     "APIConnectionError",
+    "APIResponse",
     "APIStatusError",
     "APITimeoutError",
     "AsyncSendKit",
@@ -88,6 +91,7 @@ __all__ = [
     "ProgressCallback",
     "RateBudget",
     "RateLimitError",
+    "RateLimitHints",
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",

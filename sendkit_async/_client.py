@@ -33,6 +33,7 @@ from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_ke
 from ._core import ClientStats, Core
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._raw import AsyncSendKitWithRawResponse
 from ._retry import Deadline, RetryPolicy
 from ._runstats import counting_core
 from ._transport import RawResponse, Transport
@@ -302,6 +303,14 @@ class AsyncSendKit:
         )
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def with_raw_response(self) -> AsyncSendKitWithRawResponse:
+        """The resources again, each method returning an :class:`APIResponse` (see :mod:`._raw`).
+
+        Same single request, options, retries and errors as the plain method.
+        """
+        return AsyncSendKitWithRawResponse(self)
 
     @property
     def rate_limit(self) -> RateLimitSnapshot:

@@ -213,7 +213,11 @@ class Transport:
                 raise
             raise mapped from None
 
-    def _masked(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> RawResponse:
+    def masked(self, raw: RawResponse) -> RawResponse:
+        """``raw`` with every echo of the key masked, whatever its status (for raw views)."""
+        return self._masked(raw.status, raw.headers, raw.body) if self._secrets else raw
+
+    def _masked(self, status: int, headers: Mapping[str, str], body: bytes) -> RawResponse:
         """An error answer with every echo of the key replaced by :data:`MASK`.
 
         Errors are built from the body and headers, and their text, ``body``

@@ -43,7 +43,7 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 7
+    assert len(SNIPPETS) == 8
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
 
@@ -72,6 +72,21 @@ async def _campaign_name(sim: Simulator, campaign_id: str) -> str:
 
     async with AsyncSendKit(api_key="sk_readme_test", base_url=sim.base_url) as client:
         return (await client.analytics.campaign(campaign_id)).campaign.name
+
+
+async def test_raw_response_snippet_shows_the_answer(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if "with_raw_response" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "200 application/json None"  # the simulator sends no id
+    assert lines[1] == "None 1"  # nor rate-limit headers, without a rate limit
+    first = sim.campaign_ids[0]
+    assert lines[2].endswith(" " + await _campaign_name(sim, first))
+    assert "'campaign'" in lines[2] and "'stepStats'" in lines[2]  # wire names
+    listing = f"{sim.base_url}/v1/campaigns?limit=100"
+    assert len(lines) == 5 and lines[3] == f"{listing} 100"  # 150 campaigns: two pages
+    assert lines[4].startswith(f"{listing}&cursor=") and lines[4].endswith(" 50")
 
 
 async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
