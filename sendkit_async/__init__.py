@@ -5,6 +5,7 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._frames import to_arrow, to_pandas, to_polars
 from ._hints import RateLimitHints
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
@@ -24,6 +25,7 @@ from .errors import (
     ConflictError,
     InternalServerError,
     InvalidRequestError,
+    MissingDependencyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -82,6 +84,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
+    "MissingDependencyError",
     "NotFoundError",
     "Overview",
     "OverviewRates",
@@ -112,5 +115,8 @@ __all__ = [
     "__version__",
     "from_wire",
     "gather_campaigns",
+    "to_arrow",
+    "to_pandas",
+    "to_polars",
     "to_wire",
 ]

@@ -43,9 +43,10 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 8
+    assert len(SNIPPETS) == 9
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
+    assert any("to_pandas(" in s and "to_polars(" in s for s in SNIPPETS)
 
 
 @pytest.mark.parametrize("index", [i for i, s in enumerate(SNIPPETS) if "asyncio.run(main())" in s])
@@ -65,6 +66,16 @@ async def test_quickstart_prints_real_campaigns(sim: Simulator) -> None:
     first = sim.campaign_ids[0]
     name = await _campaign_name(sim, first)
     assert lines[0].startswith(f"{name}: ")
+
+
+async def test_dataframes_snippet_prints_frames_of_real_campaigns(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if "to_pandas(" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    header = out.splitlines()[0].split()
+    assert header == ["id", "name", "status", "sent", "open_rate", "error"]
+    assert "'sent': Int64Dtype()" in out and "'status': CategoricalDtype(" in out
+    assert "shape: (3, 3)" in out  # the polars frame of the last three days
 
 
 async def _campaign_name(sim: Simulator, campaign_id: str) -> str:
