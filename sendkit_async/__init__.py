@@ -10,6 +10,7 @@ from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
 from ._version import __version__
+from .cache import CachedResponse, MemoryCache, ResponseCache
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -63,6 +64,7 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkReport",
+    "CachedResponse",
     "Campaign",
     "CampaignAnalytics",
     "CampaignListStats",
@@ -79,6 +81,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
+    "MemoryCache",
     "NotFoundError",
     "Overview",
     "OverviewRates",
@@ -91,6 +94,7 @@ __all__ = [
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",
+    "ResponseCache",
     "ResponseValidationError",
     "RetryPolicy",
     "SendKitError",
