@@ -280,10 +280,13 @@ class AsyncSendKit:
         retried after a close. A cache is not closed: it may serve other clients.
         """
         self._core.close()
-        shared = self._core.flights.cancel_all()
-        if shared:  # cancelled: they end within a step or two; the bound is a guard
-            await asyncio.wait(shared, timeout=5.0)
-        await self._core.transport.aclose()
+        await self._core.transport.aclose()  # ends the requests, shared ones too, on our pool
+        if not self._core.transport.owns_session:
+            # A borrowed pool keeps its requests: cancel the shared ones (their callers
+            # get ClientClosedError). They end within a step or two; the bound is a guard.
+            shared = self._core.flights.cancel_all()
+            if shared:
+                await asyncio.wait(shared, timeout=5.0)
 
     @property
     def closed(self) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -190,6 +191,21 @@ async def test_aclose_ends_shared_requests_with_client_closed(server: Script) ->
     assert [type(o) for o in outcomes] == [ClientClosedError] * 3
     assert len(client._core.flights) == 0
     held.release()
+
+
+async def test_aclose_ends_shared_requests_on_a_borrowed_session(server: Script) -> None:
+    held = server.default = Held()
+    async with aiohttp.ClientSession() as session:
+        client = make_client(server, session=session)
+        tasks = spawn(2, lambda: client.analytics.campaign(CID))
+        await wait_until(lambda: held.arrived == 1 and client.stats.coalesced == 1)
+        (flight,) = client._core.flights._flights.values()
+        await client.aclose()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert [type(o) for o in outcomes] == [ClientClosedError] * 2
+        assert flight.task.cancelled()  # the borrowed pool's request did not go on
+        assert not session.closed
+        held.release()
 
 
 async def test_not_found_is_shared_too(server: Script, client: AsyncSendKit) -> None:
