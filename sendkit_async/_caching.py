@@ -110,12 +110,35 @@ async def get(
         NotFoundError: the answer is a 404 (perhaps remembered by the cache).
         SendKitError: whatever the pipeline or ``read`` raises.
     """
-    key = None
-    if store is not None:
-        key = cache_key(scope, "GET", url)
+    key = None if store is None else cache_key(scope, "GET", url)
+
+    async def fetch() -> T:
+        try:
+            raw = await start()
+        except errors.NotFoundError as exc:
+            if store is not None and key is not None and store.negative_ttl > 0:
+                entry = CachedResponse(404, exc.body.encode(), _kept(exc.headers))
+                await _save(store, key, entry, store.negative_ttl)
+            raise
+        result = read(raw)  # an answer we cannot read is not stored
+        if store is not None and key is not None:
+            ttl = freshness(raw.headers, store.ttl)
+            if ttl > 0:
+                entry = CachedResponse(
+                    raw.status, raw.body, _kept(raw.headers), header_age(raw.headers), ttl
+                )
+                await _save(store, key, entry, ttl + store.stale_while_revalidate)
+        return result
+
+    flight = (url, read, options, key is not None)
+    if store is not None and key is not None:
         hit = await _lookup(store, key)
         if hit is not None and (max_age is None or hit[1] <= max_age):
-            entry = hit[0]
+            entry, age = hit
+            if entry.fresh_for is not None and age >= entry.fresh_for:
+                # Stale, within the grace window: served now, refreshed by one request
+                # in the background (unless one is in progress already).
+                core.flights.launch(flight, fetch)
             if entry.status == 404:
                 core.stats.cache_hits += 1
                 error = protocol.error_from_response(
@@ -131,35 +154,11 @@ async def get(
                 core.stats.cache_hits += 1
                 return result
 
-    async def fetch() -> T:
-        try:
-            raw = await start()
-        except errors.NotFoundError as exc:
-            if store is not None and key is not None and store.negative_ttl > 0:
-                entry = CachedResponse(404, exc.body.encode(), _kept(exc.headers))
-                await _save(store, key, entry, store.negative_ttl)
-            raise
-        result = read(raw)  # an answer we cannot read is not stored
-        if store is not None and key is not None:
-            ttl = freshness(raw.headers, store.ttl)
-            if ttl > 0:
-                entry = CachedResponse(raw.status, raw.body, _kept(raw.headers))
-                await _save(store, key, _aged(entry, raw.headers), ttl)
-        return result
-
     if not coalesce:
         return await fetch()
-    flight = (url, read, options, key is not None)
     if flight in core.flights:
         core.stats.coalesced += 1
     return await core.flights.join(flight, fetch)
-
-
-def _aged(entry: CachedResponse, headers: Mapping[str, str]) -> CachedResponse:
-    age = header_age(headers)
-    if age:
-        return CachedResponse(entry.status, entry.body, entry.headers, age)
-    return entry
 
 
 async def _lookup(store: ResponseCache, key: str) -> tuple[CachedResponse, float] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
@@ -19,13 +20,16 @@ __all__ = ["Flights"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("sendkit_async")
+
 
 class _Flight:
-    __slots__ = ("task", "waiters")
+    __slots__ = ("background", "task", "waiters")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
+    def __init__(self, task: asyncio.Task[Any], background: bool = False) -> None:
         self.task = task
         self.waiters = 0
+        self.background = background  # a refresh nobody asked for: callers never cancel it
 
 
 class Flights:
@@ -62,7 +66,7 @@ class Flights:
             await asyncio.wait((task,))
         except asyncio.CancelledError:
             flight.waiters -= 1
-            if flight.waiters == 0 and not task.done():
+            if flight.waiters == 0 and not flight.background and not task.done():
                 task.cancel()
                 if self._flights.get(key) is flight:
                     del self._flights[key]  # a new caller starts afresh, not into the cancel
@@ -83,11 +87,25 @@ class Flights:
             raise own.with_traceback(exc.__traceback__)
         raise exc
 
+    def launch(self, key: Hashable, start: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+        """Start a background flight under ``key`` unless one is in progress; True if started.
+
+        Its result goes nowhere (its own code stores it); its error is retrieved here.
+        """
+        if key in self._flights:
+            return False
+        flight = _Flight(asyncio.ensure_future(start()), background=True)
+        self._flights[key] = flight
+        flight.task.add_done_callback(lambda task: self._landed(key, flight, task))
+        return True
+
     def _landed(self, key: Hashable, flight: _Flight, task: asyncio.Task[Any]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         if not task.cancelled():
-            task.exception()  # retrieved even if every caller left in the same step
+            exc = task.exception()  # retrieved even if every caller left in the same step
+            if exc is not None and flight.background:
+                logger.info("a background refresh failed (%s)", type(exc).__name__)
 
     def cancel_all(self) -> list[asyncio.Task[Any]]:
         """Cancel every shared request (the client is closing); those of the running loop.

@@ -37,12 +37,15 @@ class CachedResponse:
 
     ``age`` is how old the answer was when stored (the server's ``Age`` header), in
     seconds; a cache adds the time it has kept it when it gives the entry back.
+    ``fresh_for`` is the age up to which the answer is fresh (None: as long as the
+    cache keeps it); an older one is stale, served only while it is revalidated.
     """
 
     status: int
     body: bytes
     headers: Mapping[str, str] = attrs.field(factory=dict)
     age: float = 0.0
+    fresh_for: float | None = None
 
 
 class ResponseCache:
@@ -56,16 +59,23 @@ class ResponseCache:
             ``Cache-Control: max-age`` shorter than this wins).
         negative_ttl: seconds a 404 is remembered (a cached 404 raises
             :class:`NotFoundError` again); 0 never caches one.
+        stale_while_revalidate: seconds after an answer's freshness ends during
+            which it is still served, at once, while one request in the background
+            fetches a fresh one (0, the default: never served stale).
     """
 
     ttl: float
     negative_ttl: float
+    stale_while_revalidate: float
 
-    def __init__(self, *, ttl: float = 30.0, negative_ttl: float = 5.0) -> None:
-        if not (ttl >= 0 and negative_ttl >= 0):
-            raise ValueError("ttl and negative_ttl must be >= 0")
+    def __init__(
+        self, *, ttl: float = 30.0, negative_ttl: float = 5.0, stale_while_revalidate: float = 0.0
+    ) -> None:
+        if not (ttl >= 0 and negative_ttl >= 0 and stale_while_revalidate >= 0):
+            raise ValueError("ttl, negative_ttl and stale_while_revalidate must be >= 0")
         self.ttl = ttl
         self.negative_ttl = negative_ttl
+        self.stale_while_revalidate = stale_while_revalidate
 
     async def get(self, key: str) -> tuple[CachedResponse, float] | None:
         """The entry under ``key`` and its age in seconds, or None (missing or expired)."""
@@ -84,7 +94,7 @@ class MemoryCache(ResponseCache):
 
     Args:
         maxsize: entries kept at most; the least recently used goes first.
-        ttl, negative_ttl: see :class:`ResponseCache`.
+        ttl, negative_ttl, stale_while_revalidate: see :class:`ResponseCache`.
         clock: seconds, monotonic (default ``time.monotonic``); tests pass a fake one.
 
     Raises:
@@ -97,9 +107,12 @@ class MemoryCache(ResponseCache):
         maxsize: int = 1024,
         ttl: float = 30.0,
         negative_ttl: float = 5.0,
+        stale_while_revalidate: float = 0.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(ttl=ttl, negative_ttl=negative_ttl)
+        super().__init__(
+            ttl=ttl, negative_ttl=negative_ttl, stale_while_revalidate=stale_while_revalidate
+        )
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         self.maxsize = maxsize

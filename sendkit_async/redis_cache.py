@@ -48,7 +48,7 @@ class RedisCache(ResponseCache):
     Args:
         redis: a ``redis.asyncio.Redis`` client (closed by :meth:`aclose` only when
             made by :meth:`from_url`). Give it short socket timeouts.
-        ttl, negative_ttl: see :class:`ResponseCache`.
+        ttl, negative_ttl, stale_while_revalidate: see :class:`ResponseCache`.
         prefix: Redis key prefix.
         retry_after: seconds without Redis after a failure.
         clock: wall-clock seconds (default ``time.time``): ages are compared across
@@ -64,11 +64,14 @@ class RedisCache(ResponseCache):
         *,
         ttl: float = 30.0,
         negative_ttl: float = 5.0,
+        stale_while_revalidate: float = 0.0,
         prefix: str = "sendkit:cache:",
         retry_after: float = 5.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(ttl=ttl, negative_ttl=negative_ttl)
+        super().__init__(
+            ttl=ttl, negative_ttl=negative_ttl, stale_while_revalidate=stale_while_revalidate
+        )
         if not retry_after >= 0:
             raise ValueError("retry_after must be >= 0")
         self._redis = redis
@@ -115,7 +118,14 @@ class RedisCache(ResponseCache):
         try:
             head, _, body = bytes(value).partition(b"\n")
             meta = json.loads(head)
-            entry = CachedResponse(int(meta["s"]), body, dict(meta["h"]), float(meta["a"]))
+            fresh = meta.get("f")
+            entry = CachedResponse(
+                int(meta["s"]),
+                body,
+                dict(meta["h"]),
+                float(meta["a"]),
+                None if fresh is None else float(fresh),
+            )
             age = entry.age + max(0.0, self._clock() - float(meta["t"]))
         except (ValueError, TypeError, KeyError, AttributeError):
             logger.warning("response cache: a garbled Redis entry, read as a miss")
@@ -126,7 +136,13 @@ class RedisCache(ResponseCache):
         left = ttl - entry.age
         if left <= 0 or self._resting():
             return
-        meta = {"s": entry.status, "h": dict(entry.headers), "a": entry.age, "t": self._clock()}
+        meta = {
+            "s": entry.status,
+            "h": dict(entry.headers),
+            "a": entry.age,
+            "f": entry.fresh_for,
+            "t": self._clock(),
+        }
         value = json.dumps(meta, separators=(",", ":")).encode() + b"\n" + entry.body
         try:
             await self._redis.set(self._prefix + key, value, px=max(1, int(left * 1000)))

@@ -3,6 +3,7 @@ Cache-Control/Age, negative 404s, separation by key, and failures read as misses
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,10 +18,11 @@ from sendkit_async import (
     InvalidRequestError,
     MemoryCache,
     NotFoundError,
+    PermissionDeniedError,
     ResponseCache,
 )
 from sendkit_async._caching import freshness
-from tests.helpers import KEY, FakeClock, Script, fixture, json_reply, reply
+from tests.helpers import KEY, FakeClock, Script, fixture, json_reply, reply, wait_until
 
 CID = "664a1b2c3d4e5f6a7b8c9d02"
 PATH = f"/v1/analytics/campaigns/{CID}"
@@ -306,3 +308,59 @@ async def test_an_unreadable_entry_is_a_miss(
     result = await client.analytics.campaign(CID)
     assert result.campaign.id == BODY["data"]["campaign"]["id"]
     assert server.count(PATH) == 2
+
+
+# -- stale-while-revalidate ----------------------------------------------------------------
+
+
+async def test_a_stale_answer_is_served_at_once_while_one_request_refreshes_it(
+    server: Script, clock: FakeClock
+) -> None:
+    cache = MemoryCache(ttl=10, stale_while_revalidate=20, clock=clock.time)
+    server.default = lambda _: json_reply(BODY)
+    async with AsyncSendKit(api_key=KEY, base_url=server.base_url, cache=cache) as client:
+        first = await client.analytics.campaign(CID)
+        clock.now += 15  # stale, inside the grace window
+        gate = asyncio.Event()
+
+        async def held(_: Any) -> Any:
+            await gate.wait()
+            return json_reply(BODY)
+
+        server.default = held
+        stale = [await client.analytics.campaign(CID) for _ in range(3)]  # none waits
+        assert stale == [first] * 3
+        assert client.stats.cache_hits == 3
+        await wait_until(lambda: server.in_flight == 1)
+        assert len(server.requests) == 2  # one refresh for the three stale hits
+        gate.set()
+        await wait_until(lambda: len(client._core.flights) == 0)
+        clock.now += 9  # the refreshed entry is 9 s old: fresh, no refresh
+        await client.analytics.campaign(CID)
+        assert len(server.requests) == 2
+        clock.now += 30  # past freshness and grace: a miss, fetched in the foreground
+        await client.analytics.campaign(CID)
+        assert len(server.requests) == 3
+
+
+async def test_a_failed_refresh_leaves_the_stale_answer_until_the_grace_ends(
+    server: Script, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "sendkit_async")
+    cache = MemoryCache(ttl=10, stale_while_revalidate=20, clock=clock.time)
+    server.default = lambda _: json_reply(BODY)
+    async with AsyncSendKit(
+        api_key=KEY, base_url=server.base_url, cache=cache, max_retries=0
+    ) as client:
+        first = await client.analytics.campaign(CID)
+        server.default = lambda _: json_reply({"error": "Forbidden"}, 403)
+        clock.now += 12
+        assert await client.analytics.campaign(CID) == first
+        await wait_until(lambda: len(client._core.flights) == 0)
+        assert "a background refresh failed (PermissionDeniedError)" in caplog.messages
+        assert await client.analytics.campaign(CID) == first  # still served, refreshed again
+        await wait_until(lambda: len(client._core.flights) == 0)
+        clock.now += 20
+        with pytest.raises(PermissionDeniedError):
+            await client.analytics.campaign(CID)
+    assert len(server.requests) == 4
