@@ -387,14 +387,19 @@ class AsyncSendKit:
         cache: bool,
         max_age: float | None,
     ) -> Coroutine[Any, Any, T]:
-        """A single GET: cache -> single flight -> pipeline, each as the options say."""
+        """A single GET: cache -> single flight -> pipeline, each as the options say.
+
+        Raises:
+            ClientClosedError: the client is closed (even a cached answer is refused).
+            InvalidRequestError: a negative ``max_age``.
+        """
         if self._core.transport.closed:  # before the cache: a closed client answers nothing
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+        if max_age is not None and not max_age >= 0:
+            raise errors.InvalidRequestError(f"max_age must be >= 0 seconds, got {max_age!r}")
         store = self._cache if cache else None
         if store is None and not self._coalesce:
             return self._call("GET", path, read, params, timeout, retry)
-        if max_age is not None and not max_age >= 0:
-            raise errors.InvalidRequestError(f"max_age must be >= 0 seconds, got {max_age!r}")
         call = self._caller("GET", pipeline.as_is, params, timeout, retry)
         options = (as_timeout(timeout, self.timeout), retry if retry is not None else self.retry)
         return caching.get(
