@@ -11,6 +11,10 @@ Two workloads against the simulator (its own process, 20 ms added latency, no li
 Each runs in a client process of its own, without coalescing or cache (``coalesce=False``),
 with coalescing only (the default), and with coalescing and the cache. Upstream requests
 are read from the simulator's ``/_simulator/stats`` (reset before each run).
+
+A third table is the CPU price of coalescing for single calls that share nothing:
+6,000 ``campaign(id)`` calls over distinct ids at concurrency 32 against the fixed-body
+responder, ``coalesce=False`` against the default (a task per call).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import subprocess
 import sys
 from typing import Any
 
-from _common import ROOT, Section, child_env, median_of, simulator, standalone
+from _common import ROOT, Section, Server, child_env, median_of, simulator, standalone
 
 LATENCY_MS = 20
 MODES = ("neither", "coalescing", "coalescing + cache")
@@ -88,14 +92,41 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Section]:
                     "notes": [],
                 }
             )
+    sections.append(single_call_cpu(quick=quick, repeats=repeats))
     return sections
+
+
+def single_call_cpu(*, quick: bool, repeats: int) -> Section:
+    """CPU per single call that shares nothing, coalescing off and on (interleaved runs)."""
+    calls = 1_000 if quick else 6_000
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    with Server("echo") as server:
+        ids = [f"{i:024x}" for i in range(calls)]
+        for _ in range(repeats):
+            for mode in runs:
+                spec = {"calls": calls, "hot": calls, "concurrency": 32, "cpu": True}
+                runs[mode].append(worker(server.url, ids, f"cpu-{mode}", spec))
+    rows = [[mode, calls, median_of(r, "cpu_us")] for mode, r in runs.items()]
+    return {
+        "title": "Coalescing: CPU per single call that shares nothing",
+        "about": (
+            f"{calls:,} `campaign(id)` calls over distinct ids, concurrency 32, against "
+            "the fixed-body responder in its own process; client CPU "
+            f"(`time.process_time()`) per call after a 300-call warm-up; median of {repeats}."
+        ),
+        "columns": ["coalescing", "calls", "CPU us / call"],
+        "rows": rows,
+        "targets": [],
+        "notes": [],
+    }
 
 
 def worker(url: str, ids: list[str], mode: str, workload: dict[str, int]) -> dict[str, Any]:
     """One mode of one workload in a client process of its own; its JSON report."""
     spec = json.dumps({"url": url, "ids": ids, "mode": mode, **workload})
     done = subprocess.run(  # noqa: S603 - this script, fixed arguments
-        [sys.executable, __file__, "--worker", spec],
+        [sys.executable, __file__, "--worker"],
+        input=spec,  # thousands of ids: too long for one argument
         cwd=ROOT,
         env=child_env(),
         capture_output=True,
@@ -114,15 +145,17 @@ async def _work(spec: dict[str, Any]) -> dict[str, Any]:
     import statistics
     import time
 
-    from sendkit_async import AsyncSendKit, MemoryCache
+    from sendkit_async import AsyncSendKit, MemoryCache, RateLimiter
 
-    cache = MemoryCache(maxsize=1024, ttl=30) if spec["mode"].endswith("cache") else None
+    mode = spec["mode"]
+    cache = MemoryCache(maxsize=1024, ttl=30) if mode.endswith("cache") else None
     client = AsyncSendKit(
         api_key="sk_bench_key",
         base_url=spec["url"],
-        max_concurrency=100,
-        coalesce=spec["mode"] != "neither",
+        coalesce=mode not in ("neither", "cpu-off"),
         cache=cache,
+        # The CPU runs measure the client, not the limiter's slow start.
+        rate_limiter=RateLimiter(max_concurrency=100, adaptive=not spec.get("cpu")),
     )
     ids, todo = spec["ids"], list(range(spec["calls"]))
     latencies: list[float] = []
@@ -135,9 +168,14 @@ async def _work(spec: dict[str, Any]) -> dict[str, Any]:
             latencies.append(time.perf_counter() - began)
 
     async with client:
+        if spec.get("cpu"):
+            await asyncio.gather(*(client.analytics.campaign(i) for i in ids[-300:]))
+            cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(one_worker() for _ in range(spec["concurrency"])))
         wall = time.perf_counter() - started
+        if spec.get("cpu"):
+            return {"cpu_us": 1e6 * (time.process_time() - cpu) / spec["calls"]}
         stats = client.stats
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {
@@ -151,9 +189,9 @@ async def _work(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+    if sys.argv[1:] == ["--worker"]:
         import asyncio
 
-        print(json.dumps(asyncio.run(_work(json.loads(sys.argv[2])))))
+        print(json.dumps(asyncio.run(_work(json.loads(sys.stdin.read())))))
     else:
         standalone(run)
