@@ -92,6 +92,8 @@ class ResponseCache:
 class MemoryCache(ResponseCache):
     """A bounded in-memory cache for one process: least recently used out, entries expire.
 
+    Clients of one event loop may share it; it is not meant for several threads.
+
     Args:
         maxsize: entries kept at most; the least recently used goes first.
         ttl, negative_ttl, stale_while_revalidate: see :class:`ResponseCache`.
