@@ -133,7 +133,7 @@ async def get(
     flight = (url, read, options, key is not None)
     if store is not None and key is not None:
         hit = await _lookup(store, key)
-        if hit is not None and (max_age is None or hit[1] <= max_age):
+        if hit is not None and _usable(hit, max_age, store.stale_while_revalidate):
             entry, age = hit
             if entry.fresh_for is not None and age >= entry.fresh_for:
                 # Stale, within the grace window: served now, refreshed by one request
@@ -159,6 +159,18 @@ async def get(
     if flight in core.flights:
         core.stats.coalesced += 1
     return await core.flights.join(flight, fetch)
+
+
+def _usable(hit: tuple[CachedResponse, float], max_age: float | None, grace: float) -> bool:
+    """Young enough for the caller, and fresh or within the grace window.
+
+    The cache's own expiry should see to the second part; a shared cache whose
+    expiry runs on other clocks (Redis, other machines) may be a little late.
+    """
+    entry, age = hit
+    if max_age is not None and age > max_age:
+        return False
+    return entry.fresh_for is None or age < entry.fresh_for + grace
 
 
 async def _lookup(store: ResponseCache, key: str) -> tuple[CachedResponse, float] | None:

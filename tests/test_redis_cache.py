@@ -45,6 +45,11 @@ async def test_two_processes_worth_of_clients_share_entries(server: Script, redi
             assert b.stats.cache_hits == 1
             await b.analytics.campaign(CID, max_age=10)  # 12 s old: fetched again
             assert server.count(PATH) == 2
+            # Redis keeps it for 30 real seconds; by the processes' clock it has expired.
+            clock.now += 30
+            await b.analytics.campaign(CID)
+            assert server.count(PATH) == 3
+            assert b.stats.cache_hits == 1  # a miss, not a stale answer
 
 
 async def test_entries_are_wire_json_with_a_redis_expiry(server: Script, redis_url: str) -> None:
