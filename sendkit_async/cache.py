@@ -82,7 +82,10 @@ class ResponseCache:
         raise NotImplementedError
 
     async def set(self, key: str, entry: CachedResponse, ttl: float) -> None:
-        """Store ``entry`` under ``key`` for ``ttl`` seconds (counted from its ``age``)."""
+        """Store ``entry`` under ``key`` for ``ttl`` seconds, counted from its ``age``.
+
+        ``ttl`` is how long to keep it: its freshness plus the stale grace window.
+        """
         raise NotImplementedError
 
     async def aclose(self) -> None:  # optional: nothing to close by default
