@@ -13,6 +13,7 @@ from ._raw import APIResponse
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
 from ._version import __version__
+from .cache import CachedResponse, MemoryCache, ResponseCache
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -68,6 +69,7 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkReport",
+    "CachedResponse",
     "Campaign",
     "CampaignAnalytics",
     "CampaignListStats",
@@ -84,6 +86,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
+    "MemoryCache",
     "MissingDependencyError",
     "NotFoundError",
     "Overview",
@@ -98,6 +101,7 @@ __all__ = [
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",
+    "ResponseCache",
     "ResponseValidationError",
     "RetryPolicy",
     "SendKitError",

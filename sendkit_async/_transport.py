@@ -149,6 +149,11 @@ class Transport:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def owns_session(self) -> bool:
+        """True unless the session was given to us (then we never close it)."""
+        return self._owns
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")

@@ -43,7 +43,7 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 9
+    assert len(SNIPPETS) == 11
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
     assert any("to_pandas(" in s and "to_polars(" in s for s in SNIPPETS)
@@ -112,6 +112,14 @@ async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
     assert "STATUS 200 404" in out
     assert f'"name": "{await _campaign_name(sim, campaign_id)}"' in out
     assert "Unclosed" not in err
+
+
+async def test_caching_snippet_counts_what_it_says(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if "MemoryCache(maxsize=1024" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    assert out.strip() == "requests=3 coalesced=49 hits=2"
+    assert "requests=3 coalesced=49 hits=2" in README.read_text()
 
 
 async def test_redis_snippet_runs(sim: Simulator, redis_url: str) -> None:
