@@ -9,7 +9,8 @@ How, at no cost to ordinary calls: each raw call runs the resource method on a
 throwaway copy of the client (as ``with_options()`` makes) whose ``_caller``
 wraps the call's reader, so the 2xx answer the pipeline hands to it is kept
 too. The copy counts its own attempts (as a bulk run does). Plain calls never
-see any of it.
+see any of it. A raw call always sends its own request: it neither reads nor fills
+the response cache, and never shares an identical call's request.
 """
 
 from __future__ import annotations
@@ -150,7 +151,9 @@ class _Recorder:
 
     def __init__(self, client: AsyncSendKit) -> None:
         self._counts = ClientStats()
-        clone = client.with_options()
+        # Its own request, always: a cached answer or another call's shared request
+        # would leave this call with no answer of its own to show.
+        clone = client.with_options(cache=False, coalesce=False)
         clone._core = counting_core(client._core, self._counts)
         self._clock = clone._core.clock
         self._mask = clone._core.transport.masked

@@ -26,6 +26,7 @@ from sendkit_async import (
     DailyStats,
     InternalServerError,
     Mailbox,
+    MemoryCache,
     NotFoundError,
     Overview,
     RateLimitHints,
@@ -226,6 +227,24 @@ async def test_plain_calls_are_untouched_by_the_raw_view(server: Script) -> None
             == (await client.with_raw_response.analytics.campaign(CAMPAIGN)).parse()
         )
         assert client.stats.requests == 3
+
+
+async def test_a_raw_call_sends_its_own_request_past_the_cache_and_coalescing(
+    server: Script,
+) -> None:
+    server.default = lambda _: json_reply(BODY, 200, HEADERS)
+    async with make(server, cache=MemoryCache(maxsize=8, ttl=60)) as client:
+        plain = await client.analytics.campaign(CAMPAIGN)  # fills the cache
+        assert await client.analytics.campaign(CAMPAIGN) == plain  # a hit
+        assert server.count() == 1
+        together = await asyncio.gather(
+            *(client.with_raw_response.analytics.campaign(CAMPAIGN) for _ in range(3))
+        )
+        assert [r.status_code for r in together] == [200, 200, 200]
+        assert [r.request_id for r in together] == ["req_7f3a"] * 3
+        assert all(r.parse() == plain for r in together)
+        assert server.count() == 4  # one request each, none shared, none from the cache
+        assert (client.stats.cache_hits, client.stats.coalesced) == (1, 0)
 
 
 async def test_a_with_options_view_keeps_its_options_in_the_raw_view(server: Script) -> None:
