@@ -12,14 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-import uvicorn
 from aiohttp import web
 from fastapi import Request
 
 from examples import aiohttp_app, fastapi_app
 from sendkit_async import AsyncSendKit
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
-from tests.helpers import KEY, Script, fixture, json_reply, reply, wait_until
+from tests.helpers import KEY, Script, fixture, json_reply, reply, uvicorn_server, wait_until
 
 FRAMEWORKS = ("aiohttp", "fastapi")
 MISSING = "ffffffffffffffffffffffff"
@@ -87,20 +86,11 @@ async def serve_fastapi(options: dict[str, Any]) -> AsyncIterator[Served]:
     handler, level = _Collect(served), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
     try:
-        await wait_until(lambda: server.started or task.done())
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        served.url = f"http://127.0.0.1:{port}"
-        yield served
+        async with uvicorn_server(app) as url:
+            served.url = url
+            yield served
     finally:
-        server.should_exit = True
-        await task
         logger.removeHandler(handler)
         logger.setLevel(level)
 
