@@ -33,6 +33,18 @@ def client_features() -> set[str]:
     return {"coalesce", "cache"} & set(inspect.signature(AsyncSendKit).parameters)
 
 
+def memory_cache() -> Any:
+    """The client's MemoryCache class, exported at the top or from a ``cache`` module."""
+    import importlib
+
+    import sendkit_async
+
+    found = getattr(sendkit_async, "MemoryCache", None)
+    if found is None:
+        found = importlib.import_module("sendkit_async.cache").MemoryCache
+    return found
+
+
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"base_url": args.base_url}
     if args.max_concurrency:
@@ -45,10 +57,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.cache_ttl:
         if "cache" not in features:
             raise SystemExit("this client has no cache= option")
-        import sendkit_async
-
-        cache_class = sendkit_async.MemoryCache  # type: ignore[attr-defined]
-        options["cache"] = cache_class(maxsize=10_000, ttl=args.cache_ttl)
+        options["cache"] = memory_cache()(maxsize=10_000, ttl=args.cache_ttl)
     return options
 
 
