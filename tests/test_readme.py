@@ -43,7 +43,7 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 11
+    assert len(SNIPPETS) == 12
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
     assert any("to_pandas(" in s and "to_polars(" in s for s in SNIPPETS)
@@ -112,6 +112,29 @@ async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
     assert "STATUS 200 404" in out
     assert f'"name": "{await _campaign_name(sim, campaign_id)}"' in out
     assert "Unclosed" not in err
+
+
+async def test_fastapi_snippet_serves_over_http(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiohttp
+
+    from tests.helpers import uvicorn_server
+
+    snippet = next(s for s in SNIPPETS if "FastAPI(lifespan=lifespan)" in s)
+    monkeypatch.setenv("SENDKIT_API_KEY", "sk_readme_test")
+    monkeypatch.setenv("SENDKIT_BASE_URL", sim.base_url)
+    namespace: dict[str, object] = {"__name__": "readme_fastapi"}
+    exec(compile(snippet, "readme_fastapi", "exec"), namespace)  # noqa: S102 - our README
+    campaign_id = sim.campaign_ids[2]
+    async with uvicorn_server(namespace["app"]) as url, aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/campaigns/{campaign_id}") as ok:
+            assert ok.status == 200
+            body = await ok.json()
+        async with http.get(f"{url}/campaigns/ffffffffffffffffffffffff") as missing:
+            assert missing.status == 404
+            assert await missing.json() == {"detail": "campaign not found"}
+    assert body["name"] == await _campaign_name(sim, campaign_id)
 
 
 async def test_caching_snippet_counts_what_it_says(sim: Simulator) -> None:
