@@ -9,6 +9,7 @@ from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
+from ._sync import SendKit
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -93,6 +94,7 @@ __all__ = [
     "RedirectError",
     "ResponseValidationError",
     "RetryPolicy",
+    "SendKit",
     "SendKitError",
     "SendKitWarning",
     "SequenceSplit",
