@@ -68,7 +68,7 @@ class Portal:
         while True:
             try:
                 loop.run_forever()
-            except BaseException:  # noqa: S112 - a KeyboardInterrupt raised by user code
+            except BaseException:  # a KeyboardInterrupt raised by user code
                 # in a task is that task's result already; the loop must go on serving.
                 if not self._stopped:
                     continue

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import queue
+import sys
 import threading
 import warnings
 import weakref
@@ -151,7 +152,9 @@ class SendKit:
         )
         portal = Portal()
         self._bind(client, portal, None)
-        self._finalizer = weakref.finalize(self, _forgotten, portal, client)
+        caller = sys._getframe(1)  # where the warning of a client never closed points
+        origin = (caller.f_code.co_filename, caller.f_lineno)
+        self._finalizer = weakref.finalize(self, _forgotten, portal, client, origin)
 
     def _bind(self, client: AsyncSendKit, portal: Portal, root: SendKit | None) -> None:
         self._async, self._portal, self._root = client, portal, root
@@ -306,9 +309,7 @@ class SendKit:
             ConfigurationError: a bad ``timeout`` or ``max_retries``.
         """
         clone = self._portal.call(
-            lambda: self._async.with_options(
-                timeout=timeout, retry=retry, max_retries=max_retries
-            )
+            lambda: self._async.with_options(timeout=timeout, retry=retry, max_retries=max_retries)
         )
         view = object.__new__(SendKit)
         view._bind(clone, self._portal, self._root or self)  # the root lives while views do
@@ -385,14 +386,14 @@ def _shutdown(portal: Portal, client: AsyncSendKit) -> None:
     portal.stop()
 
 
-def _forgotten(portal: Portal, client: AsyncSendKit) -> None:
+def _forgotten(portal: Portal, client: AsyncSendKit, origin: tuple[str, int]) -> None:
     """The finalizer of a client never closed (collected, or alive at exit)."""
     if not portal.alive:
         return
-    warnings.warn(
-        f"unclosed SendKit client of {client.base_url}: "
+    warnings.warn_explicit(
+        f"unclosed SendKit client of {client.base_url} (created here): "
         "use 'with SendKit() as client:' or call client.close()",
         ResourceWarning,
-        stacklevel=2,
+        *origin,
     )
     _shutdown(portal, client)
