@@ -8,6 +8,8 @@ for every id:
 
 - ``sendkit_async``: ``AsyncSendKit(max_concurrency=C).gather_campaigns(ids, concurrency=C)``
   (``iter_campaigns`` with ``--iter``), results parsed into attrs models.
+- ``sendkit_async --tasks N``: N tasks each awaiting ``client.analytics.campaign(id)`` one
+  id after another (the async twin of ``sendkit_sync --threads N``).
 - ``sendkit_sync``: ``SendKit(max_concurrency=C).gather_campaigns(ids, concurrency=C)`` from
   the main thread; with ``--threads N``, N threads each call ``client.analytics.campaign(id)``
   one id after another (so at most N requests in flight).
@@ -137,6 +139,14 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
                     run.errors[type(result.error).__name__] += 1
                 if run.ok in marks:
                     run.rss_early_kb = current_rss_kb()
+        elif args.tasks:
+            tasks = args.tasks
+            outcomes = await asyncio.gather(
+                *(fetch_each_async(sk, ids[n::tasks]) for n in range(tasks))
+            )
+            for ok, errors in outcomes:
+                run.ok += ok
+                run.errors.update(errors)
         else:
             results = await sk.gather_campaigns(ids, concurrency=conc, return_exceptions=True)
             for value in results:
@@ -194,6 +204,20 @@ def fetch_each(sk: Any, ids: list[str]) -> tuple[int, Counter[str]]:
     for cid in ids:
         try:
             sk.analytics.campaign(cid)
+        except SendKitError as exc:
+            errors[type(exc).__name__] += 1
+        else:
+            ok += 1
+    return ok, errors
+
+
+async def fetch_each_async(sk: Any, ids: list[str]) -> tuple[int, Counter[str]]:
+    from sendkit_async import SendKitError
+
+    ok, errors = 0, Counter[str]()
+    for cid in ids:
+        try:
+            await sk.analytics.campaign(cid)
         except SendKitError as exc:
             errors[type(exc).__name__] += 1
         else:
@@ -379,6 +403,9 @@ def main() -> int:
     parser.add_argument("--timeline", action="store_true", help="sample attempts every 50 ms")
     parser.add_argument("--redis-url", help="sendkit_async: share the budget in Redis")
     parser.add_argument("--threads", type=int, default=0, help="sendkit_sync: N calling threads")
+    parser.add_argument(
+        "--tasks", type=int, default=0, help="sendkit_async: N tasks calling one id at a time"
+    )
     args = parser.parse_args()
     if args.generate and args.client != "sendkit_async":
         parser.error("--generate is for sendkit_async --iter only")

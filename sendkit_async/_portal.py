@@ -49,8 +49,10 @@ class Portal:
         started = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(started,), name=name, daemon=True)
         self._thread.start()
-        started.wait()
         self.thread_id = self._thread.ident
+        if not started.wait(CLOSE_WAIT):  # a thread that never runs: give up, loudly
+            self.stop(wait=False)
+            raise ClientClosedError("the client's event-loop thread did not start")
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -205,7 +205,8 @@ class SendKit:
     ) -> list[CampaignAnalytics] | list[CampaignAnalytics | SendKitError]:
         """:meth:`AsyncSendKit.gather_campaigns`, blocking.
 
-        ``ids`` are read in the calling thread first. ``progress(done, total, last)``
+        ``ids`` are read in the calling thread first (``client.campaigns.iter_ids()``
+        in the client's own). ``progress(done, total, last)``
         is called in the calling thread too (never in the client's), once per id;
         an exception from it (``KeyboardInterrupt`` included) cancels the run, waits
         for it to end and is raised.
@@ -214,7 +215,11 @@ class SendKit:
             ClientClosedError: the client is closed.
             BulkError: as :meth:`AsyncSendKit.gather_campaigns`.
         """
-        items = ids if isinstance(ids, (list, tuple)) else list(ids)
+        items: Iterable[str] | AsyncIterator[str]
+        if isinstance(ids, BlockingIterator):  # e.g. iter_ids(): read inside, no hand-offs
+            items = ids.take_source()
+        else:
+            items = ids if isinstance(ids, (list, tuple)) else list(ids)
         events: queue.SimpleQueue[object] | None = None
         relay: ProgressCallback | None = None
         if progress is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -234,6 +235,7 @@ def hanging_server(script: Script, after: int, release: asyncio.Event) -> None:
     script.default = handle
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="pthread_kill is POSIX only")
 def test_sigint_while_blocked_cancels_and_the_client_stays_usable() -> None:
     with served(scripted_server) as (script, thread):
         release = thread.run(_event())
