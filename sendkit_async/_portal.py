@@ -122,8 +122,8 @@ class Portal:
             if future.done():
                 raise  # the coroutine's own result
             # Interrupted while waiting: cancel the coroutine and let it finish unwinding.
-            loop.call_soon_threadsafe(_cancel_first, task, future)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a loop closed meanwhile ended it already
+                loop.call_soon_threadsafe(_cancel_first, task, future)
                 concurrent.futures.wait([future], timeout=CANCEL_WAIT)
             raise
 

@@ -82,7 +82,9 @@ async def _campaign_name(sim: Simulator, campaign_id: str) -> str:
 
 async def test_sync_snippet_prints_what_the_api_has(sim: Simulator) -> None:
     snippet = next(s for s in SNIPPETS if re.search(r"\bwith SendKit\(", s))
-    code, out, err = await run_snippet("import warnings; warnings.simplefilter('error')\n" + snippet, sim)
+    code, out, err = await run_snippet(
+        "import warnings; warnings.simplefilter('error')\n" + snippet, sim
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[0].startswith(f"{await _campaign_name(sim, sim.campaign_ids[0])}: ")
