@@ -3,22 +3,21 @@
 One implementation: every method hands the async client's coroutine to a
 :class:`~._portal.Portal` (an event loop in a daemon thread) and blocks until it
 ends, so results, errors, retries and rate limits are the async client's own.
-The resource methods are typed by :func:`_blocking` (``Callable[P, Awaitable[R]]``
-becomes ``Callable[P, R]``), so signatures never drift from the async ones.
+The resources (:mod:`._sync_resources`) are typed from the async methods themselves
+(``Callable[P, Awaitable[R]]`` becomes ``Callable[P, R]``), so signatures never drift.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import queue
 import sys
 import threading
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Literal, TypeVar, overload
 
 import aiohttp
 
@@ -31,63 +30,13 @@ from ._portal import CLOSE_WAIT, BlockingIterator, Portal
 from ._protocol import DateLike
 from ._ratelimit import RateLimitSnapshot
 from ._retry import RetryPolicy
+from ._sync_resources import SyncAnalytics, SyncCampaigns
 from .errors import ClientClosedError, SendKitError
 from .models import CampaignAnalytics
-from .resources.analytics import Analytics
-from .resources.campaigns import Campaigns
 
 __all__ = ["SendKit"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
-T = TypeVar("T")
-
-
-def _blocking(portal: Portal, method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
-    """``method`` (a coroutine function) as a function that blocks until its coroutine ends."""
-    run = portal.run
-
-    @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return run(method(*args, **kwargs))
-
-    return call
-
-
-def _iterating(
-    portal: Portal, method: Callable[P, AsyncIterator[T]]
-) -> Callable[P, BlockingIterator[T]]:
-    """``method`` (an async generator function) as one returning a plain iterator."""
-
-    @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> BlockingIterator[T]:
-        return portal.iterate(method(*args, **kwargs))
-
-    return call
-
-
-class SyncAnalytics:
-    """``client.analytics`` of :class:`SendKit`: :class:`Analytics`, blocking, same signatures."""
-
-    __slots__ = ("campaign", "campaign_daily", "daily", "mailboxes", "overview")
-
-    def __init__(self, portal: Portal, analytics: Analytics) -> None:
-        self.campaign = _blocking(portal, analytics.campaign)
-        self.campaign_daily = _blocking(portal, analytics.campaign_daily)
-        self.daily = _blocking(portal, analytics.daily)
-        self.mailboxes = _blocking(portal, analytics.mailboxes)
-        self.overview = _blocking(portal, analytics.overview)
-
-
-class SyncCampaigns:
-    """``client.campaigns`` of :class:`SendKit`: ``list`` blocks, ``iter``/``iter_ids`` iterate."""
-
-    __slots__ = ("iter", "iter_ids", "list")
-
-    def __init__(self, portal: Portal, campaigns: Campaigns) -> None:
-        self.list = _blocking(portal, campaigns.list)
-        self.iter = _iterating(portal, campaigns.iter)
-        self.iter_ids = _iterating(portal, campaigns.iter_ids)
 
 
 class SendKit:
