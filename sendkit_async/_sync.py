@@ -31,7 +31,7 @@ from ._protocol import DateLike
 from ._ratelimit import RateLimitSnapshot
 from ._retry import RetryPolicy
 from ._sync_resources import SyncAnalytics, SyncCampaigns
-from .errors import ClientClosedError, SendKitError
+from .errors import ClientClosedError, ConfigurationError, SendKitError
 from .models import CampaignAnalytics
 
 __all__ = ["SendKit"]
@@ -54,7 +54,9 @@ class SendKit:
     and is closed then; it never holds the interpreter up at exit.
 
     Raises:
-        ConfigurationError: no key, or an unusable base URL (no thread is started).
+        ConfigurationError: no key, an unusable base URL, or a ``session`` (an aiohttp
+            session belongs to the loop it was made in; this client runs its own, so
+            size its pool with ``connection_limit``). No thread is started then.
     """
 
     analytics: SyncAnalytics
@@ -82,6 +84,11 @@ class SendKit:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        if session is not None:
+            raise ConfigurationError(
+                "SendKit runs its own event loop and cannot use an aiohttp session made for "
+                "another; drop session= (connection_limit= sizes the client's own pool)"
+            )
         client = AsyncSendKit(  # binds no loop yet: it is bound to ours at its first call
             api_key,
             base_url=base_url,

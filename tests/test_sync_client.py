@@ -156,6 +156,8 @@ def test_a_bad_configuration_starts_no_thread() -> None:
     before = len(sync_threads())
     with pytest.raises(ConfigurationError):
         SendKit()  # no key anywhere
+    with pytest.raises(ConfigurationError, match="session"):
+        SendKit(api_key=KEY, session=object())  # type: ignore[arg-type]
     assert len(sync_threads()) == before
 
 
