@@ -12,6 +12,7 @@ from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._raw import APIResponse
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
+from ._sync import SendKit
 from ._version import __version__
 from .cache import CachedResponse, MemoryCache, ResponseCache
 from .errors import (
@@ -104,6 +105,7 @@ __all__ = [
     "ResponseCache",
     "ResponseValidationError",
     "RetryPolicy",
+    "SendKit",
     "SendKitError",
     "SendKitWarning",
     "SequenceSplit",

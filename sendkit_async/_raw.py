@@ -223,7 +223,7 @@ class _Recorder:
 
 def raw_method(
     client: AsyncSendKit, area: str, method: Callable[P, Awaitable[R]]
-) -> Callable[P, Awaitable[APIResponse[R]]]:
+) -> Callable[P, Coroutine[Any, Any, APIResponse[R]]]:
     """``method`` (a bound resource method of ``client``) returning an :class:`APIResponse`.
 
     Each call runs ``method`` on a fresh recording copy of ``client``, so concurrent

@@ -42,14 +42,20 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
     return await run_python("-c", code, env=env)
 
 
+def runs_as_a_script(snippet: str) -> bool:
+    """An async snippet (``asyncio.run(main())``) or one using the blocking client."""
+    return "asyncio.run(main())" in snippet or re.search(r"\bwith SendKit\(", snippet) is not None
+
+
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 12
+    assert len(SNIPPETS) == 13
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
     assert any("to_pandas(" in s and "to_polars(" in s for s in SNIPPETS)
+    assert any(re.search(r"\bwith SendKit\(", s) for s in SNIPPETS)
 
 
-@pytest.mark.parametrize("index", [i for i, s in enumerate(SNIPPETS) if "asyncio.run(main())" in s])
+@pytest.mark.parametrize("index", [i for i, s in enumerate(SNIPPETS) if runs_as_a_script(s)])
 async def test_snippet_runs(index: int, sim: Simulator) -> None:
     code, out, err = await run_snippet(SNIPPETS[index], sim)
     assert code == 0, err
@@ -98,6 +104,22 @@ async def test_raw_response_snippet_shows_the_answer(sim: Simulator) -> None:
     listing = f"{sim.base_url}/v1/campaigns?limit=100"
     assert len(lines) == 5 and lines[3] == f"{listing} 100"  # 150 campaigns: two pages
     assert lines[4].startswith(f"{listing}&cursor=") and lines[4].endswith(" 50")
+
+
+async def test_sync_snippet_prints_what_the_api_has(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if re.search(r"\bwith SendKit\(", s))
+    code, out, err = await run_snippet(
+        "import warnings; warnings.simplefilter('error')\n" + snippet, sim
+    )
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith(f"{await _campaign_name(sim, sim.campaign_ids[0])}: ")
+    assert lines[3:] == [
+        "150 campaigns, 156 requests so far",  # a page of 3, 3 campaigns, 2 pages, 150
+        "16 fetched from 8 threads",
+        "not found: 404",
+    ]
+    assert err == ""
 
 
 async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
