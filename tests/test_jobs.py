@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from sendkit_async.jobs import (
     worker_settings,
 )
 from sendkit_async.jobs._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
+from sendkit_async.jobs._worker import close_worker
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
 from tests.jobs_helpers import ids_by_row, new_key, redis_dump, unique
 
@@ -145,10 +145,7 @@ async def _run_worker_until_empty(settings: dict[str, Any]) -> None:
     try:
         await worker.async_run()
     finally:
-        # Worker.close() calls redis-py's deprecated close(): the same steps, with aclose().
-        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-        await on_shutdown(worker.ctx)
-        await worker.pool.aclose(close_connection_pool=True)
+        await close_worker(worker)
 
 
 async def test_a_run_fetches_every_id_once_and_records_failures(

@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import create_worker, func
+from arq.worker import Worker, create_worker, func
 
 from ._config import DEFAULT_QUEUE, TASK_NAME, JobsConfig, redis_url_from_env
 from ._keys import KeyResolver
 from ._sinks import Sink
 from ._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 
-__all__ = ["run_worker", "worker_settings"]
+__all__ = ["close_worker", "run_worker", "worker_settings"]
 
 
 def worker_settings(
@@ -87,15 +87,49 @@ def worker_settings(
 
 def run_worker(settings: Mapping[str, Any]) -> int:
     """Run an arq worker with ``settings`` until SIGTERM/SIGINT (or the queue is empty in
-    burst mode); returns the number of chunks that failed outside our bookkeeping."""
-    asyncio.set_event_loop(asyncio.new_event_loop())  # arq's Worker takes the current loop
-    worker = create_worker(dict(settings))
-    config: JobsConfig = settings["ctx"][CONFIG_KEY]
-    # arq marks a job in progress for its timeout + 10 s; our lease renews a shorter mark,
-    # set from the start so a worker killed at once frees its chunks as fast.
-    worker.in_progress_timeout_s = config.lease
+    burst mode); returns the number of jobs arq counted as failed.
+
+    On SIGTERM arq cancels the running chunks, which go back to the queue at once
+    (after ``drain`` seconds when set). Unlike ``Worker.run()``, a chunk cancelled
+    before it started does not crash the shutdown: every job task is awaited, then
+    the clients and the Redis pool are closed.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
     try:
-        worker.run()
+        worker = create_worker(dict(settings))
+        config: JobsConfig = settings["ctx"][CONFIG_KEY]
+        # arq marks a job in progress for its timeout + 10 s; our lease renews a shorter
+        # mark, set from the start so a worker killed at once frees its chunks as fast.
+        worker.in_progress_timeout_s = config.lease
+        worker.main_task = loop.create_task(worker.main())
+        try:
+            loop.run_until_complete(worker.main_task)
+        except asyncio.CancelledError:  # the signal handler cancels the main task
+            pass
+        finally:
+            loop.run_until_complete(close_worker(worker))
+        return worker.jobs_failed
     finally:
-        asyncio.get_event_loop().close()
-    return worker.jobs_failed
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def close_worker(worker: Worker) -> None:
+    """Await every job task of ``worker`` (cancelled or not), then close what it opened.
+
+    ``Worker.close()`` would re-raise a job task's cancellation and skip the rest, and
+    calls redis-py's deprecated ``close()``.
+    """
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    if worker._pool is None:
+        return
+    try:
+        await worker.pool.delete(worker.health_check_key)
+    finally:
+        try:
+            if worker.on_shutdown is not None:
+                await worker.on_shutdown(worker.ctx)
+        finally:
+            await worker.pool.aclose(close_connection_pool=True)
+            worker._pool = None
