@@ -43,7 +43,7 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 7
+    assert len(SNIPPETS) == 8
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
 

@@ -47,7 +47,7 @@ def add_jobs_parser(commands: Any) -> None:
     worker.add_argument("--sink", required=True, metavar="KIND:DIR",
                         help="jsonl:DIR or parquet:DIR (one file per chunk)")  # fmt: skip
     worker.add_argument("--base-url", help="API base URL (default $SENDKIT_BASE_URL or cloud)")
-    worker.add_argument("--max-jobs", type=int, default=4, help="chunks at once (4)")
+    worker.add_argument("--max-jobs", type=int, default=10, help="chunks at once (10)")
     worker.add_argument("--concurrency", type=int, default=16, help="requests in flight per key")
     worker.add_argument("--rate", type=float, help="ceiling in req/s per key, all workers")
     worker.add_argument("--max-tries", type=int, default=5, help="runs of a chunk (5)")

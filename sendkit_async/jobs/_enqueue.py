@@ -184,12 +184,27 @@ async def enqueue_run(
         await _done(pool.hset(meta, mapping={"key_refs": ",".join(plan), "created": time.time()}))
         await _done(pool.hdel(meta, "chunks"))
         await pool.expire(meta, ttl)
-        for ref, source in plan.items():
-            ids = _listed(pool, ref, resolver, base_url, status) if source is None else source
-            made, counts[ref], again = await _enqueue_key(
-                pool, queue_name, {"run_id": run_id, "key_ref": ref, **dates}, ids, chunk_size
+        # Every key at once: listings overlap, and the keys' chunks interleave in the queue.
+        tasks = [
+            asyncio.ensure_future(
+                _enqueue_key(
+                    pool,
+                    queue_name,
+                    {"run_id": run_id, "key_ref": ref, **dates},
+                    _listed(pool, ref, resolver, base_url, status) if source is None else source,
+                    chunk_size,
+                )
             )
-            chunks, queued_before = chunks + made, queued_before + again
+            for ref, source in plan.items()
+        ]
+        try:
+            made = await asyncio.gather(*tasks)
+        finally:  # one listing failed (or we were cancelled): stop the others too
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for ref, (n_chunks, n_ids, again) in zip(plan, made, strict=True):
+            chunks, counts[ref], queued_before = chunks + n_chunks, n_ids, queued_before + again
         await _done(pool.hset(meta, mapping={"chunks": chunks, "ids": sum(counts.values())}))
         await pool.expire(meta, ttl)
     finally:

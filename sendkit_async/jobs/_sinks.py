@@ -9,6 +9,7 @@ chunk's earlier output instead of adding to it, so each id ends in the run once.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import json
 import os
@@ -199,9 +200,9 @@ class ParquetSink:
     __slots__ = ("_pa", "_pq", "directory")
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        try:  # pyarrow has no type information: Any, also for users' own mypy runs
+            pa: Any = importlib.import_module("pyarrow")
+            pq: Any = importlib.import_module("pyarrow.parquet")
         except ImportError:
             raise ConfigurationError(
                 "ParquetSink needs pyarrow: pip install 'sendkit-async[parquet]'"

@@ -24,7 +24,7 @@ def worker_settings(
     redis_url: str | None = None,
     base_url: str | None = None,
     queue_name: str = DEFAULT_QUEUE,
-    max_jobs: int = 4,
+    max_jobs: int = 10,
     concurrency: int = 16,
     rate: float | None = None,
     max_tries: int = 5,
