@@ -138,7 +138,7 @@ def get_json(url: str) -> Any:
 
 
 def one_run(
-    front: str, n: int, rate: float, workers: int, redis_url: str, burst: int
+    front: str, n: int, rate: float, workers: int, redis_url: str, burst: int, concurrency: int
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="sk-jobs-"))
     procs: list[subprocess.Popen[Any]] = []
@@ -161,7 +161,7 @@ def one_run(
             logs.append(log)
             cmd = [sys.executable, "-m", "sendkit_async", "jobs", "worker", "--sink",
                    f"jsonl:{tmp / 'out'}", "--queue", queue, "--poll-delay", "0.05",
-                   "--max-jobs", "10", "--concurrency", "16"]  # fmt: skip
+                   "--max-jobs", "10", "--concurrency", str(concurrency)]  # fmt: skip
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=log,  # noqa: S603
                                           stdout=subprocess.DEVNULL))  # fmt: skip
         deadline = time.monotonic() + 60
@@ -190,6 +190,7 @@ def one_run(
             "n_per_key": n,
             "rate_per_key": rate,
             "workers": workers,
+            "concurrency": concurrency,
             "wall_s": round(wall, 2),
             "ideal_s": round(ideal, 2),
             "wall_over_ideal": round(wall / ideal, 3),
@@ -252,6 +253,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=2000, help="campaigns per key")
     parser.add_argument("--rate", type=float, default=200.0, help="req/s per key")
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16, help="per key per worker")
     parser.add_argument("--burst", type=int, default=10, help="the simulator's bucket (10)")
     parser.add_argument("--only", choices=("sim", "nginx"), action="append")
     args = parser.parse_args()
@@ -262,7 +264,9 @@ def main() -> int:
     redis, redis_url = start_redis()
     try:
         for front in fronts:
-            row = one_run(front, args.n, args.rate, args.workers, redis_url, args.burst)
+            row = one_run(
+                front, args.n, args.rate, args.workers, redis_url, args.burst, args.concurrency
+            )
             row["load_average_1m"] = round(os.getloadavg()[0], 1)
             print(json.dumps(row), flush=True)
     finally:
