@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -281,3 +282,48 @@ async def test_a_chunk_out_of_time_retries_then_records_the_rest_as_timeouts(
         result = await _call_task(settings, redis_url, spec, job_try=2)
     assert (result["succeeded"], result["failed"]) == (0, 2)
     assert {r["error"]["type"] for r in read_jsonl_run(tmp_path, "r")} == {"APITimeoutError"}
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
+    return subprocess.run(  # noqa: S603 - this checkout's own CLI
+        [sys.executable, "-m", "sendkit_async", *args],
+        cwd=ROOT, env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_cli_enqueues_an_ids_file_and_reports_the_runs_status(
+    tmp_path: Path, redis_url: str
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"{i:024x}\n" for i in range(7)) + "\n")
+    queue, run_id = unique("q"), unique("run")
+    common = ["--redis-url", redis_url, "--queue", queue]
+    done = _cli("jobs", "enqueue", "--ids-file", str(ids), "--key-ref", "acme",
+                "--chunk-size", "3", "--run-id", run_id, *common)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"run_id": run_id, "chunks": 3, "ids": 7,
+                                       "ids_by_key": {"acme": 7}, "already_queued": 0}  # fmt: skip
+    status = _cli("jobs", "status", run_id, "--redis-url", redis_url)
+    assert status.returncode == 0, status.stderr
+    state = json.loads(status.stdout)
+    assert (state["run_id"], state["chunks"], state["done"], state["complete"]) == (
+        run_id,
+        3,
+        0,
+        False,
+    )
+
+
+def test_cli_usage_errors_exit_2_without_touching_redis() -> None:
+    bad_sink = _cli("jobs", "worker", "--sink", "csv:out", "--redis-url", "redis://127.0.0.1:1/0")
+    assert bad_sink.returncode == 2
+    assert "jsonl:DIR or parquet:DIR" in bad_sink.stderr
+    two_keys = _cli("jobs", "enqueue", "--ids-file", "x", "--key-ref", "a", "--key-ref", "b",
+                    "--redis-url", "redis://127.0.0.1:1/0")  # fmt: skip
+    assert two_keys.returncode == 2
+    assert "exactly one --key-ref" in two_keys.stderr
