@@ -52,3 +52,20 @@ def ids_by_row(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
 
 def expected_pairs(sources: Mapping[str, list[str]]) -> set[tuple[str, str]]:
     return {(ref, i) for ref, ids in sources.items() for i in ids}
+
+
+JOBS_DB = 15
+
+
+def jobs_db_url(url: str) -> str:
+    """``url`` on database 15: arq's pickled jobs never meet other tests' scans of db 0."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{JOBS_DB}"))
+
+
+async def flush_db(url: str) -> None:
+    """Empty the jobs tests' database (theirs alone)."""
+    async with Redis.from_url(url) as redis:
+        await redis.flushdb()

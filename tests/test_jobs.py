@@ -34,9 +34,18 @@ from sendkit_async.jobs import (
 from sendkit_async.jobs._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 from sendkit_async.jobs._worker import close_worker
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
-from tests.jobs_helpers import ids_by_row, new_key, redis_dump, unique
+from tests.jobs_helpers import flush_db, ids_by_row, jobs_db_url, new_key, redis_dump, unique
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
+    """The session's Redis, database 15, emptied after each test."""
+    url = jobs_db_url(redis_url)
+    await flush_db(url)
+    yield url
+    await flush_db(url)
 
 
 # --- key references ---------------------------------------------------------------------
@@ -150,7 +159,7 @@ async def _run_worker_until_empty(settings: dict[str, Any]) -> None:
 
 
 async def test_a_run_fetches_every_id_once_and_records_failures(
-    tmp_path: Path, sim: Simulator, redis_url: str
+    tmp_path: Path, sim: Simulator, jobs_redis: str
 ) -> None:
     queue, run_id = unique("q"), unique("run")
     keys = {"acme": new_key(), "globex": new_key()}
@@ -158,21 +167,21 @@ async def test_a_run_fetches_every_id_once_and_records_failures(
     acme = [*sim.campaign_ids[:50], missing]
     sources: dict[str, list[str] | None] = {"acme": acme, "globex": None}  # None: list it
     info = await enqueue_run(
-        sources, redis_url=redis_url, queue_name=queue, run_id=run_id, chunk_size=20,
+        sources, redis_url=jobs_redis, queue_name=queue, run_id=run_id, chunk_size=20,
         keys=keys, base_url=sim.base_url,
     )  # fmt: skip
     assert (info.ids, info.chunks) == (51 + 120, 3 + 6)
     assert dict(info.ids_by_key) == {"acme": 51, "globex": 120}
-    before = await run_status(run_id, redis_url=redis_url)
+    before = await run_status(run_id, redis_url=jobs_redis)
     assert (before.chunks, before.done, before.complete) == (9, 0, False)
 
     settings = worker_settings(
-        sink=JsonLinesSink(tmp_path), keys=keys, redis_url=redis_url, base_url=sim.base_url,
+        sink=JsonLinesSink(tmp_path), keys=keys, redis_url=jobs_redis, base_url=sim.base_url,
         queue_name=queue,
     )  # fmt: skip
     await _run_worker_until_empty(settings)
 
-    state = await wait_for_run(run_id, timeout=10, redis_url=redis_url)
+    state = await wait_for_run(run_id, timeout=10, redis_url=jobs_redis)
     assert (state.done, state.succeeded, state.failed) == (9, 170, 1)
     rows = list(read_jsonl_run(tmp_path, run_id))
     counts = ids_by_row(rows)
@@ -185,42 +194,42 @@ async def test_a_run_fetches_every_id_once_and_records_failures(
     good = next(r for r in rows if r["ok"])
     assert good["analytics"]["campaign"]["id"] == good["id"]
     # The keys never reached Redis in clear: not in a job, a result, or the shared budget.
-    dump = b"\n".join(await redis_dump(redis_url))
+    dump = b"\n".join(await redis_dump(jobs_redis))
     for key in keys.values():
         assert key.encode() not in dump
     assert run_id.encode() in dump  # the scan did see this run's jobs and bookkeeping
 
 
-async def test_enqueueing_the_same_run_again_adds_nothing(redis_url: str) -> None:
+async def test_enqueueing_the_same_run_again_adds_nothing(jobs_redis: str) -> None:
     queue, run_id = unique("q"), unique("run")
     ids = [f"{i:024x}" for i in range(25)]
-    first = await enqueue_run({"a": ids}, redis_url=redis_url, queue_name=queue, run_id=run_id,
+    first = await enqueue_run({"a": ids}, redis_url=jobs_redis, queue_name=queue, run_id=run_id,
                               chunk_size=10)  # fmt: skip
-    again = await enqueue_run({"a": ids}, redis_url=redis_url, queue_name=queue, run_id=run_id,
+    again = await enqueue_run({"a": ids}, redis_url=jobs_redis, queue_name=queue, run_id=run_id,
                               chunk_size=10)  # fmt: skip
     assert (first.chunks, first.already_queued) == (3, 0)
     assert (again.chunks, again.already_queued) == (3, 3)
-    async with Redis.from_url(redis_url) as redis:
+    async with Redis.from_url(jobs_redis) as redis:
         assert await redis.zcard(queue) == 3
 
 
-async def test_bad_arguments_are_configuration_errors(redis_url: str) -> None:
+async def test_bad_arguments_are_configuration_errors(jobs_redis: str) -> None:
     with pytest.raises(ConfigurationError, match="chunk_size"):
-        await enqueue_run({"a": ["x"]}, redis_url=redis_url, chunk_size=0)
+        await enqueue_run({"a": ["x"]}, redis_url=jobs_redis, chunk_size=0)
     with pytest.raises(ConfigurationError, match="run id"):
-        await enqueue_run({"a": ["x"]}, redis_url=redis_url, run_id="../x")
+        await enqueue_run({"a": ["x"]}, redis_url=jobs_redis, run_id="../x")
     with pytest.raises(ConfigurationError, match="key reference"):
-        await enqueue_run({"a b": ["x"]}, redis_url=redis_url)
+        await enqueue_run({"a b": ["x"]}, redis_url=jobs_redis)
     with pytest.raises(ConfigurationError, match="SENDKIT_KEY_NOBODY"):
-        await enqueue_run(["nobody"], redis_url=redis_url, keys={})
+        await enqueue_run(["nobody"], redis_url=jobs_redis, keys={})
 
 
 async def _call_task(
-    settings: dict[str, Any], redis_url: str, spec: dict[str, Any], job_try: int
+    settings: dict[str, Any], jobs_redis: str, spec: dict[str, Any], job_try: int
 ) -> dict[str, Any]:
     ctx: dict[str, Any] = {CONFIG_KEY: settings["ctx"][CONFIG_KEY], "job_try": job_try,
                            "job_id": unique("job")}  # fmt: skip
-    async with Redis.from_url(redis_url) as redis:
+    async with Redis.from_url(jobs_redis) as redis:
         ctx["redis"] = redis
         await on_startup(ctx)
         try:
@@ -230,12 +239,12 @@ async def _call_task(
 
 
 async def test_a_chunk_past_its_tries_records_every_id_as_abandoned(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, jobs_redis: str
 ) -> None:
-    settings = worker_settings(sink=JsonLinesSink(tmp_path), keys={}, redis_url=redis_url,
+    settings = worker_settings(sink=JsonLinesSink(tmp_path), keys={}, redis_url=jobs_redis,
                                max_tries=3)  # fmt: skip
     spec = {"run_id": "r", "key_ref": "acme", "chunk": 4, "ids": ["a", "b", "a"]}
-    result = await _call_task(settings, redis_url, spec, job_try=4)
+    result = await _call_task(settings, jobs_redis, spec, job_try=4)
     assert (result["succeeded"], result["failed"]) == (0, 2)
     rows = list(read_jsonl_run(tmp_path, "r"))
     assert [(r["id"], r["error"]["type"]) for r in rows] == [
@@ -246,40 +255,40 @@ async def test_a_chunk_past_its_tries_records_every_id_as_abandoned(
 
 
 async def test_a_reference_this_worker_cannot_resolve_fails_its_ids(
-    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, jobs_redis: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SENDKIT_KEY_ACME", raising=False)
-    settings = worker_settings(sink=JsonLinesSink(tmp_path), keys={}, redis_url=redis_url)
+    settings = worker_settings(sink=JsonLinesSink(tmp_path), keys={}, redis_url=jobs_redis)
     spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": ["a"]}
-    await _call_task(settings, redis_url, spec, job_try=1)
+    await _call_task(settings, jobs_redis, spec, job_try=1)
     (row,) = read_jsonl_run(tmp_path, "r")
     assert row["error"]["type"] == "ConfigurationError"
     assert "SENDKIT_KEY_ACME" in row["error"]["message"]
 
 
-async def test_a_sink_that_fails_makes_the_chunk_retry(redis_url: str, sim: Simulator) -> None:
+async def test_a_sink_that_fails_makes_the_chunk_retry(jobs_redis: str, sim: Simulator) -> None:
     def broken(output: ChunkOutput) -> None:
         raise OSError("disk full")
 
     settings = worker_settings(sink=CallbackSink(broken), keys={"acme": new_key()},
-                               redis_url=redis_url, base_url=sim.base_url)  # fmt: skip
+                               redis_url=jobs_redis, base_url=sim.base_url)  # fmt: skip
     spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": sim.campaign_ids[:2]}
     with pytest.raises(Retry):
-        await _call_task(settings, redis_url, spec, job_try=1)
+        await _call_task(settings, jobs_redis, spec, job_try=1)
 
 
 async def test_a_chunk_out_of_time_retries_then_records_the_rest_as_timeouts(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, jobs_redis: str
 ) -> None:
     async with run_simulator(SimulatorConfig(campaigns=5, latency_ms=2000)) as slow:
         settings = worker_settings(
-            sink=JsonLinesSink(tmp_path), keys={"acme": new_key()}, redis_url=redis_url,
+            sink=JsonLinesSink(tmp_path), keys={"acme": new_key()}, redis_url=jobs_redis,
             base_url=slow.base_url, chunk_timeout=0.05, max_tries=2,
         )  # fmt: skip
         spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": slow.campaign_ids[:2]}
         with pytest.raises(Retry):
-            await _call_task(settings, redis_url, spec, job_try=1)
-        result = await _call_task(settings, redis_url, spec, job_try=2)
+            await _call_task(settings, jobs_redis, spec, job_try=1)
+        result = await _call_task(settings, jobs_redis, spec, job_try=2)
     assert (result["succeeded"], result["failed"]) == (0, 2)
     assert {r["error"]["type"] for r in read_jsonl_run(tmp_path, "r")} == {"APITimeoutError"}
 
@@ -297,18 +306,18 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_cli_enqueues_an_ids_file_and_reports_the_runs_status(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, jobs_redis: str
 ) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("".join(f"{i:024x}\n" for i in range(7)) + "\n")
     queue, run_id = unique("q"), unique("run")
-    common = ["--redis-url", redis_url, "--queue", queue]
+    common = ["--redis-url", jobs_redis, "--queue", queue]
     done = _cli("jobs", "enqueue", "--ids-file", str(ids), "--key-ref", "acme",
                 "--chunk-size", "3", "--run-id", run_id, *common)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"run_id": run_id, "chunks": 3, "ids": 7,
                                        "ids_by_key": {"acme": 7}, "already_queued": 0}  # fmt: skip
-    status = _cli("jobs", "status", run_id, "--redis-url", redis_url)
+    status = _cli("jobs", "status", run_id, "--redis-url", jobs_redis)
     assert status.returncode == 0, status.stderr
     state = json.loads(status.stdout)
     assert (state["run_id"], state["chunks"], state["done"], state["complete"]) == (

@@ -28,9 +28,20 @@ from arq.jobs import Job
 
 from sendkit_async.jobs import enqueue_run, read_jsonl_run, wait_for_run
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
-from tests.jobs_helpers import ids_by_row, new_key, redis_dump, unique
+from tests.jobs_helpers import flush_db, ids_by_row, jobs_db_url, new_key, redis_dump, unique
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
+    """The session's Redis, database 15, emptied after each test."""
+    url = jobs_db_url(redis_url)
+    await flush_db(url)
+    yield url
+    await flush_db(url)
+
+
 GUARD = 90.0  # seconds before a wait that must end fails the test (never an outcome)
 LINE = re.compile(r"([→←↻]) (sendkit:\S+?):sendkit_fetch_chunk")
 
@@ -96,14 +107,14 @@ def workers() -> Iterator[list[Worker]]:
 
 
 async def test_three_workers_two_keys_a_kill_and_a_sigterm_lose_and_duplicate_nothing(
-    sim: Simulator, redis_url: str, tmp_path: Path, workers: list[Worker]
+    sim: Simulator, jobs_redis: str, tmp_path: Path, workers: list[Worker]
 ) -> None:
     queue, run_id = unique("q"), unique("run")
     keys = {"alpha": new_key(), "beta": new_key()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
     env.update(
         SENDKIT_KEY_ALPHA=keys["alpha"], SENDKIT_KEY_BETA=keys["beta"],
-        SENDKIT_BASE_URL=sim.base_url, SENDKIT_REDIS_URL=redis_url,
+        SENDKIT_BASE_URL=sim.base_url, SENDKIT_REDIS_URL=jobs_redis,
         PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8",
     )  # fmt: skip
     out = tmp_path / "out"
@@ -113,7 +124,7 @@ async def test_three_workers_two_keys_a_kill_and_a_sigterm_lose_and_duplicate_no
         workers.append(Worker(f"w{n}", tmp_path / f"w{n}.log", env, args))
     ids = sim.campaign_ids
     sources = {"alpha": ids[:1500], "beta": ids[1500:]}
-    info = await enqueue_run(sources, redis_url=redis_url, queue_name=queue, run_id=run_id,
+    info = await enqueue_run(sources, redis_url=jobs_redis, queue_name=queue, run_id=run_id,
                              chunk_size=25)  # fmt: skip
     assert (info.chunks, info.ids) == (120, 3000)
     doomed, leaving, _ = workers  # the third one stays to the end
@@ -138,7 +149,7 @@ async def test_three_workers_two_keys_a_kill_and_a_sigterm_lose_and_duplicate_no
     started, finished, requeued = leaving.chunks()
     assert started <= finished | requeued
 
-    state = await wait_for_run(run_id, timeout=GUARD, redis_url=redis_url)
+    state = await wait_for_run(run_id, timeout=GUARD, redis_url=jobs_redis)
     assert (state.chunks, state.done) == (120, 120)
     assert state.succeeded + state.failed == 3000
 
@@ -151,7 +162,7 @@ async def test_three_workers_two_keys_a_kill_and_a_sigterm_lose_and_duplicate_no
     assert sum(r["ok"] for r in rows) == state.succeeded
 
     # The chunks the killed worker held were run again, by another worker, to the end.
-    pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue)
+    pool = await create_pool(RedisSettings.from_dsn(jobs_redis), default_queue_name=queue)
     try:
         for job_id in killed_with:
             result = await Job(job_id, pool, _queue_name=queue).result_info()
@@ -163,7 +174,7 @@ async def test_three_workers_two_keys_a_kill_and_a_sigterm_lose_and_duplicate_no
 
     # Each key was limited on its own by the simulator, and neither key is in Redis.
     assert len(sim.stats.by_key) == 2
-    dump = b"\n".join(await redis_dump(redis_url))
+    dump = b"\n".join(await redis_dump(jobs_redis))
     assert run_id.encode() in dump
     for key in keys.values():
         assert key.encode() not in dump
