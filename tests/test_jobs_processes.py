@@ -178,3 +178,37 @@ async def test_three_workers_two_keys_a_kill_and_a_sigterm_lose_and_duplicate_no
     assert run_id.encode() in dump
     for key in keys.values():
         assert key.encode() not in dump
+
+
+async def test_sigterm_with_drain_lets_the_running_chunk_finish(
+    jobs_redis: str, tmp_path: Path, workers: list[Worker]
+) -> None:
+    queue, run_id = unique("q"), unique("run")
+    key = new_key()
+    config = SimulatorConfig(campaigns=20, seed=2, latency_ms=150)
+    async with run_simulator(config) as slow:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
+        env.update(
+            SENDKIT_KEY_SOLO=key, SENDKIT_BASE_URL=slow.base_url, SENDKIT_REDIS_URL=jobs_redis,
+            PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8",
+        )  # fmt: skip
+        out = tmp_path / "out"
+        args = ["--sink", f"jsonl:{out}", "--queue", queue, "--poll-delay", "0.05",
+                "--concurrency", "2", "--drain", "60"]  # fmt: skip
+        worker = Worker("solo", tmp_path / "solo.log", env, args)
+        workers.append(worker)
+        # 20 ids, 2 at a time, 150 ms each: the chunk runs for about 1.5 s.
+        await enqueue_run({"solo": slow.campaign_ids}, redis_url=jobs_redis, queue_name=queue,
+                          run_id=run_id, chunk_size=20)  # fmt: skip
+        await until(lambda: bool(worker.in_flight()), "the chunk started")
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.proc.wait, GUARD) == 0
+    started, finished, requeued = worker.chunks()
+    assert started == finished
+    assert len(started) == 1
+    assert not requeued
+    log = worker.log.read_text("utf-8")
+    assert log.index("shutdown on SIGTERM") < log.index("←")  # it finished after the signal
+    rows = list(read_jsonl_run(out, run_id))
+    assert sorted(r["id"] for r in rows) == sorted(slow.campaign_ids)
+    assert all(r["ok"] for r in rows)
