@@ -336,3 +336,19 @@ def test_cli_usage_errors_exit_2_without_touching_redis() -> None:
                     "--redis-url", "redis://127.0.0.1:1/0")  # fmt: skip
     assert two_keys.returncode == 2
     assert "exactly one --key-ref" in two_keys.stderr
+
+
+async def test_a_rejected_key_records_every_id_of_its_chunk(
+    tmp_path: Path, jobs_redis: str
+) -> None:
+    async with run_simulator(SimulatorConfig(campaigns=30, api_keys=("sk_only_this_one",))) as s:
+        settings = worker_settings(sink=JsonLinesSink(tmp_path), keys={"acme": new_key()},
+                                   redis_url=jobs_redis, base_url=s.base_url)  # fmt: skip
+        spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": s.campaign_ids}
+        result = await _call_task(settings, jobs_redis, spec, job_try=1)
+    assert (result["succeeded"], result["failed"]) == (0, 30)
+    rows = list(read_jsonl_run(tmp_path, "r"))
+    assert [r["id"] for r in rows] == s.campaign_ids
+    assert {(r["error"]["type"], r["error"]["status"]) for r in rows} == {
+        ("AuthenticationError", 401)
+    }
