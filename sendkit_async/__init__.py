@@ -5,11 +5,15 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._frames import to_arrow, to_pandas, to_polars
+from ._hints import RateLimitHints
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._raw import APIResponse
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
 from ._version import __version__
+from .cache import CachedResponse, MemoryCache, ResponseCache
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -22,6 +26,7 @@ from .errors import (
     ConflictError,
     InternalServerError,
     InvalidRequestError,
+    MissingDependencyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -56,6 +61,7 @@ from .wire import from_wire, to_wire
 
 __all__ = [
     "APIConnectionError",
+    "APIResponse",
     "APIStatusError",
     "APITimeoutError",
     "AsyncSendKit",
@@ -63,6 +69,7 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkReport",
+    "CachedResponse",
     "Campaign",
     "CampaignAnalytics",
     "CampaignListStats",
@@ -79,6 +86,8 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
+    "MemoryCache",
+    "MissingDependencyError",
     "NotFoundError",
     "Overview",
     "OverviewRates",
@@ -88,9 +97,11 @@ __all__ = [
     "ProgressCallback",
     "RateBudget",
     "RateLimitError",
+    "RateLimitHints",
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",
+    "ResponseCache",
     "ResponseValidationError",
     "RetryPolicy",
     "SendKitError",
@@ -108,5 +119,8 @@ __all__ = [
     "__version__",
     "from_wire",
     "gather_campaigns",
+    "to_arrow",
+    "to_pandas",
+    "to_polars",
     "to_wire",
 ]

@@ -13,6 +13,7 @@ import attrs
 
 from . import errors
 from ._budget import RateBudget
+from ._flight import Flights
 from ._guard import OverloadGuard
 from ._ratelimit import RateLimiter
 from ._transport import Transport
@@ -34,6 +35,10 @@ class ClientStats:
     """Responses by HTTP status."""
     connection_errors: int = 0
     """Attempts that got no response."""
+    cache_hits: int = 0
+    """Calls answered by the response cache (no request, no rate-limit token)."""
+    coalesced: int = 0
+    """Calls that shared the request of an identical call in progress."""
 
     def copy(self) -> ClientStats:
         return attrs.evolve(self, by_status=dict(self.by_status))
@@ -109,8 +114,8 @@ class Core:
     """What a client and its ``with_options`` copies share."""
 
     __slots__ = (
-        "admit_now", "clock", "guard", "life", "limiter", "release_admitted", "sleep", "stats",
-        "transport",
+        "admit_now", "clock", "flights", "guard", "life", "limiter", "release_admitted", "sleep",
+        "stats", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -139,6 +144,7 @@ class Core:
         # Through ``self`` so that a test replacing ``core.sleep`` reaches the guard too.
         self.guard = OverloadGuard(clock=self.clock, sleep=lambda seconds: self.sleep(seconds))
         self.life = Lifecycle()
+        self.flights = Flights()  # single calls' shared requests (bulk runs share none)
 
     def close(self) -> None:
         """End every wait of the client at once with :class:`ClientClosedError`.

@@ -66,3 +66,25 @@ def test_plot_without_matplotlib_says_so(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "matplotlib is not installed" in done.stdout
     assert not png.exists()
+
+
+@pytest.mark.timeout(120)
+def test_bench_frames_runs_small(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, str(BENCH / "bench_frames.py"), "--rows", "2000", "--repeats", "1"],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        "| columns",
+        "| to_pandas",
+        "| to_polars",
+        "| to_arrow",
+        "| csv",
+    ]

@@ -43,9 +43,10 @@ async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 8
+    assert len(SNIPPETS) == 12
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
+    assert any("to_pandas(" in s and "to_polars(" in s for s in SNIPPETS)
 
 
 @pytest.mark.parametrize("index", [i for i, s in enumerate(SNIPPETS) if "asyncio.run(main())" in s])
@@ -67,11 +68,36 @@ async def test_quickstart_prints_real_campaigns(sim: Simulator) -> None:
     assert lines[0].startswith(f"{name}: ")
 
 
+async def test_dataframes_snippet_prints_frames_of_real_campaigns(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if "to_pandas(" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    header = out.splitlines()[0].split()
+    assert header == ["id", "name", "status", "sent", "open_rate", "error"]
+    assert "'sent': Int64Dtype()" in out and "'status': CategoricalDtype(" in out
+    assert "shape: (3, 3)" in out  # the polars frame of the last three days
+
+
 async def _campaign_name(sim: Simulator, campaign_id: str) -> str:
     from sendkit_async import AsyncSendKit
 
     async with AsyncSendKit(api_key="sk_readme_test", base_url=sim.base_url) as client:
         return (await client.analytics.campaign(campaign_id)).campaign.name
+
+
+async def test_raw_response_snippet_shows_the_answer(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if "with_raw_response" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "200 application/json None"  # the simulator sends no id
+    assert lines[1] == "None 1"  # nor rate-limit headers, without a rate limit
+    first = sim.campaign_ids[0]
+    assert lines[2].endswith(" " + await _campaign_name(sim, first))
+    assert "'campaign'" in lines[2] and "'stepStats'" in lines[2]  # wire names
+    listing = f"{sim.base_url}/v1/campaigns?limit=100"
+    assert len(lines) == 5 and lines[3] == f"{listing} 100"  # 150 campaigns: two pages
+    assert lines[4].startswith(f"{listing}&cursor=") and lines[4].endswith(" 50")
 
 
 async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
@@ -86,6 +112,14 @@ async def test_webapp_snippet_serves_and_closes(sim: Simulator) -> None:
     assert "STATUS 200 404" in out
     assert f'"name": "{await _campaign_name(sim, campaign_id)}"' in out
     assert "Unclosed" not in err
+
+
+async def test_caching_snippet_counts_what_it_says(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if "MemoryCache(maxsize=1024" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    assert out.strip() == "requests=3 coalesced=49 hits=2"
+    assert "requests=3 coalesced=49 hits=2" in README.read_text()
 
 
 async def test_redis_snippet_runs(sim: Simulator, redis_url: str) -> None:

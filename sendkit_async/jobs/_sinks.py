@@ -205,7 +205,7 @@ class ParquetSink:
             pq: Any = importlib.import_module("pyarrow.parquet")
         except ImportError:
             raise ConfigurationError(
-                "ParquetSink needs pyarrow: pip install 'sendkit-async[parquet]'"
+                "ParquetSink needs pyarrow: pip install 'sendkit-async[arrow]'"
             ) from None
         self._pa, self._pq = pa, pq
         self.directory = Path(directory)
