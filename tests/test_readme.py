@@ -48,7 +48,7 @@ def runs_as_a_script(snippet: str) -> bool:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 13
+    assert len(SNIPPETS) == 14
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
     assert any("to_pandas(" in s and "to_polars(" in s for s in SNIPPETS)

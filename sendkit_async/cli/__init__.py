@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="run the local API simulator")
     simulator_options(simulate)
+
+    from ._jobs import add_jobs_parser
+
+    add_jobs_parser(commands)
     return parser
 
 
@@ -116,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(serve(config_from_args(args), args.host, args.port))
             return EXIT_OK
+        if args.command == "jobs":
+            from ._jobs import run_jobs
+
+            return run_jobs(args)
         if args.command == "demo":
             from ._demo import run_demo
 
