@@ -5,6 +5,8 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._frames import to_arrow, to_pandas, to_polars
+from ._hints import RateLimitHints
 from ._hooks import (
     Call,
     CallEndEvent,
@@ -16,9 +18,12 @@ from ._hooks import (
 )
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._raw import APIResponse
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
+from ._sync import SendKit
 from ._version import __version__
+from .cache import CachedResponse, MemoryCache, ResponseCache
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -31,6 +36,7 @@ from .errors import (
     ConflictError,
     InternalServerError,
     InvalidRequestError,
+    MissingDependencyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -65,6 +71,7 @@ from .wire import from_wire, to_wire
 
 __all__ = [
     "APIConnectionError",
+    "APIResponse",
     "APIStatusError",
     "APITimeoutError",
     "AsyncSendKit",
@@ -72,6 +79,7 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkReport",
+    "CachedResponse",
     "Call",
     "CallEndEvent",
     "Campaign",
@@ -91,6 +99,8 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
+    "MemoryCache",
+    "MissingDependencyError",
     "NotFoundError",
     "Overview",
     "OverviewRates",
@@ -100,14 +110,17 @@ __all__ = [
     "ProgressCallback",
     "RateBudget",
     "RateLimitError",
+    "RateLimitHints",
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",
     "RequestEvent",
+    "ResponseCache",
     "ResponseEvent",
     "ResponseValidationError",
     "RetryEvent",
     "RetryPolicy",
+    "SendKit",
     "SendKitError",
     "SendKitWarning",
     "SequenceSplit",
@@ -124,5 +137,8 @@ __all__ = [
     "__version__",
     "from_wire",
     "gather_campaigns",
+    "to_arrow",
+    "to_pandas",
+    "to_polars",
     "to_wire",
 ]

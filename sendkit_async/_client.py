@@ -6,6 +6,7 @@ retries) over the :class:`Core` the client shares with its ``with_options`` copi
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from collections.abc import (
     AsyncIterable,
@@ -23,6 +24,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from yarl import URL
 
+from . import _caching as caching
 from . import _pipeline as pipeline
 from . import _protocol as protocol
 from . import errors
@@ -35,10 +37,12 @@ from ._core import ClientStats, Core
 from ._hooks import Hooks, as_dispatch
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._raw import AsyncSendKitWithRawResponse
 from ._retry import Deadline, RetryPolicy
 from ._runstats import counting_core
 from ._transport import RawResponse, Transport
 from ._version import __version__
+from .cache import ResponseCache
 from .models import CampaignAnalytics
 from .resources.analytics import Analytics
 from .resources.campaigns import Campaigns
@@ -69,7 +73,10 @@ class AsyncSendKit:
         workspace_id: for platform keys (``sk_user_...``); default ``$SENDKIT_WORKSPACE_ID``.
         timeout: per-attempt seconds, or a :class:`Timeout`.
         retry: the :class:`RetryPolicy`; ``max_retries`` is a shortcut for its field.
-        max_concurrency: requests in flight at once, across all calls.
+        max_concurrency: requests in flight at once, across all calls (default 100, the
+            size of the default connection pool: at 50 ms of latency the cap allows 2,000
+            requests/s, beyond what one process serves, so the server's rate limit binds
+            first; queueing for it is bounded per call by ``RetryPolicy.max_queue``).
         rate_limit: requests per second never to exceed (default: learned from the server).
         burst: requests that may go at once under ``rate_limit``.
         session: an aiohttp session to use instead of our own (never closed by us).
@@ -84,6 +91,9 @@ class AsyncSendKit:
             tests pass a fake clock so that nothing really waits.
         hooks: a :class:`Hooks` (or a sequence of them) told about every call,
             attempt, retry and throttle wait, e.g. ``sendkit_async.otel.OpenTelemetryHooks``.
+        cache: a :class:`~sendkit_async.cache.ResponseCache` (``MemoryCache``,
+            ``RedisCache``) for the analytics single calls; default none.
+        coalesce: identical concurrent single GETs share one request (default True).
 
     Raises:
         ConfigurationError: no key, an unusable base URL, or unusable hooks.
@@ -98,7 +108,7 @@ class AsyncSendKit:
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
         max_retries: int | None = None,
-        max_concurrency: int = 16,
+        max_concurrency: int = 100,
         rate_limit: float | None = None,
         burst: float | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -108,6 +118,8 @@ class AsyncSendKit:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         hooks: Hooks | Sequence[Hooks] | None = None,
+        cache: ResponseCache | None = None,
+        coalesce: bool = True,
     ) -> None:
         key = resolve_key(api_key)
         dispatch = as_dispatch(hooks)
@@ -143,6 +155,9 @@ class AsyncSendKit:
             headers=protocol.auth_headers(key, self.workspace_id, USER_AGENT),
         )
         self._core = Core(transport, limiter, clock=clock, sleep=sleep, hooks=dispatch)
+        self._cache = _checked_cache(cache)
+        self._coalesce = bool(coalesce)
+        self._scope = caching.cache_scope(key, self.workspace_id, self.base_url)
         self.analytics = Analytics(self)
         self.campaigns = Campaigns(self)
         self.last_bulk_report: BulkReport | None = None
@@ -270,11 +285,18 @@ class AsyncSendKit:
         """Close the client: end every call of it at once, and close our own pool. Idempotent.
 
         Calls asleep before a retry, queued for the rate limit (even a shared one)
-        or held by the overload guard, and requests in flight on our own pool, end
-        with :class:`ClientClosedError`; nothing is retried after a close.
+        or held by the overload guard, requests in flight on our own pool, and
+        shared (coalesced) requests end with :class:`ClientClosedError`; nothing is
+        retried after a close. A cache is not closed: it may serve other clients.
         """
         self._core.close()
-        await self._core.transport.aclose()
+        await self._core.transport.aclose()  # ends the requests, shared ones too, on our pool
+        if not self._core.transport.owns_session:
+            # A borrowed pool keeps its requests: cancel the shared ones (their callers
+            # get ClientClosedError). They end within a step or two; the bound is a guard.
+            shared = self._core.flights.cancel_all()
+            if shared:
+                await asyncio.wait(shared, timeout=5.0)
 
     @property
     def closed(self) -> bool:
@@ -287,15 +309,23 @@ class AsyncSendKit:
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
         max_retries: int | None = None,
+        cache: ResponseCache | Literal[False] | None = None,
+        coalesce: bool | None = None,
     ) -> AsyncSendKit:
         """A view of this client with other defaults; it shares the pool and the rate budget.
 
-        Closing either closes both.
+        ``cache=False`` turns the cache off for the view, a cache object uses that
+        one; ``coalesce=False`` sends every call of the view on its own. Closing
+        either closes both.
         """
         clone = object.__new__(AsyncSendKit)
         clone.__dict__.update(self.__dict__)
         clone.timeout = as_timeout(timeout, self.timeout)
         clone.retry = as_retry(retry, max_retries, self.retry)
+        if cache is not None:
+            clone._cache = None if cache is False else _checked_cache(cache)
+        if coalesce is not None:
+            clone._coalesce = bool(coalesce)
         clone.analytics = Analytics(clone)
         clone.campaigns = Campaigns(clone)
         return clone
@@ -308,6 +338,14 @@ class AsyncSendKit:
         )
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def with_raw_response(self) -> AsyncSendKitWithRawResponse:
+        """The resources again, each method returning an :class:`APIResponse` (see :mod:`._raw`).
+
+        Same single request, options, retries and errors as the plain method.
+        """
+        return AsyncSendKitWithRawResponse(self)
 
     @property
     def rate_limit(self) -> RateLimitSnapshot:
@@ -346,9 +384,53 @@ class AsyncSendKit:
         params: Mapping[str, str | None] | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        cache: bool = True,
+        max_age: float | None = None,
     ) -> Coroutine[Any, Any, T]:
-        """GET ``path`` and structure the envelope's ``data`` as ``cls``."""
-        return self._call("GET", path, pipeline.data_reader(cls), params, timeout, retry)
+        """GET ``path`` and structure the envelope's ``data`` as ``cls`` (a single call).
+
+        Cached (unless ``cache`` is false, or the answer is older than ``max_age``)
+        and coalesced as the client's options say.
+        """
+        read = pipeline.data_reader(cls)
+        return self._single(path, read, params, timeout, retry, cache, max_age)
+
+    def _single(
+        self,
+        path: str,
+        read: Callable[[RawResponse], T],
+        params: Mapping[str, str | None] | None,
+        timeout: float | Timeout | None,
+        retry: RetryPolicy | None,
+        cache: bool,
+        max_age: float | None,
+    ) -> Coroutine[Any, Any, T]:
+        """A single GET: cache -> single flight -> pipeline, each as the options say.
+
+        Raises:
+            ClientClosedError: the client is closed (even a cached answer is refused).
+            InvalidRequestError: a negative ``max_age``.
+        """
+        if self._core.transport.closed:  # before the cache: a closed client answers nothing
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+        if max_age is not None and not max_age >= 0:
+            raise errors.InvalidRequestError(f"max_age must be >= 0 seconds, got {max_age!r}")
+        store = self._cache if cache else None
+        if store is None and not self._coalesce:
+            return self._call("GET", path, read, params, timeout, retry)
+        call = self._caller("GET", pipeline.as_is, params, timeout, retry)
+        options = (as_timeout(timeout, self.timeout), retry if retry is not None else self.retry)
+        return caching.get(
+            self._core,
+            self._url(path, params),
+            read,
+            lambda: call(path),
+            store=store,
+            scope=self._scope,
+            coalesce=self._coalesce,
+            max_age=max_age,
+            options=options,
+        )
 
     def _data_getter(
         self,
@@ -369,8 +451,8 @@ class AsyncSendKit:
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
     ) -> Coroutine[Any, Any, Mapping[str, Any]]:
-        """GET ``path`` and return the whole checked envelope (for paged lists)."""
-        return self._call("GET", path, pipeline.read_envelope, params, timeout, retry)
+        """GET ``path`` and return the whole checked envelope (for paged lists; never cached)."""
+        return self._single(path, pipeline.read_envelope, params, timeout, retry, False, None)
 
     async def _request(
         self,
@@ -427,3 +509,11 @@ class AsyncSendKit:
             return pipeline.attempt(core, method, url, read, deadline, per_attempt, policy)
 
         return call
+
+
+def _checked_cache(cache: object) -> ResponseCache | None:
+    if cache is None or isinstance(cache, ResponseCache):
+        return cache
+    raise errors.ConfigurationError(
+        "cache must be a sendkit_async.cache.ResponseCache (MemoryCache, RedisCache)"
+    )

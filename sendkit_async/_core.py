@@ -13,6 +13,7 @@ import attrs
 
 from . import errors
 from ._budget import RateBudget
+from ._flight import Flights
 from ._guard import OverloadGuard
 from ._hooks import Dispatch
 from ._ratelimit import RateLimiter
@@ -35,6 +36,10 @@ class ClientStats:
     """Responses by HTTP status."""
     connection_errors: int = 0
     """Attempts that got no response."""
+    cache_hits: int = 0
+    """Calls answered by the response cache (no request, no rate-limit token)."""
+    coalesced: int = 0
+    """Calls that shared the request of an identical call in progress."""
 
     def copy(self) -> ClientStats:
         return attrs.evolve(self, by_status=dict(self.by_status))
@@ -110,7 +115,8 @@ class Core:
     """What a client and its ``with_options`` copies share."""
 
     __slots__ = (
-        "admit_now", "clock", "guard", "hooks", "life", "limiter", "release_admitted", "sleep",
+        "admit_now", "clock", "flights", "guard", "hooks", "life", "limiter", "release_admitted",
+        "sleep",
         "stats", "transport",
     )  # fmt: skip
 
@@ -142,6 +148,7 @@ class Core:
         # Through ``self`` so that a test replacing ``core.sleep`` reaches the guard too.
         self.guard = OverloadGuard(clock=self.clock, sleep=lambda seconds: self.sleep(seconds))
         self.life = Lifecycle()
+        self.flights = Flights()  # single calls' shared requests (bulk runs share none)
 
     def close(self) -> None:
         """End every wait of the client at once with :class:`ClientClosedError`.
