@@ -363,3 +363,33 @@ async def test_a_wait_for_the_open_fault_circuit_is_an_overload_throttle(server:
     assert throttle.cause == "overload"
     assert throttle.wait > 0
     assert throttle.wait == pytest.approx(sum(clock.sleeps))  # the only wait of the test
+
+
+def test_the_blocking_client_calls_hooks_on_its_own_thread() -> None:
+    import threading
+
+    from sendkit_async import SendKit
+    from sendkit_async.simulator import SimulatorConfig, run_simulator
+    from tests.sync_helpers import served
+
+    class Threads(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threads: set[int] = set()
+
+        def on_request(self, event: RequestEvent) -> None:
+            self.threads.add(threading.get_ident())
+            super().on_request(event)
+
+    hooks = Threads()
+    with (
+        served(lambda: run_simulator(SimulatorConfig(campaigns=5, seed=3))) as (sim, _),
+        SendKit(api_key=KEY, base_url=sim.base_url, hooks=hooks) as client,
+    ):
+        campaign_id = sim.campaign_ids[0]
+        result = client.analytics.campaign(campaign_id)
+    assert result.campaign.id == campaign_id
+    # (a throttle event too, if the simulator's limit held the request back)
+    assert [k for k in hooks.kinds() if k != "throttle"] == ["start", "request", "response", "end"]
+    assert hooks.of("response")[0].status == 200
+    assert hooks.threads and threading.get_ident() not in hooks.threads
