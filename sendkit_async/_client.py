@@ -89,11 +89,11 @@ class AsyncSendKit:
             retry waits, deadlines, the overload guard and a new ``RateLimiter``
             all go through them. Defaults: ``time.monotonic`` and ``asyncio.sleep``;
             tests pass a fake clock so that nothing really waits.
-        hooks: a :class:`Hooks` (or a sequence of them) told about every call,
-            attempt, retry and throttle wait, e.g. ``sendkit_async.otel.OpenTelemetryHooks``.
         cache: a :class:`~sendkit_async.cache.ResponseCache` (``MemoryCache``,
             ``RedisCache``) for the analytics single calls; default none.
         coalesce: identical concurrent single GETs share one request (default True).
+        hooks: a :class:`Hooks` (or a sequence of them) told about every call,
+            attempt, retry and throttle wait, e.g. ``sendkit_async.otel.OpenTelemetryHooks``.
 
     Raises:
         ConfigurationError: no key, an unusable base URL, or unusable hooks.
@@ -117,9 +117,9 @@ class AsyncSendKit:
         rate_limiter: RateBudget | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
-        hooks: Hooks | Sequence[Hooks] | None = None,
         cache: ResponseCache | None = None,
         coalesce: bool = True,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> None:
         key = resolve_key(api_key)
         dispatch = as_dispatch(hooks)
