@@ -121,7 +121,11 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
             args.redis_url, api_key=API_KEY, base_url=args.base_url, max_concurrency=conc
         )
     async with AsyncSendKit(
-        api_key=API_KEY, base_url=args.base_url, max_concurrency=conc, rate_limiter=limiter
+        api_key=API_KEY,
+        base_url=args.base_url,
+        max_concurrency=conc,
+        rate_limiter=limiter,
+        hooks=make_hooks(args.hooks),
     ) as sk:
         if args.warmup:
             await sk.gather_campaigns(ids[: args.warmup], concurrency=conc, return_exceptions=True)
@@ -160,6 +164,67 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
         run.statuses[0] += sk.stats.connection_errors
     if limiter is not None:
         await limiter.aclose()
+
+
+HOOKS = ("none", "empty", "noop", "otel-off", "otel-api", "otel-sdk")
+"""``--hooks``: none; ``Hooks()`` with nothing overridden; every hook method a no-op;
+OpenTelemetry imported and an SDK set up but not given to the client; ``OpenTelemetryHooks``
+on the API alone (no SDK: no-op tracer and meter); on the SDK (spans through a
+``SimpleSpanProcessor`` to an exporter that drops them, metrics aggregated for a reader)."""
+
+_keep: list[Any] = []  # SDK objects that must outlive the run
+
+
+def make_hooks(kind: str) -> Any:
+    """The ``hooks=`` of ``--hooks kind`` (None for none and otel-off)."""
+    from sendkit_async import Hooks
+
+    if kind == "none":
+        return None
+    if kind == "empty":
+        return Hooks()
+    if kind == "noop":
+
+        class Noop(Hooks):
+            def on_call_start(self, call: Any) -> None:
+                pass
+
+            def on_request(self, event: Any) -> None:
+                pass
+
+            def on_response(self, event: Any) -> None:
+                pass
+
+            def on_retry(self, event: Any) -> None:
+                pass
+
+            def on_throttle(self, event: Any) -> None:
+                pass
+
+            def on_call_end(self, event: Any) -> None:
+                pass
+
+        return Noop()
+    from sendkit_async.otel import OpenTelemetryHooks
+
+    if kind == "otel-api":
+        return OpenTelemetryHooks()
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    _keep.extend([tracer_provider, meter_provider])
+    if kind == "otel-off":
+        return None
+    return OpenTelemetryHooks(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
 # --- sendkit_async's blocking client ---------------------------------------------------------
@@ -402,6 +467,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=0, help="untimed requests first")
     parser.add_argument("--timeline", action="store_true", help="sample attempts every 50 ms")
     parser.add_argument("--redis-url", help="sendkit_async: share the budget in Redis")
+    parser.add_argument("--hooks", choices=HOOKS, default="none", help="sendkit_async: hooks")
     parser.add_argument("--threads", type=int, default=0, help="sendkit_sync: N calling threads")
     parser.add_argument(
         "--tasks", type=int, default=0, help="sendkit_async: N tasks calling one id at a time"

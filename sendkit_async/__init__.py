@@ -7,6 +7,15 @@ from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
 from ._frames import to_arrow, to_pandas, to_polars
 from ._hints import RateLimitHints
+from ._hooks import (
+    Call,
+    CallEndEvent,
+    Hooks,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+    ThrottleEvent,
+)
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._raw import APIResponse
@@ -71,6 +80,8 @@ __all__ = [
     "BulkError",
     "BulkReport",
     "CachedResponse",
+    "Call",
+    "CallEndEvent",
     "Campaign",
     "CampaignAnalytics",
     "CampaignListStats",
@@ -84,6 +95,7 @@ __all__ = [
     "ConflictError",
     "DailyStats",
     "DateLike",
+    "Hooks",
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
@@ -102,8 +114,11 @@ __all__ = [
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",
+    "RequestEvent",
     "ResponseCache",
+    "ResponseEvent",
     "ResponseValidationError",
+    "RetryEvent",
     "RetryPolicy",
     "SendKit",
     "SendKitError",
@@ -114,6 +129,7 @@ __all__ = [
     "StepStats",
     "Subsequence",
     "SubsequenceTrigger",
+    "ThrottleEvent",
     "Timeout",
     "UnexpectedError",
     "UnprocessableEntityError",

@@ -16,6 +16,7 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Mapping,
+    Sequence,
 )
 from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote, urlencode
@@ -33,6 +34,7 @@ from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
 from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_key, resolve_workspace
 from ._core import ClientStats, Core
+from ._hooks import Hooks, as_dispatch
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._raw import AsyncSendKitWithRawResponse
@@ -90,9 +92,11 @@ class AsyncSendKit:
         cache: a :class:`~sendkit_async.cache.ResponseCache` (``MemoryCache``,
             ``RedisCache``) for the analytics single calls; default none.
         coalesce: identical concurrent single GETs share one request (default True).
+        hooks: a :class:`Hooks` (or a sequence of them) told about every call,
+            attempt, retry and throttle wait, e.g. ``sendkit_async.otel.OpenTelemetryHooks``.
 
     Raises:
-        ConfigurationError: no key, or an unusable base URL.
+        ConfigurationError: no key, an unusable base URL, or unusable hooks.
     """
 
     def __init__(
@@ -115,8 +119,10 @@ class AsyncSendKit:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         cache: ResponseCache | None = None,
         coalesce: bool = True,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> None:
         key = resolve_key(api_key)
+        dispatch = as_dispatch(hooks)
         self.base_url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self._base = URL(self.base_url)
         self._path_prefix = self._base.raw_path.rstrip("/")
@@ -148,7 +154,7 @@ class AsyncSendKit:
             connect_timeout=self.timeout.connect,
             headers=protocol.auth_headers(key, self.workspace_id, USER_AGENT),
         )
-        self._core = Core(transport, limiter, clock=clock, sleep=sleep)
+        self._core = Core(transport, limiter, clock=clock, sleep=sleep, hooks=dispatch)
         self._cache = _checked_cache(cache)
         self._coalesce = bool(coalesce)
         self._scope = caching.cache_scope(key, self.workspace_id, self.base_url)

@@ -15,6 +15,7 @@ from . import errors
 from ._budget import RateBudget
 from ._flight import Flights
 from ._guard import OverloadGuard
+from ._hooks import Dispatch
 from ._ratelimit import RateLimiter
 from ._transport import Transport
 
@@ -114,7 +115,8 @@ class Core:
     """What a client and its ``with_options`` copies share."""
 
     __slots__ = (
-        "admit_now", "clock", "flights", "guard", "life", "limiter", "release_admitted", "sleep",
+        "admit_now", "clock", "flights", "guard", "hooks", "life", "limiter", "release_admitted",
+        "sleep",
         "stats", "transport",
     )  # fmt: skip
 
@@ -125,8 +127,10 @@ class Core:
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        hooks: Dispatch | None = None,
     ) -> None:
         self.transport = transport
+        self.hooks = hooks  # None unless some hook would be called: the pipeline checks this
         self.limiter = limiter
         # Our own limiter has a synchronous lane for requests that need no wait:
         # ``admit_now()`` returns a ticket (or None: use ``slot()``), and

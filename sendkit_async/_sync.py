@@ -16,7 +16,7 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import aiohttp
@@ -26,6 +26,7 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import Timeout
 from ._core import ClientStats
+from ._hooks import Hooks
 from ._portal import CLOSE_WAIT, BlockingIterator, Portal
 from ._protocol import DateLike
 from ._ratelimit import RateLimitSnapshot
@@ -53,6 +54,9 @@ class SendKit:
     waits for it to end (bounded) and is re-raised; the client stays usable.
     A client never closed warns (``ResourceWarning``) when collected or at exit,
     and is closed then; it never holds the interpreter up at exit.
+
+    ``hooks`` are called on the client's own thread (its event loop's), not the
+    caller's: a hook that touches shared state needs a lock.
 
     Raises:
         ConfigurationError: no key, an unusable base URL, or a ``session`` (an aiohttp
@@ -86,6 +90,7 @@ class SendKit:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         cache: ResponseCache | None = None,
         coalesce: bool = True,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -110,6 +115,7 @@ class SendKit:
             sleep=sleep,
             cache=cache,
             coalesce=coalesce,
+            hooks=hooks,
         )
         portal = Portal()
         self._bind(client, portal, None)

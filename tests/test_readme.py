@@ -38,7 +38,11 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 async def run_snippet(code: str, sim: Simulator) -> tuple[int, str, str]:
-    env = {"SENDKIT_API_KEY": "sk_readme_test", "SENDKIT_BASE_URL": sim.base_url}
+    env = {
+        "SENDKIT_API_KEY": "sk_readme_test",
+        "SENDKIT_BASE_URL": sim.base_url,
+        "PYTHONPATH": str(ROOT),  # this checkout's package, not an installed one
+    }
     return await run_python("-c", code, env=env)
 
 
@@ -48,7 +52,9 @@ def runs_as_a_script(snippet: str) -> bool:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 14
+    assert len(SNIPPETS) == 16
+    assert any("class Tally(Hooks)" in s for s in SNIPPETS)
+    assert any("OpenTelemetryHooks" in s for s in SNIPPETS)
     assert any("cleanup_ctx" in s for s in SNIPPETS)
     assert any("gather_campaigns" in s and "progress=" in s for s in SNIPPETS)
     assert any("to_pandas(" in s and "to_polars(" in s for s in SNIPPETS)
@@ -201,3 +207,31 @@ def test_snippets_pass_mypy_strict_as_user_code(
     errors = [line for line in report.splitlines() if ": error:" in line]
     assert len(errors) == 1, report
     assert f"readme_snippet_{len(SNIPPETS)}.py:1: error: Incompatible types" in errors[0]
+
+
+async def test_hooks_snippet_counts_every_answer(sim: Simulator) -> None:
+    import ast
+
+    snippet = next(s for s in SNIPPETS if "class Tally(Hooks)" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("answers by status: ")
+    statuses = ast.literal_eval(last.split(": ", 1)[1].split(", failed")[0])
+    assert statuses[200] == 11  # the list and ten campaigns
+    assert last.endswith("failed calls: 0")
+
+
+async def test_otel_snippet_prints_the_span_tree_and_metrics(sim: Simulator) -> None:
+    snippet = next(s for s in SNIPPETS if "OpenTelemetryHooks" in s)
+    code, out, err = await run_snippet(snippet, sim)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert sorted(lines[:4]) == [
+        "CLIENT GET /v1/analytics/campaigns/{id} 200",
+        "CLIENT GET /v1/campaigns 200",
+        "INTERNAL GET /v1/analytics/campaigns/{id} 200",
+        "INTERNAL GET /v1/campaigns 200",
+    ]
+    assert "'http.client.request.duration'" in lines[4]
+    assert "'sendkit.client.requests'" in lines[4]
