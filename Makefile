@@ -31,7 +31,7 @@ lint: setup
 	$(BIN)/python -m ruff format --check .
 
 typecheck: setup
-	$(BIN)/python -m mypy --strict sendkit_async tests
+	$(BIN)/python -m mypy --strict sendkit_async tests examples
 
 test: lint typecheck
 	$(BIN)/python -m pytest

@@ -3,10 +3,16 @@
     python benchmarks/_clients.py --client sendkit_async --base-url URL --ids-file IDS
     python benchmarks/_clients.py --client sendkit_async --base-url URL --generate 100000 --iter
 
-Three clients fetch ``GET /v1/analytics/campaigns/{id}`` for every id:
+Three clients (and sendkit_async's blocking client) fetch ``GET /v1/analytics/campaigns/{id}``
+for every id:
 
 - ``sendkit_async``: ``AsyncSendKit(max_concurrency=C).gather_campaigns(ids, concurrency=C)``
   (``iter_campaigns`` with ``--iter``), results parsed into attrs models.
+- ``sendkit_async --tasks N``: N tasks each awaiting ``client.analytics.campaign(id)`` one
+  id after another (the async twin of ``sendkit_sync --threads N``).
+- ``sendkit_sync``: ``SendKit(max_concurrency=C).gather_campaigns(ids, concurrency=C)`` from
+  the main thread; with ``--threads N``, N threads each call ``client.analytics.campaign(id)``
+  one id after another (so at most N requests in flight).
 - ``aiohttp``: the floor. A semaphore of C, GET, ``json.loads``; no retries at all.
 - ``aiohttp+tenacity``: what a careful user writes by hand: tenacity ``@retry`` (5 attempts,
   random exponential backoff) around a GET that raises on 429/5xx and connection errors,
@@ -26,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +64,9 @@ class Run:
         self.cpu = self.wall = 0.0
         self.samples: list[tuple[float, int, int]] = []  # (t, attempts, 200s) so far
 
-    def start(self) -> None:
+    def start(self, *, sampling: bool = True) -> None:
         self._cpu, self._wall = time.process_time(), time.perf_counter()
-        if self.sample is not None:
+        if sampling and self.sample is not None:
             self._sampler = asyncio.get_running_loop().create_task(self._sampling())
 
     async def _sampling(self) -> None:
@@ -114,7 +121,11 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
             args.redis_url, api_key=API_KEY, base_url=args.base_url, max_concurrency=conc
         )
     async with AsyncSendKit(
-        api_key=API_KEY, base_url=args.base_url, max_concurrency=conc, rate_limiter=limiter
+        api_key=API_KEY,
+        base_url=args.base_url,
+        max_concurrency=conc,
+        rate_limiter=limiter,
+        hooks=make_hooks(args.hooks),
     ) as sk:
         if args.warmup:
             await sk.gather_campaigns(ids[: args.warmup], concurrency=conc, return_exceptions=True)
@@ -132,6 +143,14 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
                     run.errors[type(result.error).__name__] += 1
                 if run.ok in marks:
                     run.rss_early_kb = current_rss_kb()
+        elif args.tasks:
+            tasks = args.tasks
+            outcomes = await asyncio.gather(
+                *(fetch_each_async(sk, ids[n::tasks]) for n in range(tasks))
+            )
+            for ok, errors in outcomes:
+                run.ok += ok
+                run.errors.update(errors)
         else:
             results = await sk.gather_campaigns(ids, concurrency=conc, return_exceptions=True)
             for value in results:
@@ -145,6 +164,130 @@ async def run_sendkit(args: argparse.Namespace, ids: list[str], run: Run) -> Non
         run.statuses[0] += sk.stats.connection_errors
     if limiter is not None:
         await limiter.aclose()
+
+
+HOOKS = ("none", "empty", "noop", "otel-off", "otel-api", "otel-sdk")
+"""``--hooks``: none; ``Hooks()`` with nothing overridden; every hook method a no-op;
+OpenTelemetry imported and an SDK set up but not given to the client; ``OpenTelemetryHooks``
+on the API alone (no SDK: no-op tracer and meter); on the SDK (spans through a
+``SimpleSpanProcessor`` to an exporter that drops them, metrics aggregated for a reader)."""
+
+_keep: list[Any] = []  # SDK objects that must outlive the run
+
+
+def make_hooks(kind: str) -> Any:
+    """The ``hooks=`` of ``--hooks kind`` (None for none and otel-off)."""
+    from sendkit_async import Hooks
+
+    if kind == "none":
+        return None
+    if kind == "empty":
+        return Hooks()
+    if kind == "noop":
+
+        class Noop(Hooks):
+            def on_call_start(self, call: Any) -> None:
+                pass
+
+            def on_request(self, event: Any) -> None:
+                pass
+
+            def on_response(self, event: Any) -> None:
+                pass
+
+            def on_retry(self, event: Any) -> None:
+                pass
+
+            def on_throttle(self, event: Any) -> None:
+                pass
+
+            def on_call_end(self, event: Any) -> None:
+                pass
+
+        return Noop()
+    from sendkit_async.otel import OpenTelemetryHooks
+
+    if kind == "otel-api":
+        return OpenTelemetryHooks()
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    _keep.extend([tracer_provider, meter_provider])
+    if kind == "otel-off":
+        return None
+    return OpenTelemetryHooks(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+# --- sendkit_async's blocking client ---------------------------------------------------------
+
+
+def run_sendkit_sync(args: argparse.Namespace, ids: list[str], run: Run) -> None:
+    """``SendKit``: one ``gather_campaigns`` from the main thread, or, with ``--threads N``,
+    N threads each calling ``client.analytics.campaign(id)`` one id after another."""
+    from sendkit_async import SendKit
+
+    conc = args.concurrency
+    with SendKit(api_key=API_KEY, base_url=args.base_url, max_concurrency=conc) as sk:
+        if args.warmup:
+            sk.gather_campaigns(ids[: args.warmup], concurrency=conc, return_exceptions=True)
+        before = sk.stats.requests
+        run.start(sampling=False)
+        if args.threads:
+            threads = args.threads
+            with ThreadPoolExecutor(threads) as pool:
+                outcomes = list(pool.map(lambda n: fetch_each(sk, ids[n::threads]), range(threads)))
+            for ok, errors in outcomes:
+                run.ok += ok
+                run.errors.update(errors)
+        else:
+            results = sk.gather_campaigns(ids, concurrency=conc, return_exceptions=True)
+            for value in results:
+                if isinstance(value, Exception):
+                    run.errors[type(value).__name__] += 1
+                else:
+                    run.ok += 1
+        run.stop()
+        stats = sk.stats
+        run.attempts = stats.requests - before
+        run.statuses.update(stats.by_status)
+        run.statuses[0] += stats.connection_errors
+
+
+def fetch_each(sk: Any, ids: list[str]) -> tuple[int, Counter[str]]:
+    from sendkit_async import SendKitError
+
+    ok, errors = 0, Counter[str]()
+    for cid in ids:
+        try:
+            sk.analytics.campaign(cid)
+        except SendKitError as exc:
+            errors[type(exc).__name__] += 1
+        else:
+            ok += 1
+    return ok, errors
+
+
+async def fetch_each_async(sk: Any, ids: list[str]) -> tuple[int, Counter[str]]:
+    from sendkit_async import SendKitError
+
+    ok, errors = 0, Counter[str]()
+    for cid in ids:
+        try:
+            await sk.analytics.campaign(cid)
+        except SendKitError as exc:
+            errors[type(exc).__name__] += 1
+        else:
+            ok += 1
+    return ok, errors
 
 
 def id_source(args: argparse.Namespace, ids: list[str]) -> Iterator[str]:
@@ -273,6 +416,7 @@ async def run_tenacity(args: argparse.Namespace, ids: list[str], run: Run) -> No
 
 
 RUNNERS = {"sendkit_async": run_sendkit, "aiohttp": run_raw, "aiohttp+tenacity": run_tenacity}
+SYNC_RUNNERS = {"sendkit_sync": run_sendkit_sync}
 
 
 async def main_async(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
@@ -280,6 +424,16 @@ async def main_async(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]
         ids = [ids[i % len(ids)] for i in range(args.requests)]
     run = Run()
     await RUNNERS[args.client](args, ids, run)
+    return report(args, ids, run)
+
+
+def main_sync(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
+    run = Run()
+    SYNC_RUNNERS[args.client](args, ids, run)
+    return report(args, ids, run)
+
+
+def report(args: argparse.Namespace, ids: list[str], run: Run) -> dict[str, Any]:
     cpu, wall = run.cpu, run.wall
     n = args.generate or len(ids)
     return {
@@ -303,7 +457,7 @@ async def main_async(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--client", choices=sorted(RUNNERS), required=True)
+    parser.add_argument("--client", choices=sorted([*RUNNERS, *SYNC_RUNNERS]), required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--ids-file", help="ids, one a line")
     parser.add_argument("--requests", type=int, default=0, help="cycle the ids up to this many")
@@ -313,12 +467,20 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=0, help="untimed requests first")
     parser.add_argument("--timeline", action="store_true", help="sample attempts every 50 ms")
     parser.add_argument("--redis-url", help="sendkit_async: share the budget in Redis")
+    parser.add_argument("--hooks", choices=HOOKS, default="none", help="sendkit_async: hooks")
+    parser.add_argument("--threads", type=int, default=0, help="sendkit_sync: N calling threads")
+    parser.add_argument(
+        "--tasks", type=int, default=0, help="sendkit_async: N tasks calling one id at a time"
+    )
     args = parser.parse_args()
     if args.generate and args.client != "sendkit_async":
         parser.error("--generate is for sendkit_async --iter only")
     ids = Path(args.ids_file).read_text().split() if args.ids_file else []
-    report = asyncio.run(main_async(args, ids))
-    print(json.dumps(report))
+    if args.client in SYNC_RUNNERS:
+        result = main_sync(args, ids)
+    else:
+        result = asyncio.run(main_async(args, ids))
+    print(json.dumps(result))
     return 0
 
 

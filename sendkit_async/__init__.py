@@ -5,12 +5,26 @@ from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._client import AsyncSendKit
 from ._config import SendKitWarning, Timeout
 from ._core import ClientStats
+from ._frames import to_arrow, to_pandas, to_polars
+from ._hints import RateLimitHints
+from ._hooks import (
+    Call,
+    CallEndEvent,
+    Hooks,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+    ThrottleEvent,
+)
 from ._priority import Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._raw import APIResponse
 from ._retry import RetryPolicy
 from ._shortcuts import gather_campaigns
+from ._sync import SendKit
 from ._version import __version__
+from .cache import CachedResponse, MemoryCache, ResponseCache
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -23,6 +37,7 @@ from .errors import (
     ConflictError,
     InternalServerError,
     InvalidRequestError,
+    MissingDependencyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -57,6 +72,7 @@ from .wire import from_wire, to_wire
 
 __all__ = [
     "APIConnectionError",
+    "APIResponse",
     "APIStatusError",
     "APITimeoutError",
     "AsyncSendKit",
@@ -64,6 +80,9 @@ __all__ = [
     "BadRequestError",
     "BulkError",
     "BulkReport",
+    "CachedResponse",
+    "Call",
+    "CallEndEvent",
     "Campaign",
     "CampaignAnalytics",
     "CampaignListStats",
@@ -77,9 +96,12 @@ __all__ = [
     "ConflictError",
     "DailyStats",
     "DateLike",
+    "Hooks",
     "InternalServerError",
     "InvalidRequestError",
     "Mailbox",
+    "MemoryCache",
+    "MissingDependencyError",
     "NotFoundError",
     "Overview",
     "OverviewRates",
@@ -90,11 +112,17 @@ __all__ = [
     "ProgressCallback",
     "RateBudget",
     "RateLimitError",
+    "RateLimitHints",
     "RateLimitSnapshot",
     "RateLimiter",
     "RedirectError",
+    "RequestEvent",
+    "ResponseCache",
+    "ResponseEvent",
     "ResponseValidationError",
+    "RetryEvent",
     "RetryPolicy",
+    "SendKit",
     "SendKitError",
     "SendKitWarning",
     "SequenceSplit",
@@ -103,6 +131,7 @@ __all__ = [
     "StepStats",
     "Subsequence",
     "SubsequenceTrigger",
+    "ThrottleEvent",
     "Timeout",
     "UnexpectedError",
     "UnprocessableEntityError",
@@ -110,5 +139,8 @@ __all__ = [
     "__version__",
     "from_wire",
     "gather_campaigns",
+    "to_arrow",
+    "to_pandas",
+    "to_polars",
     "to_wire",
 ]

@@ -6,6 +6,7 @@ retries) over the :class:`Core` the client shares with its ``with_options`` copi
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from collections.abc import (
     AsyncIterable,
@@ -15,6 +16,7 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Mapping,
+    Sequence,
 )
 from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote, urlencode
@@ -22,6 +24,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from yarl import URL
 
+from . import _caching as caching
 from . import _pipeline as pipeline
 from . import _protocol as protocol
 from . import errors
@@ -39,13 +42,16 @@ from ._config import (
     resolve_workspace,
 )
 from ._core import ClientStats, Core
+from ._hooks import Hooks, as_dispatch
 from ._priority import BACKGROUND, INTERACTIVE, Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
+from ._raw import AsyncSendKitWithRawResponse
 from ._retry import Deadline, RetryPolicy
 from ._runstats import counting_core
 from ._transport import RawResponse, Transport
 from ._version import __version__
+from .cache import ResponseCache
 from .models import CampaignAnalytics
 from .resources.analytics import Analytics
 from .resources.campaigns import Campaigns
@@ -76,7 +82,10 @@ class AsyncSendKit:
         workspace_id: for platform keys (``sk_user_...``); default ``$SENDKIT_WORKSPACE_ID``.
         timeout: per-attempt seconds, or a :class:`Timeout`.
         retry: the :class:`RetryPolicy`; ``max_retries`` is a shortcut for its field.
-        max_concurrency: requests in flight at once, across all calls.
+        max_concurrency: requests in flight at once, across all calls (default 100, the
+            size of the default connection pool: at 50 ms of latency the cap allows 2,000
+            requests/s, beyond what one process serves, so the server's rate limit binds
+            first; queueing for it is bounded per call by ``RetryPolicy.max_queue``).
         rate_limit: requests per second never to exceed (default: learned from the server).
         burst: requests that may go at once under ``rate_limit``.
         session: an aiohttp session to use instead of our own (never closed by us).
@@ -93,9 +102,14 @@ class AsyncSendKit:
             retry waits, deadlines, the overload guard and a new ``RateLimiter``
             all go through them. Defaults: ``time.monotonic`` and ``asyncio.sleep``;
             tests pass a fake clock so that nothing really waits.
+        cache: a :class:`~sendkit_async.cache.ResponseCache` (``MemoryCache``,
+            ``RedisCache``) for the analytics single calls; default none.
+        coalesce: identical concurrent single GETs share one request (default True).
+        hooks: a :class:`Hooks` (or a sequence of them) told about every call,
+            attempt, retry and throttle wait, e.g. ``sendkit_async.otel.OpenTelemetryHooks``.
 
     Raises:
-        ConfigurationError: no key, or an unusable base URL.
+        ConfigurationError: no key, an unusable base URL, or unusable hooks.
     """
 
     def __init__(
@@ -107,18 +121,22 @@ class AsyncSendKit:
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
         max_retries: int | None = None,
-        max_concurrency: int = 16,
+        max_concurrency: int = 100,
         rate_limit: float | None = None,
         burst: float | None = None,
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         connection_limit: int = 100,
         rate_limiter: RateBudget | None = None,
-        priority: Priority = INTERACTIVE,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        cache: ResponseCache | None = None,
+        coalesce: bool = True,
+        hooks: Hooks | Sequence[Hooks] | None = None,
+        priority: Priority = INTERACTIVE,
     ) -> None:
         key = resolve_key(api_key)
+        dispatch = as_dispatch(hooks)
         self.base_url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self._base = URL(self.base_url)
         self._path_prefix = self._base.raw_path.rstrip("/")
@@ -150,7 +168,10 @@ class AsyncSendKit:
             connect_timeout=self.timeout.connect,
             headers=protocol.auth_headers(key, self.workspace_id, USER_AGENT),
         )
-        self._core = Core(transport, limiter, clock=clock, sleep=sleep)
+        self._core = Core(transport, limiter, clock=clock, sleep=sleep, hooks=dispatch)
+        self._cache = _checked_cache(cache)
+        self._coalesce = bool(coalesce)
+        self._scope = caching.cache_scope(key, self.workspace_id, self.base_url)
         self._core.priority = resolve_priority(priority)
         self.analytics = Analytics(self)
         self.campaigns = Campaigns(self)
@@ -287,11 +308,18 @@ class AsyncSendKit:
         """Close the client: end every call of it at once, and close our own pool. Idempotent.
 
         Calls asleep before a retry, queued for the rate limit (even a shared one)
-        or held by the overload guard, and requests in flight on our own pool, end
-        with :class:`ClientClosedError`; nothing is retried after a close.
+        or held by the overload guard, requests in flight on our own pool, and
+        shared (coalesced) requests end with :class:`ClientClosedError`; nothing is
+        retried after a close. A cache is not closed: it may serve other clients.
         """
         self._core.close()
-        await self._core.transport.aclose()
+        await self._core.transport.aclose()  # ends the requests, shared ones too, on our pool
+        if not self._core.transport.owns_session:
+            # A borrowed pool keeps its requests: cancel the shared ones (their callers
+            # get ClientClosedError). They end within a step or two; the bound is a guard.
+            shared = self._core.flights.cancel_all()
+            if shared:
+                await asyncio.wait(shared, timeout=5.0)
 
     @property
     def closed(self) -> bool:
@@ -304,12 +332,16 @@ class AsyncSendKit:
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
         max_retries: int | None = None,
+        cache: ResponseCache | Literal[False] | None = None,
+        coalesce: bool | None = None,
         priority: Priority | None = None,
     ) -> AsyncSendKit:
         """A view of this client with other defaults; it shares the pool and the rate budget.
 
-        ``priority`` sets how the view's calls queue for the rate limit (see
-        :data:`Priority`). Closing either closes both.
+        ``cache=False`` turns the cache off for the view, a cache object uses that
+        one; ``coalesce=False`` sends every call of the view on its own; ``priority``
+        sets how the view's calls queue for the rate limit (see :data:`Priority`).
+        Closing either closes both.
 
         Raises:
             ConfigurationError: an invalid option.
@@ -318,6 +350,10 @@ class AsyncSendKit:
         clone.__dict__.update(self.__dict__)
         clone.timeout = as_timeout(timeout, self.timeout)
         clone.retry = as_retry(retry, max_retries, self.retry)
+        if cache is not None:
+            clone._cache = None if cache is False else _checked_cache(cache)
+        if coalesce is not None:
+            clone._coalesce = bool(coalesce)
         if priority is not None:
             clone._core = self._core.with_priority(resolve_priority(priority))
         clone.analytics = Analytics(clone)
@@ -332,6 +368,14 @@ class AsyncSendKit:
         )
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def with_raw_response(self) -> AsyncSendKitWithRawResponse:
+        """The resources again, each method returning an :class:`APIResponse` (see :mod:`._raw`).
+
+        Same single request, options, retries and errors as the plain method.
+        """
+        return AsyncSendKitWithRawResponse(self)
 
     @property
     def rate_limit(self) -> RateLimitSnapshot:
@@ -370,9 +414,53 @@ class AsyncSendKit:
         params: Mapping[str, str | None] | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        cache: bool = True,
+        max_age: float | None = None,
     ) -> Coroutine[Any, Any, T]:
-        """GET ``path`` and structure the envelope's ``data`` as ``cls``."""
-        return self._call("GET", path, pipeline.data_reader(cls), params, timeout, retry)
+        """GET ``path`` and structure the envelope's ``data`` as ``cls`` (a single call).
+
+        Cached (unless ``cache`` is false, or the answer is older than ``max_age``)
+        and coalesced as the client's options say.
+        """
+        read = pipeline.data_reader(cls)
+        return self._single(path, read, params, timeout, retry, cache, max_age)
+
+    def _single(
+        self,
+        path: str,
+        read: Callable[[RawResponse], T],
+        params: Mapping[str, str | None] | None,
+        timeout: float | Timeout | None,
+        retry: RetryPolicy | None,
+        cache: bool,
+        max_age: float | None,
+    ) -> Coroutine[Any, Any, T]:
+        """A single GET: cache -> single flight -> pipeline, each as the options say.
+
+        Raises:
+            ClientClosedError: the client is closed (even a cached answer is refused).
+            InvalidRequestError: a negative ``max_age``.
+        """
+        if self._core.transport.closed:  # before the cache: a closed client answers nothing
+            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+        if max_age is not None and not max_age >= 0:
+            raise errors.InvalidRequestError(f"max_age must be >= 0 seconds, got {max_age!r}")
+        store = self._cache if cache else None
+        if store is None and not self._coalesce:
+            return self._call("GET", path, read, params, timeout, retry)
+        call = self._caller("GET", pipeline.as_is, params, timeout, retry)
+        options = (as_timeout(timeout, self.timeout), retry if retry is not None else self.retry)
+        return caching.get(
+            self._core,
+            self._url(path, params),
+            read,
+            lambda: call(path),
+            store=store,
+            scope=self._scope,
+            coalesce=self._coalesce,
+            max_age=max_age,
+            options=options,
+        )
 
     def _data_getter(
         self,
@@ -393,8 +481,8 @@ class AsyncSendKit:
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
     ) -> Coroutine[Any, Any, Mapping[str, Any]]:
-        """GET ``path`` and return the whole checked envelope (for paged lists)."""
-        return self._call("GET", path, pipeline.read_envelope, params, timeout, retry)
+        """GET ``path`` and return the whole checked envelope (for paged lists; never cached)."""
+        return self._single(path, pipeline.read_envelope, params, timeout, retry, False, None)
 
     async def _request(
         self,
@@ -451,3 +539,11 @@ class AsyncSendKit:
             return pipeline.attempt(core, method, url, read, deadline, per_attempt, policy)
 
         return call
+
+
+def _checked_cache(cache: object) -> ResponseCache | None:
+    if cache is None or isinstance(cache, ResponseCache):
+        return cache
+    raise errors.ConfigurationError(
+        "cache must be a sendkit_async.cache.ResponseCache (MemoryCache, RedisCache)"
+    )

@@ -15,7 +15,9 @@ import attrs
 
 from . import errors
 from ._budget import RateBudget
+from ._flight import Flights
 from ._guard import OverloadGuard
+from ._hooks import Dispatch
 from ._priority import INTERACTIVE, Priority
 from ._ratelimit import RateLimiter
 from ._transport import Transport
@@ -37,6 +39,10 @@ class ClientStats:
     """Responses by HTTP status."""
     connection_errors: int = 0
     """Attempts that got no response."""
+    cache_hits: int = 0
+    """Calls answered by the response cache (no request, no rate-limit token)."""
+    coalesced: int = 0
+    """Calls that shared the request of an identical call in progress."""
 
     def copy(self) -> ClientStats:
         return attrs.evolve(self, by_status=dict(self.by_status))
@@ -112,8 +118,8 @@ class Core:
     """What a client and its ``with_options`` copies share."""
 
     __slots__ = (
-        "admit_now", "clock", "guard", "life", "limiter", "prioritized", "priority",
-        "release_admitted", "sleep", "stats", "transport",
+        "admit_now", "clock", "flights", "guard", "hooks", "life", "limiter", "prioritized",
+        "priority", "release_admitted", "sleep", "stats", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -123,8 +129,10 @@ class Core:
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        hooks: Dispatch | None = None,
     ) -> None:
         self.transport = transport
+        self.hooks = hooks  # None unless some hook would be called: the pipeline checks this
         self.limiter = limiter
         # Our own limiter has a synchronous lane for requests that need no wait:
         # ``admit_now()`` returns a ticket (or None: use ``slot()``), and
@@ -147,6 +155,7 @@ class Core:
         # Through ``self`` so that a test replacing ``core.sleep`` reaches the guard too.
         self.guard = OverloadGuard(clock=self.clock, sleep=lambda seconds: self.sleep(seconds))
         self.life = Lifecycle()
+        self.flights = Flights()  # single calls' shared requests (bulk runs share none)
 
     def close(self) -> None:
         """End every wait of the client at once with :class:`ClientClosedError`.

@@ -18,6 +18,7 @@ from yarl import URL
 from . import _protocol as protocol
 from . import errors
 from ._core import Core
+from ._hooks import Dispatch, ThrottleCause, _Tracker
 from ._retry import Deadline, RetryPolicy
 from ._transport import RawResponse
 
@@ -72,17 +73,22 @@ async def attempt(
     per_attempt: float | None,
     policy: RetryPolicy | None,
     retry: bool = False,
+    call: _Tracker | None = None,
 ) -> T:
     """One attempt: admitted by the guard and the budget, sent, observed, checked, ``read``.
 
     The call's first attempt gets its ``policy``: a retryable failure moves on
     to the retry loop. Attempts made there get None and raise every failure.
+    With hooks installed, the call's first attempt starts a ``call`` tracker that
+    every later step reports to; without, nothing here costs more than that check.
 
     Raises:
         SendKitError: the final error, with ``attempts`` set.
         ClientClosedError: the client was closed before or during the call (nothing is
             retried after that), or is bound to another event loop.
     """
+    if (hooks := core.hooks) is not None and call is None:
+        return await _observed(core, hooks, method, url, read, deadline, per_attempt, policy)
     life = core.life
     if life.loop is not (loop := asyncio.get_running_loop()):
         life.bind(loop)  # the first call binds; any other loop is refused
@@ -90,7 +96,7 @@ async def attempt(
     try:
         probe = False
         if retry or guard.open:
-            probe = await guard.admit(retry, deadline.remaining)  # an outage, or a retry: may wait
+            probe = await _admit(core, retry, deadline, call)  # an outage, or a retry: may wait
         else:
             guard.deposit()
         recorded = False
@@ -99,7 +105,9 @@ async def attempt(
             # every request of a bulk run); anything else goes through ``slot()``.
             sent_at = core.admit_now() if core.admit_now is not None else None
             slot = (
-                None if sent_at is not None else await _wait_for_slot(core, deadline, method, url)
+                None
+                if sent_at is not None
+                else await _wait_for_slot(core, deadline, method, url, call)
             )
             while guard.open and not probe:
                 # The circuit opened while this request queued for the budget: do not
@@ -109,14 +117,18 @@ async def attempt(
                 elif sent_at is not None:
                     core.release_admitted(sent_at)
                 sent_at = slot = None
-                probe = await guard.admit(retry, deadline.remaining)
-                slot = await _wait_for_slot(core, deadline, method, url)
+                probe = await _admit(core, retry, deadline, call)
+                slot = await _wait_for_slot(core, deadline, method, url, call)
             try:
                 attempt_timeout = deadline.attempt_timeout(per_attempt, method, url)
                 core.stats.requests += 1
+                if call is not None:
+                    call.request()
                 try:
                     raw = await core.transport.request(method, url, timeout=attempt_timeout)
                 except errors.APIConnectionError as exc:
+                    if call is not None:
+                        call.response(None, None, exc)
                     if life.closed:  # our own close ended it: no fault of the API's
                         raise _closed("while the request was in flight") from exc
                     core.stats.connection_errors += 1
@@ -124,7 +136,13 @@ async def attempt(
                     if guard.record(None, probe, type(exc).__name__):
                         exc._free = True  # type: ignore[attr-defined]
                     raise
+                except BaseException as exc:
+                    if call is not None:
+                        call.response(None, None, exc)
+                    raise
                 recorded = True
+                if call is not None:
+                    call.response(raw.status, raw.headers)
                 free = guard.record(raw.status, probe)
                 # Still admitted: the limiter corrects `remaining` by what is in flight.
                 _observe(core, raw, method, url)
@@ -159,8 +177,40 @@ async def attempt(
             closed = _closed("before its retry")
             closed.attempts = 1
             raise closed from exc
-        raw = await _retry(core, exc, policy, method, url, deadline, per_attempt)
+        raw = await _retry(core, exc, policy, method, url, deadline, per_attempt, call)
     return read(raw)
+
+
+async def _observed(
+    core: Core,
+    hooks: Dispatch,
+    method: str,
+    url: URL,
+    read: Callable[[RawResponse], T],
+    deadline: Deadline,
+    per_attempt: float | None,
+    policy: RetryPolicy | None,
+) -> T:
+    """A call with hooks installed: :func:`attempt` with a tracker, started and ended here."""
+    call = _Tracker(hooks, method, url, core.clock, core.transport._secrets)
+    try:
+        result = await attempt(core, method, url, read, deadline, per_attempt, policy, False, call)
+    except BaseException as exc:
+        call.end(exc)
+        raise
+    call.end(None)
+    return result
+
+
+async def _admit(core: Core, retry: bool, deadline: Deadline, call: _Tracker | None) -> bool:
+    """The overload guard's ``admit``; a wait there is reported to the hooks."""
+    if call is None:
+        return await core.guard.admit(retry, deadline.remaining)
+    waiting = core.clock()
+    try:
+        return await core.guard.admit(retry, deadline.remaining)
+    finally:
+        call.throttled(core.clock() - waiting, "overload")
 
 
 async def _retry(
@@ -171,6 +221,7 @@ async def _retry(
     url: URL,
     deadline: Deadline,
     per_attempt: float | None,
+    call: _Tracker | None = None,
 ) -> RawResponse:
     """Attempts after a retryable first failure, in a fresh tenacity loop.
 
@@ -187,7 +238,7 @@ async def _retry(
     retrying = policy.retrying(
         method=method,
         deadline=deadline,
-        on_retry=core.count_retry,
+        on_retry=core.count_retry if call is None else call.retrying(core.count_retry),
         sleep=lambda seconds: _unless_closed(core, core.sleep(seconds)),
         is_free=is_free,
     )
@@ -198,7 +249,9 @@ async def _retry(
                 attempts += 1
                 if attempts == 1:
                     raise first_failure
-                return await attempt(core, method, url, as_is, deadline, per_attempt, None, True)
+                return await attempt(
+                    core, method, url, as_is, deadline, per_attempt, None, True, call
+                )
     except errors.SendKitError as exc:
         exc.attempts = attempts
         raise
@@ -206,7 +259,7 @@ async def _retry(
 
 
 async def _wait_for_slot(
-    core: Core, deadline: Deadline, method: str, url: URL
+    core: Core, deadline: Deadline, method: str, url: URL, call: _Tracker | None = None
 ) -> AbstractAsyncContextManager[None]:
     """Enter the budget's ``slot()``, which the caller exits; queuing extends ``deadline``.
 
@@ -246,6 +299,9 @@ async def _wait_for_slot(
         # Time queued for a slot or a token does not count against the call.
         waited = core.clock() - queued
         deadline.extend(waited)
+        if call is not None:
+            cause: ThrottleCause = "cooldown" if gate > 0.0 else "rate_limit"
+            call.throttled(waited, cause)
     if core.life.closed:
         await slot.__aexit__(None, None, None)
         raise _closed("while the call queued for the rate limit")

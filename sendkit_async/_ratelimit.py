@@ -65,7 +65,8 @@ class RateLimiter(_Admission):
     """Concurrency cap, token bucket and cooldown gate shared by one client.
 
     Args:
-        max_concurrency: most request attempts inside ``slot()`` at once.
+        max_concurrency: most request attempts inside ``slot()`` at once (default 100,
+            the size of the client's default connection pool).
         rate: fixed ceiling in requests/s; learning may go below it, never above.
             ``None`` = no limit until one is learned.
         burst: bucket capacity (ceiling for learned bursts); defaults to one
@@ -91,7 +92,7 @@ class RateLimiter(_Admission):
     def __init__(
         self,
         *,
-        max_concurrency: int = 16,
+        max_concurrency: int = 100,
         rate: float | None = None,
         burst: float | None = None,
         adaptive: bool = True,

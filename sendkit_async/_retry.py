@@ -31,7 +31,7 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+        raise errors.ConfigurationError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
 @attrs.frozen

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import attrs
+
 from ._core import ClientStats, Core
 
 __all__ = ["counting_core"]
@@ -57,11 +59,6 @@ class _Both(ClientStats):
 
     __slots__ = ("_own", "_shared")
 
-    requests = _Counter()
-    retries = _Counter()
-    rate_limited = _Counter()
-    connection_errors = _Counter()
-
     def __init__(self, own: ClientStats, shared: ClientStats) -> None:  # no super(): a view
         self._own = own
         self._shared = shared
@@ -73,3 +70,11 @@ class _Both(ClientStats):
 
     def copy(self) -> ClientStats:
         return self._own.copy()
+
+
+# Every counter of ClientStats, so that a counter added there is never missing here.
+for _field in attrs.fields(ClientStats):
+    if _field.name != "by_status":
+        _counter = _Counter()
+        _counter.__set_name__(_Both, _field.name)
+        setattr(_Both, _field.name, _counter)

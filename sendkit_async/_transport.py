@@ -149,6 +149,11 @@ class Transport:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def owns_session(self) -> bool:
+        """True unless the session was given to us (then we never close it)."""
+        return self._owns
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
@@ -213,7 +218,11 @@ class Transport:
                 raise
             raise mapped from None
 
-    def _masked(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> RawResponse:
+    def masked(self, raw: RawResponse) -> RawResponse:
+        """``raw`` with every echo of the key masked, whatever its status (for raw views)."""
+        return self._masked(raw.status, raw.headers, raw.body) if self._secrets else raw
+
+    def _masked(self, status: int, headers: Mapping[str, str], body: bytes) -> RawResponse:
         """An error answer with every echo of the key replaced by :data:`MASK`.
 
         Errors are built from the body and headers, and their text, ``body``

@@ -5,6 +5,7 @@ Every error a call can raise derives from :class:`SendKitError`::
     SendKitError
     ├── ClientClosedError            the client was closed (or used outside its loop)
     ├── ConfigurationError           bad client options (no key, insecure URL); a ValueError
+    ├── MissingDependencyError       an optional extra is not installed; an ImportError
     ├── InvalidRequestError          an argument rejected before sending; a ValueError
     ├── APIConnectionError           no usable HTTP response (DNS, refused, reset, TLS, ...)
     │   └── APITimeoutError          an attempt or the whole call ran out of time
@@ -52,6 +53,7 @@ __all__ = [
     "ConflictError",
     "InternalServerError",
     "InvalidRequestError",
+    "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -112,6 +114,26 @@ class ClientClosedError(SendKitError):
 
 class ConfigurationError(SendKitError, ValueError):
     """The client was given options it cannot work with."""
+
+
+class MissingDependencyError(SendKitError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    Also an :class:`ImportError`, so code that already guards an optional import
+    with ``except ImportError`` keeps working. ``name`` is the missing module
+    (as on ImportError) and ``extra`` the sendkit-async extra that installs it;
+    the message says ``pip install 'sendkit-async[<extra>]'``.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, extra: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.extra = extra
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # ImportError keeps ``name`` outside ``__dict__``: carry it in the state.
+        restore, (cls, args, state, proxied) = super().__reduce__()
+        return restore, (cls, args, {**state, "name": self.name}, proxied)
 
 
 class InvalidRequestError(SendKitError, ValueError):

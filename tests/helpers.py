@@ -210,3 +210,26 @@ async def run_python(*args: str, env: dict[str, str], timeout: float = 90) -> tu
             await proc.wait()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+@asynccontextmanager
+async def uvicorn_server(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI ``app`` with uvicorn in this event loop on 127.0.0.1; yields its URL.
+
+    The app's lifespan runs (startup before the yield, shutdown after); always stopped.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="none"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started or task.done())
+        assert server.started, "uvicorn did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,9 @@ def redis_url() -> Iterator[str]:
     require_redis_server()
     with redis_server() as server:
         yield server.url
+
+
+async def hgetall(client: Any, name: str) -> dict[str, str]:
+    """``HGETALL`` typed for the tests (redis-py's stubs say "awaitable or not" across versions)."""
+    value: dict[str, str] = await client.hgetall(name)
+    return value

@@ -66,3 +66,52 @@ def test_plot_without_matplotlib_says_so(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "matplotlib is not installed" in done.stdout
     assert not png.exists()
+
+
+@pytest.mark.timeout(120)
+def test_bench_frames_runs_small(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, str(BENCH / "bench_frames.py"), "--rows", "2000", "--repeats", "1"],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        "| columns",
+        "| to_pandas",
+        "| to_polars",
+        "| to_arrow",
+        "| csv",
+    ]
+
+
+@pytest.mark.timeout(240)
+def test_bench_webapp_quick_figure_runs_the_example_app_end_to_end(tmp_path: Path) -> None:
+    # Simulator, FastAPI example under uvicorn and load generator, each its own process.
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, str(BENCH / "bench_webapp.py"), "--quick", "--only", "figure"],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## The FastAPI example under load, upstream limited to 50 requests/s" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| 16 |", "| 100 |"))]
+    assert [row.split(" | ")[1] for row in rows] == [
+        "without",
+        "coalescing + 30 s cache",
+        "without",
+        "coalescing + 30 s cache",
+    ]  # the old default cap and the new one, each without and with coalescing + cache
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        answered, unavailable, other = (int(c.replace(",", "")) for c in cells[4:7])
+        assert answered + unavailable + other == 400  # every request got an answer

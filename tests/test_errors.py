@@ -50,6 +50,8 @@ def example(cls: type[errors.SendKitError]) -> errors.SendKitError:
             fatal=failure,
             report=report,
         )
+    elif cls is errors.MissingDependencyError:
+        exc = cls("needs pandas", name="pandas", extra="pandas")
     else:
         exc = cls("plain")
     exc.attempts = 3
@@ -87,6 +89,8 @@ def test_every_error_round_trips_through_pickle(cls: type[errors.SendKitError]) 
         assert copy.attempts == 3
     if isinstance(original, errors.APIStatusError):
         assert isinstance(copy.headers, MappingProxyType)  # still read-only
+    if isinstance(original, errors.MissingDependencyError):
+        assert (copy.name, copy.extra) == ("pandas", "pandas")
     if isinstance(original, errors.BulkError):
         assert copy.results == original.results
         assert copy.results["a"].status_breakdown == original.results["a"].status_breakdown

@@ -113,3 +113,15 @@ async def test_unparseable_answer_is_not_retried(many_headers: tuple[str, list[i
     assert seen == [1, 1]
     assert "malformed HTTP response" in str(info.value)
     assert KEY not in str(info.value)
+
+
+def test_a_bad_retry_option_is_a_configuration_error() -> None:
+    from sendkit_async import AsyncSendKit, ConfigurationError, RetryPolicy
+
+    with pytest.raises(ConfigurationError, match="max_retries must be >= 0, got -1"):
+        RetryPolicy(max_retries=-1)
+    client = AsyncSendKit(api_key="sk_test", base_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigurationError, match="max_retries must be >= 0"):
+        client.with_options(max_retries=-1)
+    with pytest.raises(ConfigurationError, match="deadline must be >= 0"):
+        client.with_options(retry=RetryPolicy(deadline=-1.0))

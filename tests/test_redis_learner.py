@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from sendkit_async._redis._learner import Schedule, SharedLearner
+from tests.redis_fixtures import hgetall
 from tests.test_redis_limiter import Factory, make, new_key, redis, settle
 
 __all__ = ["make", "redis"]  # fixtures shared with test_redis_limiter
@@ -36,7 +37,7 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     await warm_up(a, 30)
     await warm_up(b, 30)
     keys = a._keys
-    assert int(sum(int(v) for v in (await redis.hgetall(keys[5])).values())) == 60
+    assert int(sum(int(v) for v in (await hgetall(redis, keys[5])).values())) == 60
     leads: list[SharedLearner] = []
     original = SharedLearner.lead
 
@@ -51,7 +52,7 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     b.observe(429)  # the same moment, in another process
     await settle(a, b)
     assert len(leads) == 1  # one epoch, one leader, one decrease
-    shared = await redis.hgetall(keys[4])
+    shared = await hgetall(redis, keys[4])
     assert float(shared["est"]) > 0
     # The cooldown was closed once, by the leader.
     assert await redis.get(keys[1]) is not None
@@ -63,7 +64,7 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     follower.observe(429)
     await settle(follower)
     assert len(leads) == 1
-    assert (await redis.hgetall(keys[4]))["from"] == shared["from"]
+    assert (await hgetall(redis, keys[4]))["from"] == shared["from"]
 
 
 async def test_a_process_started_later_begins_at_the_learned_rate(
@@ -81,7 +82,7 @@ async def test_a_process_started_later_begins_at_the_learned_rate(
     await late._acquire_once("")
     rate = late._learner.rate()
     assert rate is not None
-    estimate = float((await redis.hgetall(a._keys[4]))["est"])
+    estimate = float((await hgetall(redis, a._keys[4]))["est"])
     assert 0.94 * estimate <= rate <= estimate  # on the climb, not a slow start from 100/s
     assert late._learner.learner.estimate == pytest.approx(estimate, rel=1e-6)
 
@@ -94,5 +95,5 @@ async def test_the_learned_rate_paces_the_shared_bucket(make: Factory, redis: Re
     assert rate is not None
     kind, _, _ = await a._acquire_once("")
     assert kind in ("token", "wait", "cooldown")
-    bucket = await redis.hgetall(a._keys[0])
+    bucket = await hgetall(redis, a._keys[0])
     assert "tokens" in bucket  # paced by the shared bucket, not sent 'open'

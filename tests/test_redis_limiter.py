@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from sendkit_async import AsyncSendKit, ClientClosedError, RateBudget, SendKitError
 from sendkit_async.redis_limiter import RedisRateLimiter, SharedBudgetUnavailableError
 from sendkit_async.simulator import SimulatorConfig, run_simulator
-from tests.redis_fixtures import RedisServer, require_redis_server
+from tests.redis_fixtures import RedisServer, hgetall, require_redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "http://api.test"
@@ -235,7 +235,7 @@ async def test_keys_are_independent_and_never_stored(make: Factory, redis: Redis
         kind = await redis.type(name)
         value: Any = None
         if kind == "hash":
-            value = await redis.hgetall(name)
+            value = await hgetall(redis, name)
         elif kind == "string":
             value = await redis.get(name)
         seen.append(f"{name} {value}")

@@ -17,6 +17,7 @@ from ..errors import (
     APIConnectionError,
     AuthenticationError,
     ConfigurationError,
+    MissingDependencyError,
     PermissionDeniedError,
     SendKitError,
 )
@@ -40,7 +41,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a Unix tool killed by a closed pipe
 EXIT_CODES = (
     (EXIT_OK, "every campaign was fetched and written"),
     (EXIT_FAILURES, "some campaigns failed (each listed on stderr; the rest written)"),
-    (EXIT_USAGE, "usage, configuration or authentication/permission error"),
+    (EXIT_USAGE, "usage, configuration, missing extra, or authentication/permission error"),
     (EXIT_UNREACHABLE, "the API could not be reached: nothing was fetched"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); what was fetched is written"),
     (EXIT_BROKEN_PIPE, "the output pipe was closed (e.g. `| head`); ends quietly"),
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         default="table",
         help="table (default; for people), json (one array), jsonl (one object a line, "
-        "streamed), csv (one row a campaign, streamed)",
+        "streamed), csv (one row a campaign, streamed), parquet (one file at the end, "
+        "binary: with --output or a redirected stdout; needs pyarrow)",
     )
     analytics.add_argument("--output", "-o", metavar="FILE", help="write here (default stdout)")
     analytics.add_argument("--concurrency", type=int, default=None, help="requests in flight")
@@ -97,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="run the local API simulator")
     simulator_options(simulate)
+
+    from ._jobs import add_jobs_parser
+
+    add_jobs_parser(commands)
     return parser
 
 
@@ -114,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(serve(config_from_args(args), args.host, args.port))
             return EXIT_OK
+        if args.command == "jobs":
+            from ._jobs import run_jobs
+
+            return run_jobs(args)
         if args.command == "demo":
             from ._demo import run_demo
 
@@ -126,7 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _broken_pipe()
-    except (ConfigurationError, AuthenticationError, PermissionDeniedError, ValueError) as exc:
+    except (
+        ConfigurationError,
+        AuthenticationError,
+        PermissionDeniedError,
+        MissingDependencyError,
+        ValueError,
+    ) as exc:
         return _fail(exc, EXIT_USAGE, args.debug)
     except APIConnectionError as exc:
         return _fail(exc, EXIT_UNREACHABLE, args.debug, "could not reach the API: ")

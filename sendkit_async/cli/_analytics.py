@@ -13,7 +13,7 @@ from typing import IO
 from .. import AsyncSendKit
 from .._protocol import iso_date
 from ..errors import APIConnectionError, SendKitError
-from ._output import StreamWriter
+from ._output import ParquetWriter, StreamWriter
 from ._progress import ProgressBar
 
 __all__ = ["run_analytics"]
@@ -38,6 +38,9 @@ async def run_analytics(args: argparse.Namespace) -> int:
     if args.status and not args.all:
         print("sendkit-async: error: --status goes with --all", file=sys.stderr)
         return EXIT_USAGE
+    if args.format == "parquet":
+        # Before anything is fetched or a file created: pyarrow missing is exit 2.
+        ParquetWriter.check(args.output)
     iso_date(args.from_, "--from")  # a bad date is a usage error, not a failure per campaign
     iso_date(args.to, "--to")
     options: dict[str, object] = {"base_url": args.base_url, "workspace_id": args.workspace_id}
@@ -58,8 +61,7 @@ async def run_analytics(args: argparse.Namespace) -> int:
         else:
             ids = list(dict.fromkeys(args.ids))
             total = len(ids)
-        with _open_output(args.output) as out:
-            writer = StreamWriter(args.format, out)
+        with _writer(args.format, args.output) as writer:
             try:
                 with ProgressBar(total, enabled=not args.no_progress) as bar:
                     async for result in client.iter_campaigns(
@@ -99,6 +101,18 @@ async def _listed_ids(
     async for campaign in client.campaigns.iter(status=status):
         leads[campaign.id] = campaign.stats.total_leads if campaign.stats else None
         yield campaign.id
+
+
+@contextlib.contextmanager
+def _writer(fmt: str, path: str | None) -> Iterator[StreamWriter | ParquetWriter]:
+    if fmt != "parquet":
+        with _open_output(path) as out:
+            yield StreamWriter(fmt, out)
+    elif path is None or path == "-":
+        yield ParquetWriter(sys.stdout.buffer)
+    else:
+        with open(path, "wb") as handle:
+            yield ParquetWriter(handle)
 
 
 @contextlib.contextmanager

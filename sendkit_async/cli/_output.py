@@ -1,42 +1,29 @@
-"""Writing analytics results: table, JSON, JSON Lines and CSV."""
+"""Writing analytics results: table, JSON, JSON Lines, CSV and Parquet."""
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterable
 from typing import IO, Any
 
+import attrs
+
+from .._frames import require_extra, to_arrow
+from .._tables import CAMPAIGN_COLUMNS, Kind
+from ..errors import InvalidRequestError
 from ..models import CampaignAnalytics
 from ..wire import to_wire
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "csv_row", "write_results"]
+__all__ = ["CSV_COLUMNS", "FORMATS", "ParquetWriter", "csv_row", "write_results"]
 
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 
-CSV_COLUMNS = (
-    "id",
-    "name",
-    "status",
-    "total_leads",
-    "sent",
-    "delivered",
-    "opened",
-    "clicked",
-    "bounced",
-    "replied",
-    "unsubscribed",
-    "total_replied",
-    "total_positive_replied",
-    "open_rate",
-    "click_rate",
-    "bounce_rate",
-    "reply_rate",
-    "steps",
-    "subsequences",
-)
+CSV_COLUMNS = tuple(column.name for column in CAMPAIGN_COLUMNS)
 """One CSV row per campaign: identity, totals (empty when the API omits them), rates as
-fractions with four decimals, the number of main-sequence steps and of subsequences."""
+fractions with four decimals, the number of main-sequence steps and of subsequences.
+The same columns as the DataFrames (``sendkit_async._tables.CAMPAIGN_COLUMNS``)."""
 
 
 def csv_row(a: CampaignAnalytics, total_leads: int | None = None) -> dict[str, Any]:
@@ -45,28 +32,58 @@ def csv_row(a: CampaignAnalytics, total_leads: int | None = None) -> dict[str, A
     ``total_leads`` (from the campaign listing) fills the column when the analytics
     body has no ``totalLeads`` (the current API shape omits it).
     """
-    s = a.stats
-    return {
-        "id": a.campaign.id,
-        "name": a.campaign.name,
-        "status": a.campaign.status,
-        "total_leads": s.total_leads if s.total_leads is not None else total_leads,
-        "sent": s.sent,
-        "delivered": s.delivered,
-        "opened": s.opened,
-        "clicked": s.clicked,
-        "bounced": s.bounced,
-        "replied": s.replied,
-        "unsubscribed": s.unsubscribed,
-        "total_replied": a.total_replied,
-        "total_positive_replied": a.total_positive_replied,
-        "open_rate": f"{a.open_rate:.4f}",
-        "click_rate": f"{a.click_rate:.4f}",
-        "bounce_rate": f"{a.bounce_rate:.4f}",
-        "reply_rate": f"{a.reply_rate:.4f}",
-        "steps": len(a.step_stats),
-        "subsequences": len(a.subsequences),
-    }
+    row = {c.name: _csv_value(c.kind, c.get(a)) for c in CAMPAIGN_COLUMNS}
+    if row["total_leads"] is None:
+        row["total_leads"] = total_leads
+    return row
+
+
+def _csv_value(kind: Kind, value: Any) -> Any:
+    return f"{value:.4f}" if kind is Kind.FLOAT and value is not None else value
+
+
+def with_listed_leads(a: CampaignAnalytics, total_leads: int | None) -> CampaignAnalytics:
+    """``a`` with the listing's lead count where its body has none (as :func:`csv_row`)."""
+    if a.stats.total_leads is not None or total_leads is None:
+        return a
+    return attrs.evolve(a, stats=attrs.evolve(a.stats, total_leads=total_leads))
+
+
+class ParquetWriter:
+    """Keeps every result, writes one Parquet file at the end (also on interruption).
+
+    Raises:
+        MissingDependencyError: pyarrow is not installed (at construction, before
+            anything is fetched).
+    """
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.kept: list[CampaignAnalytics] = []
+        self._parquet = require_extra("pyarrow.parquet", "arrow", "--format parquet")
+
+    @staticmethod
+    def check(path: str | None) -> None:
+        """Fail before any fetch if Parquet cannot be written to ``path`` (None: stdout).
+
+        Raises:
+            MissingDependencyError: pyarrow is not installed.
+            InvalidRequestError: stdout is a terminal (Parquet is binary).
+        """
+        require_extra("pyarrow.parquet", "arrow", "--format parquet")
+        if (path is None or path == "-") and sys.stdout.isatty():
+            raise InvalidRequestError(
+                "--format parquet writes binary: give --output FILE or redirect stdout"
+            )
+
+    def add(self, result: CampaignAnalytics, *, total_leads: int | None = None) -> None:
+        """Keep one result; ``total_leads`` from the listing fills the column."""
+        self.kept.append(with_listed_leads(result, total_leads))
+
+    def finish(self) -> None:
+        """Write the kept results as one table (the DataFrames' columns, without ``error``)."""
+        self._parquet.write_table(to_arrow(self.kept, errors="skip"), self.out)
+        self.out.flush()
 
 
 class StreamWriter:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 from .._protocol import structure_field
@@ -59,7 +60,7 @@ class Campaigns:
         pagination = structure_field(envelope, "pagination", Pagination)
         return CampaignPage(items=items, pagination=pagination)
 
-    async def iter(
+    async def pages(
         self,
         *,
         status: str | None = None,
@@ -67,13 +68,15 @@ class Campaigns:
         page_size: int = MAX_PAGE,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
-    ) -> AsyncIterator[CampaignSummary]:
-        """Every campaign, page after page, following ``nextCursor`` while ``hasMore``.
+    ) -> AsyncGenerator[CampaignPage, None]:
+        """Every page of the listing, following ``nextCursor`` while ``hasMore``.
 
+        One request per page, made when the previous page has been consumed.
         Stops when ``hasMore`` is false even if a cursor is present, goes on
         over an empty page while ``hasMore`` is true.
 
         Raises:
+            InvalidRequestError: ``page_size`` outside 1..100 (nothing is sent).
             ResponseValidationError: the server repeats a cursor or says
                 ``hasMore`` without one (we refuse to loop forever).
         """
@@ -88,8 +91,7 @@ class Campaigns:
                 timeout=timeout,
                 retry=retry,
             )
-            for item in page.items:
-                yield item
+            yield page
             if not page.pagination.has_more:
                 return
             cursor = page.pagination.next_cursor
@@ -104,6 +106,30 @@ class Campaigns:
                     errors=("$.pagination.nextCursor: repeated",),
                 )
             seen.add(cursor)
+
+    async def iter(
+        self,
+        *,
+        status: str | None = None,
+        search: str | None = None,
+        page_size: int = MAX_PAGE,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AsyncIterator[CampaignSummary]:
+        """Every campaign, page after page (see :meth:`pages`).
+
+        Raises:
+            InvalidRequestError: ``page_size`` outside 1..100 (nothing is sent).
+            ResponseValidationError: the server repeats a cursor or says
+                ``hasMore`` without one (we refuse to loop forever).
+        """
+        pages = self.pages(
+            status=status, search=search, page_size=page_size, timeout=timeout, retry=retry
+        )
+        async with aclosing(pages):
+            async for page in pages:
+                for item in page.items:
+                    yield item
 
     async def iter_ids(
         self,
