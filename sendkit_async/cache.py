@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
+from .errors import ConfigurationError
+
 __all__ = ["CachedResponse", "MemoryCache", "ResponseCache"]
 
 
@@ -62,6 +64,10 @@ class ResponseCache:
         stale_while_revalidate: seconds after an answer's freshness ends during
             which it is still served, at once, while one request in the background
             fetches a fresh one (0, the default: never served stale).
+
+    Raises:
+        ConfigurationError: a negative (or NaN) ``ttl``, ``negative_ttl`` or
+            ``stale_while_revalidate``.
     """
 
     ttl: float
@@ -72,7 +78,7 @@ class ResponseCache:
         self, *, ttl: float = 30.0, negative_ttl: float = 5.0, stale_while_revalidate: float = 0.0
     ) -> None:
         if not (ttl >= 0 and negative_ttl >= 0 and stale_while_revalidate >= 0):
-            raise ValueError("ttl, negative_ttl and stale_while_revalidate must be >= 0")
+            raise ConfigurationError("ttl, negative_ttl and stale_while_revalidate must be >= 0")
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.stale_while_revalidate = stale_while_revalidate
@@ -103,7 +109,7 @@ class MemoryCache(ResponseCache):
         clock: seconds, monotonic (default ``time.monotonic``); tests pass a fake one.
 
     Raises:
-        ValueError: ``maxsize`` < 1, or a negative TTL.
+        ConfigurationError: ``maxsize`` < 1, or a negative TTL.
     """
 
     def __init__(
@@ -119,7 +125,7 @@ class MemoryCache(ResponseCache):
             ttl=ttl, negative_ttl=negative_ttl, stale_while_revalidate=stale_while_revalidate
         )
         if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
+            raise ConfigurationError("maxsize must be >= 1")
         self.maxsize = maxsize
         self._clock = clock or time.monotonic
         # key -> (entry, when it was stored, when it expires), oldest use first

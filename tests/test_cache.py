@@ -87,10 +87,13 @@ async def test_an_entry_already_older_than_its_ttl_is_not_kept(clock: FakeClock)
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="maxsize"):
+    # A ConfigurationError (a SendKitError, and still a ValueError), as for every option.
+    with pytest.raises(ConfigurationError, match="maxsize"):
         MemoryCache(maxsize=0)
-    with pytest.raises(ValueError, match="ttl"):
+    with pytest.raises(ConfigurationError, match="ttl"):
         MemoryCache(ttl=-1)
+    with pytest.raises(ConfigurationError, match="stale_while_revalidate"):
+        MemoryCache(stale_while_revalidate=float("nan"))
     with pytest.raises(ConfigurationError):
         AsyncSendKit(api_key=KEY, cache=object())  # type: ignore[arg-type]
 
