@@ -103,8 +103,8 @@ async def get(
 ) -> T:
     """``read`` the answer to ``GET url``: from ``store``, a shared flight, or ``start()``.
 
-    ``options`` (timeout, retry policy) are part of the flight's key: calls with other
-    options do not share a request.
+    ``options`` (timeout, retry policy) and ``store`` are part of the flight's key: calls
+    with other options, or another cache, do not share a request.
 
     Raises:
         NotFoundError: the answer is a 404 (perhaps remembered by the cache).
@@ -130,7 +130,9 @@ async def get(
                 await _save(store, key, entry, ttl + store.stale_while_revalidate)
         return result
 
-    flight = (url, read, options, key is not None)
+    # The cache is part of the key too (by identity: the fetch keeps it alive): a view
+    # over another cache sharing this request would leave its own cache unfilled.
+    flight = (url, read, options, None if store is None else id(store))
     if store is not None and key is not None:
         hit = await _lookup(store, key)
         if hit is not None and _usable(hit, max_age, store.stale_while_revalidate):

@@ -19,6 +19,7 @@ from sendkit_async import (
     MemoryCache,
     NotFoundError,
     PermissionDeniedError,
+    RateLimiter,
     ResponseCache,
 )
 from sendkit_async._caching import freshness
@@ -148,6 +149,35 @@ async def test_with_options_can_use_another_cache(server: Script, client: AsyncS
     await view.analytics.campaign(CID)
     assert len(other) == 1
     assert server.count(PATH) == 1
+
+
+async def test_views_with_other_caches_each_fill_their_own(
+    server: Script, cache: MemoryCache
+) -> None:
+    # Two views over two caches never share a request: the shared request would fill
+    # only the cache of the view that started it.
+    gate = asyncio.Event()
+
+    async def held(_: Any) -> Any:
+        await gate.wait()
+        return json_reply(BODY)
+
+    server.default = held
+    other = MemoryCache()
+    limiter = RateLimiter(max_concurrency=4, adaptive=False)  # no slow start: both go at once
+    async with AsyncSendKit(
+        api_key=KEY, base_url=server.base_url, cache=cache, rate_limiter=limiter
+    ) as client:
+        view = client.with_options(cache=other)
+        first = asyncio.ensure_future(client.analytics.campaign(CID))
+        second = asyncio.ensure_future(view.analytics.campaign(CID))
+        try:
+            await wait_until(lambda: server.count(PATH) == 2 or client.stats.coalesced == 1)
+        finally:
+            gate.set()
+        assert await first == await second
+    assert (len(cache), len(other)) == (1, 1)
+    assert client.stats.coalesced == 0
 
 
 async def test_max_age_bounds_the_age_of_a_hit(
