@@ -6,7 +6,6 @@ retries) over the :class:`Core` the client shares with its ``with_options`` copi
 
 from __future__ import annotations
 
-import asyncio
 import platform
 from collections.abc import (
     AsyncIterable,
@@ -282,15 +281,14 @@ class AsyncSendKit:
         or held by the overload guard, requests in flight on our own pool, and
         shared (coalesced) requests end with :class:`ClientClosedError`; nothing is
         retried after a close. A cache is not closed: it may serve other clients.
+        Shared requests (a background refresh too) are waited for, at most 5 s,
+        then cancelled (5 s more at most): none is left running.
         """
         self._core.close()
         await self._core.transport.aclose()  # ends the requests, shared ones too, on our pool
-        if not self._core.transport.owns_session:
-            # A borrowed pool keeps its requests: cancel the shared ones (their callers
-            # get ClientClosedError). They end within a step or two; the bound is a guard.
-            shared = self._core.flights.cancel_all()
-            if shared:
-                await asyncio.wait(shared, timeout=5.0)
+        # A borrowed pool keeps its requests: those shared are cancelled (their callers
+        # get ClientClosedError). On our own they end as the closed pool ends them.
+        await self._core.flights.aclose(cancel=not self._core.transport.owns_session)
 
     @property
     def closed(self) -> bool:
