@@ -12,7 +12,8 @@ the SDK can read an entry::
 :class:`MemoryCache` lives in one process; ``sendkit_async.redis_cache.RedisCache``
 (the ``redis`` extra) is shared by every process of an app. Any subclass of
 :class:`ResponseCache` works: implement :meth:`~ResponseCache.get`,
-:meth:`~ResponseCache.set` and (optionally) :meth:`~ResponseCache.aclose`.
+:meth:`~ResponseCache.set` and (optionally) :meth:`~ResponseCache.aclose` and
+:meth:`~ResponseCache.release`.
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ class ResponseCache:
 
     async def aclose(self) -> None:  # optional: nothing to close by default
         """Release what the cache holds open (a connection pool). The client never calls it."""
+
+    async def release(self) -> None:  # optional: nothing bound to a loop by default
+        """Let go of what the cache holds in the running event loop, which is ending.
+
+        The blocking ``SendKit`` calls it on its private loop when it closes: connections
+        made there would be unusable afterwards. The cache stays usable from other loops.
+        """
 
 
 class MemoryCache(ResponseCache):

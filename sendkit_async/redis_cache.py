@@ -175,6 +175,13 @@ class RedisCache(ResponseCache):
             self._owns_redis = False
             await self._redis.aclose()
 
+    async def release(self) -> None:
+        """Disconnect the pool's connections (made in the running loop); it reconnects on use."""
+        try:
+            await self._redis.connection_pool.disconnect()
+        except _REDIS_ERRORS as exc:
+            logger.info("response cache: disconnecting from Redis failed (%s)", type(exc).__name__)
+
     async def __aenter__(self) -> RedisCache:
         return self
 
