@@ -134,7 +134,10 @@ class Flights:
             await asyncio.wait(shared, timeout=SETTLE_WAIT)
 
     def _running(self) -> list[asyncio.Task[Any]]:
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a coroutine closed outside its loop (collected): no waiting
+            return []
         return [
             flight.task
             for flight in self._flights.values()
