@@ -75,8 +75,9 @@ class Flights:
                 if self._flights.get(key) is flight:
                     del self._flights[key]  # a new caller starts afresh, not into the cancel
                 # As for a call of its own: once the caller's cancellation is through, the
-                # request has left the rate limiter and the pool (a step or two).
-                await asyncio.wait((task,))
+                # request has left the rate limiter and the pool (a step or two). Bounded:
+                # a user's cache that swallowed the cancellation must not hold us.
+                await asyncio.wait((task,), timeout=SETTLE_WAIT)
             raise
         flight.waiters -= 1
         if task.cancelled():
