@@ -1,5 +1,8 @@
 """A single GET through cache -> single flight -> pipeline (bulk runs take the pipeline alone).
 
+:func:`single` is the client's entry: it checks the call and picks the lane (the
+pipeline alone when neither cache nor coalescing applies); :func:`get` runs the rest.
+
 The cache holds the wire answer (2xx body as received, status, a few headers) under
 a key made of a hash of (base URL, API key, workspace), the method, path and query;
 a hit costs no request and no rate-limit token. A miss joins the flight of an
@@ -14,17 +17,24 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Coroutine, Hashable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from yarl import URL
 
+from . import _pipeline as pipeline
 from . import _protocol as protocol
 from . import errors
+from ._config import as_timeout
 from ._core import Core
 from ._transport import RawResponse
 from .cache import CachedResponse, ResponseCache
 
-__all__ = ["cache_scope", "freshness", "get"]
+if TYPE_CHECKING:
+    from ._client import AsyncSendKit
+    from ._config import Timeout
+    from ._retry import RetryPolicy
+
+__all__ = ["cache_scope", "checked_cache", "freshness", "get", "single"]
 
 T = TypeVar("T")
 
@@ -89,6 +99,57 @@ def _kept(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name in KEPT_HEADERS if (value := _header(headers, name)) is not None}
 
 
+def single(
+    client: AsyncSendKit,
+    path: str,
+    read: Callable[[RawResponse], T],
+    params: Mapping[str, str | None] | None,
+    timeout: float | Timeout | None,
+    retry: RetryPolicy | None,
+    cache: bool,
+    max_age: float | None,
+) -> Coroutine[Any, Any, T]:
+    """A single GET of ``client``: cache -> single flight -> pipeline, each as the options say.
+
+    Raises:
+        ClientClosedError: the client is closed (even a cached answer is refused).
+        InvalidRequestError: a negative ``max_age``.
+    """
+    if client._core.transport.closed:  # before the cache: a closed client answers nothing
+        raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
+    if max_age is not None and not max_age >= 0:
+        raise errors.InvalidRequestError(f"max_age must be >= 0 seconds, got {max_age!r}")
+    store = client._cache if cache else None
+    if store is None and not client._coalesce:
+        return client._call("GET", path, read, params, timeout, retry)
+    call = client._caller("GET", pipeline.as_is, params, timeout, retry)
+    options = (as_timeout(timeout, client.timeout), retry if retry is not None else client.retry)
+    return get(
+        client._core,
+        client._url(path, params),
+        read,
+        lambda: call(path),
+        store=store,
+        scope=client._scope,
+        coalesce=client._coalesce,
+        max_age=max_age,
+        options=options,
+    )
+
+
+def checked_cache(cache: object) -> ResponseCache | None:
+    """``cache`` if it is a :class:`ResponseCache` (or None).
+
+    Raises:
+        ConfigurationError: anything else.
+    """
+    if cache is None or isinstance(cache, ResponseCache):
+        return cache
+    raise errors.ConfigurationError(
+        "cache must be a sendkit_async.cache.ResponseCache (MemoryCache, RedisCache)"
+    )
+
+
 async def get(
     core: Core,
     url: URL,
@@ -103,8 +164,8 @@ async def get(
 ) -> T:
     """``read`` the answer to ``GET url``: from ``store``, a shared flight, or ``start()``.
 
-    ``options`` (timeout, retry policy) are part of the flight's key: calls with other
-    options do not share a request.
+    ``options`` (timeout, retry policy) and ``store`` are part of the flight's key: calls
+    with other options, or another cache, do not share a request.
 
     Raises:
         NotFoundError: the answer is a 404 (perhaps remembered by the cache).
@@ -130,7 +191,9 @@ async def get(
                 await _save(store, key, entry, ttl + store.stale_while_revalidate)
         return result
 
-    flight = (url, read, options, key is not None)
+    # The cache is part of the key too (by identity: the fetch keeps it alive): a view
+    # over another cache sharing this request would leave its own cache unfilled.
+    flight = (url, read, options, None if store is None else id(store))
     if store is not None and key is not None:
         hit = await _lookup(store, key)
         if hit is not None and _usable(hit, max_age, store.stale_while_revalidate):

@@ -6,7 +6,6 @@ retries) over the :class:`Core` the client shares with its ``with_options`` copi
 
 from __future__ import annotations
 
-import asyncio
 import platform
 from collections.abc import (
     AsyncIterable,
@@ -169,7 +168,7 @@ class AsyncSendKit:
             headers=protocol.auth_headers(key, self.workspace_id, USER_AGENT),
         )
         self._core = Core(transport, limiter, clock=clock, sleep=sleep, hooks=dispatch)
-        self._cache = _checked_cache(cache)
+        self._cache = caching.checked_cache(cache)
         self._coalesce = bool(coalesce)
         self._scope = caching.cache_scope(key, self.workspace_id, self.base_url)
         self._core.priority = resolve_priority(priority)
@@ -311,15 +310,14 @@ class AsyncSendKit:
         or held by the overload guard, requests in flight on our own pool, and
         shared (coalesced) requests end with :class:`ClientClosedError`; nothing is
         retried after a close. A cache is not closed: it may serve other clients.
+        Shared requests (a background refresh too) are waited for, at most 5 s,
+        then cancelled (5 s more at most): none is left running.
         """
         self._core.close()
         await self._core.transport.aclose()  # ends the requests, shared ones too, on our pool
-        if not self._core.transport.owns_session:
-            # A borrowed pool keeps its requests: cancel the shared ones (their callers
-            # get ClientClosedError). They end within a step or two; the bound is a guard.
-            shared = self._core.flights.cancel_all()
-            if shared:
-                await asyncio.wait(shared, timeout=5.0)
+        # A borrowed pool keeps its requests: those shared are cancelled (their callers
+        # get ClientClosedError). On our own they end as the closed pool ends them.
+        await self._core.flights.aclose(cancel=not self._core.transport.owns_session)
 
     @property
     def closed(self) -> bool:
@@ -351,7 +349,7 @@ class AsyncSendKit:
         clone.timeout = as_timeout(timeout, self.timeout)
         clone.retry = as_retry(retry, max_retries, self.retry)
         if cache is not None:
-            clone._cache = None if cache is False else _checked_cache(cache)
+            clone._cache = None if cache is False else caching.checked_cache(cache)
         if coalesce is not None:
             clone._coalesce = bool(coalesce)
         if priority is not None:
@@ -423,44 +421,7 @@ class AsyncSendKit:
         and coalesced as the client's options say.
         """
         read = pipeline.data_reader(cls)
-        return self._single(path, read, params, timeout, retry, cache, max_age)
-
-    def _single(
-        self,
-        path: str,
-        read: Callable[[RawResponse], T],
-        params: Mapping[str, str | None] | None,
-        timeout: float | Timeout | None,
-        retry: RetryPolicy | None,
-        cache: bool,
-        max_age: float | None,
-    ) -> Coroutine[Any, Any, T]:
-        """A single GET: cache -> single flight -> pipeline, each as the options say.
-
-        Raises:
-            ClientClosedError: the client is closed (even a cached answer is refused).
-            InvalidRequestError: a negative ``max_age``.
-        """
-        if self._core.transport.closed:  # before the cache: a closed client answers nothing
-            raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
-        if max_age is not None and not max_age >= 0:
-            raise errors.InvalidRequestError(f"max_age must be >= 0 seconds, got {max_age!r}")
-        store = self._cache if cache else None
-        if store is None and not self._coalesce:
-            return self._call("GET", path, read, params, timeout, retry)
-        call = self._caller("GET", pipeline.as_is, params, timeout, retry)
-        options = (as_timeout(timeout, self.timeout), retry if retry is not None else self.retry)
-        return caching.get(
-            self._core,
-            self._url(path, params),
-            read,
-            lambda: call(path),
-            store=store,
-            scope=self._scope,
-            coalesce=self._coalesce,
-            max_age=max_age,
-            options=options,
-        )
+        return caching.single(self, path, read, params, timeout, retry, cache, max_age)
 
     def _data_getter(
         self,
@@ -482,7 +443,9 @@ class AsyncSendKit:
         retry: RetryPolicy | None = None,
     ) -> Coroutine[Any, Any, Mapping[str, Any]]:
         """GET ``path`` and return the whole checked envelope (for paged lists; never cached)."""
-        return self._single(path, pipeline.read_envelope, params, timeout, retry, False, None)
+        return caching.single(
+            self, path, pipeline.read_envelope, params, timeout, retry, False, None
+        )
 
     async def _request(
         self,
@@ -539,11 +502,3 @@ class AsyncSendKit:
             return pipeline.attempt(core, method, url, read, deadline, per_attempt, policy)
 
         return call
-
-
-def _checked_cache(cache: object) -> ResponseCache | None:
-    if cache is None or isinstance(cache, ResponseCache):
-        return cache
-    raise errors.ConfigurationError(
-        "cache must be a sendkit_async.cache.ResponseCache (MemoryCache, RedisCache)"
-    )

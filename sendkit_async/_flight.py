@@ -16,9 +16,13 @@ from typing import Any, TypeVar
 
 from . import errors
 
-__all__ = ["Flights"]
+__all__ = ["SETTLE_WAIT", "Flights"]
 
 T = TypeVar("T")
+
+SETTLE_WAIT = 5.0
+"""Seconds closing a client waits for its shared requests to end, and again after
+cancelling those still running."""
 
 logger = logging.getLogger("sendkit_async")
 
@@ -71,8 +75,9 @@ class Flights:
                 if self._flights.get(key) is flight:
                     del self._flights[key]  # a new caller starts afresh, not into the cancel
                 # As for a call of its own: once the caller's cancellation is through, the
-                # request has left the rate limiter and the pool (a step or two).
-                await asyncio.wait((task,))
+                # request has left the rate limiter and the pool (a step or two). Bounded:
+                # a user's cache that swallowed the cancellation must not hold us.
+                await asyncio.wait((task,), timeout=SETTLE_WAIT)
             raise
         flight.waiters -= 1
         if task.cancelled():
@@ -109,6 +114,36 @@ class Flights:
             exc = task.exception()  # retrieved even if every caller left in the same step
             if exc is not None and flight.background:
                 logger.info("a background refresh failed (%s)", type(exc).__name__)
+
+    async def aclose(self, *, cancel: bool) -> None:
+        """End the shared requests of the running loop (the client is closing).
+
+        With ``cancel`` (a borrowed pool keeps its requests) they are cancelled at once.
+        Otherwise they have :data:`SETTLE_WAIT` seconds to end as the closed pool ends
+        them (their errors keep ``attempts``); any still running then (a cache that
+        hangs in ``set``) is cancelled. Waits at most twice :data:`SETTLE_WAIT`.
+        """
+        if not cancel:
+            running = self._running()
+            if not running:
+                return
+            _, pending = await asyncio.wait(running, timeout=SETTLE_WAIT)
+            if not pending:
+                return
+        shared = self.cancel_all()
+        if shared:
+            await asyncio.wait(shared, timeout=SETTLE_WAIT)
+
+    def _running(self) -> list[asyncio.Task[Any]]:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a coroutine closed outside its loop (collected): no waiting
+            return []
+        return [
+            flight.task
+            for flight in self._flights.values()
+            if flight.task.get_loop() is loop and not flight.task.done()
+        ]
 
     def cancel_all(self) -> list[asyncio.Task[Any]]:
         """Cancel every shared request (the client is closing); those of the running loop.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sys
 import threading
@@ -41,6 +42,8 @@ __all__ = ["SendKit"]
 
 R = TypeVar("R")
 
+logger = logging.getLogger("sendkit_async")
+
 
 class SendKit:
     """Synchronous client of the SendKit API, for scripts, notebooks and threads.
@@ -68,6 +71,7 @@ class SendKit:
     analytics: SyncAnalytics
     campaigns: SyncCampaigns
     _async: AsyncSendKit
+    _caches: list[ResponseCache]
     _portal: Portal
     _root: SendKit | None
 
@@ -122,9 +126,10 @@ class SendKit:
         )
         portal = Portal()
         self._bind(client, portal, None)
+        self._caches = [] if cache is None else [cache]  # released on our loop at close
         caller = sys._getframe(1)  # where the warning of a client never closed points
         origin = (caller.f_code.co_filename, caller.f_lineno)
-        self._finalizer = weakref.finalize(self, _forgotten, portal, client, origin)
+        self._finalizer = weakref.finalize(self, _forgotten, portal, client, self._caches, origin)
 
     def _bind(self, client: AsyncSendKit, portal: Portal, root: SendKit | None) -> None:
         self._async, self._portal, self._root = client, portal, root
@@ -267,8 +272,9 @@ class SendKit:
         Calls still running in other threads end with :class:`ClientClosedError`.
         Waits at most a few seconds (``CLOSE_WAIT``) for each step.
         """
-        (self._root or self)._finalizer.detach()
-        _shutdown(self._portal, self._async)
+        root = self._root or self
+        root._finalizer.detach()
+        _shutdown(self._portal, self._async, root._caches)
 
     @property
     def closed(self) -> bool:
@@ -302,8 +308,11 @@ class SendKit:
                 priority=priority,
             )
         )
+        root = self._root or self
+        if cache and all(cache is not known for known in root._caches):
+            root._caches.append(cache)
         view = object.__new__(SendKit)
-        view._bind(clone, self._portal, self._root or self)  # the root lives while views do
+        view._bind(clone, self._portal, root)  # the root lives while views do
         return view
 
     def __repr__(self) -> str:
@@ -372,17 +381,31 @@ def _report(progress: ProgressCallback) -> Callable[[Any], object]:
     return handle
 
 
-def _shutdown(portal: Portal, client: AsyncSendKit) -> None:
-    """Close ``client`` on ``portal`` (bounded), then stop the portal."""
+def _shutdown(portal: Portal, client: AsyncSendKit, caches: list[ResponseCache]) -> None:
+    """Close ``client`` and release ``caches`` on ``portal`` (bounded), then stop the portal."""
     if threading.get_ident() == portal.thread_id:  # collected in its own thread: no waiting
         portal.stop(wait=False)
     elif portal.alive:
         with contextlib.suppress(ClientClosedError, TimeoutError, asyncio.TimeoutError):
-            portal.run(asyncio.wait_for(client.aclose(), CLOSE_WAIT))
+            portal.run(asyncio.wait_for(_close(client, caches), CLOSE_WAIT))
     portal.stop()
 
 
-def _forgotten(portal: Portal, client: AsyncSendKit, origin: tuple[str, int]) -> None:
+async def _close(client: AsyncSendKit, caches: list[ResponseCache]) -> None:
+    await client.aclose()
+    for cache in caches:  # their connections on this loop would outlive it, unusable
+        try:
+            await cache.release()
+        except Exception as exc:  # a user's cache: its failure must not fail the close
+            logger.warning("response cache failed to release (%s)", type(exc).__name__)
+
+
+def _forgotten(
+    portal: Portal,
+    client: AsyncSendKit,
+    caches: list[ResponseCache],
+    origin: tuple[str, int],
+) -> None:
     """The finalizer of a client never closed (collected, or alive at exit)."""
     if not portal.alive:
         return
@@ -392,4 +415,4 @@ def _forgotten(portal: Portal, client: AsyncSendKit, origin: tuple[str, int]) ->
         ResourceWarning,
         *origin,
     )
-    _shutdown(portal, client)
+    _shutdown(portal, client, caches)

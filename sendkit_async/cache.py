@@ -12,7 +12,8 @@ the SDK can read an entry::
 :class:`MemoryCache` lives in one process; ``sendkit_async.redis_cache.RedisCache``
 (the ``redis`` extra) is shared by every process of an app. Any subclass of
 :class:`ResponseCache` works: implement :meth:`~ResponseCache.get`,
-:meth:`~ResponseCache.set` and (optionally) :meth:`~ResponseCache.aclose`.
+:meth:`~ResponseCache.set` and (optionally) :meth:`~ResponseCache.aclose` and
+:meth:`~ResponseCache.release`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import attrs
+
+from .errors import ConfigurationError
 
 __all__ = ["CachedResponse", "MemoryCache", "ResponseCache"]
 
@@ -62,6 +65,10 @@ class ResponseCache:
         stale_while_revalidate: seconds after an answer's freshness ends during
             which it is still served, at once, while one request in the background
             fetches a fresh one (0, the default: never served stale).
+
+    Raises:
+        ConfigurationError: a negative (or NaN) ``ttl``, ``negative_ttl`` or
+            ``stale_while_revalidate``.
     """
 
     ttl: float
@@ -72,7 +79,7 @@ class ResponseCache:
         self, *, ttl: float = 30.0, negative_ttl: float = 5.0, stale_while_revalidate: float = 0.0
     ) -> None:
         if not (ttl >= 0 and negative_ttl >= 0 and stale_while_revalidate >= 0):
-            raise ValueError("ttl, negative_ttl and stale_while_revalidate must be >= 0")
+            raise ConfigurationError("ttl, negative_ttl and stale_while_revalidate must be >= 0")
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.stale_while_revalidate = stale_while_revalidate
@@ -91,6 +98,13 @@ class ResponseCache:
     async def aclose(self) -> None:  # optional: nothing to close by default
         """Release what the cache holds open (a connection pool). The client never calls it."""
 
+    async def release(self) -> None:  # optional: nothing bound to a loop by default
+        """Let go of what the cache holds in the running event loop, which is ending.
+
+        The blocking ``SendKit`` calls it on its private loop when it closes: connections
+        made there would be unusable afterwards. The cache stays usable from other loops.
+        """
+
 
 class MemoryCache(ResponseCache):
     """A bounded in-memory cache for one process: least recently used out, entries expire.
@@ -103,7 +117,7 @@ class MemoryCache(ResponseCache):
         clock: seconds, monotonic (default ``time.monotonic``); tests pass a fake one.
 
     Raises:
-        ValueError: ``maxsize`` < 1, or a negative TTL.
+        ConfigurationError: ``maxsize`` < 1, or a negative TTL.
     """
 
     def __init__(
@@ -119,7 +133,7 @@ class MemoryCache(ResponseCache):
             ttl=ttl, negative_ttl=negative_ttl, stale_while_revalidate=stale_while_revalidate
         )
         if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
+            raise ConfigurationError("maxsize must be >= 1")
         self.maxsize = maxsize
         self._clock = clock or time.monotonic
         # key -> (entry, when it was stored, when it expires), oldest use first

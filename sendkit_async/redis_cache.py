@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .cache import CachedResponse, ResponseCache
+from .errors import ConfigurationError
 
 __all__ = ["RedisCache"]
 
@@ -55,7 +56,7 @@ class RedisCache(ResponseCache):
             processes and machines.
 
     Raises:
-        ValueError: a negative number.
+        ConfigurationError: a negative number.
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class RedisCache(ResponseCache):
             ttl=ttl, negative_ttl=negative_ttl, stale_while_revalidate=stale_while_revalidate
         )
         if not retry_after >= 0:
-            raise ValueError("retry_after must be >= 0")
+            raise ConfigurationError("retry_after must be >= 0")
         self._redis = redis
         self._prefix = prefix
         self._retry_after = retry_after
@@ -173,6 +174,13 @@ class RedisCache(ResponseCache):
         if self._owns_redis:
             self._owns_redis = False
             await self._redis.aclose()
+
+    async def release(self) -> None:
+        """Disconnect the pool's connections (made in the running loop); it reconnects on use."""
+        try:
+            await self._redis.connection_pool.disconnect()
+        except _REDIS_ERRORS as exc:
+            logger.info("response cache: disconnecting from Redis failed (%s)", type(exc).__name__)
 
     async def __aenter__(self) -> RedisCache:
         return self

@@ -19,6 +19,7 @@ from sendkit_async import (
     MemoryCache,
     NotFoundError,
     PermissionDeniedError,
+    RateLimiter,
     ResponseCache,
 )
 from sendkit_async._caching import freshness
@@ -87,10 +88,13 @@ async def test_an_entry_already_older_than_its_ttl_is_not_kept(clock: FakeClock)
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="maxsize"):
+    # A ConfigurationError (a SendKitError, and still a ValueError), as for every option.
+    with pytest.raises(ConfigurationError, match="maxsize"):
         MemoryCache(maxsize=0)
-    with pytest.raises(ValueError, match="ttl"):
+    with pytest.raises(ConfigurationError, match="ttl"):
         MemoryCache(ttl=-1)
+    with pytest.raises(ConfigurationError, match="stale_while_revalidate"):
+        MemoryCache(stale_while_revalidate=float("nan"))
     with pytest.raises(ConfigurationError):
         AsyncSendKit(api_key=KEY, cache=object())  # type: ignore[arg-type]
 
@@ -145,6 +149,35 @@ async def test_with_options_can_use_another_cache(server: Script, client: AsyncS
     await view.analytics.campaign(CID)
     assert len(other) == 1
     assert server.count(PATH) == 1
+
+
+async def test_views_with_other_caches_each_fill_their_own(
+    server: Script, cache: MemoryCache
+) -> None:
+    # Two views over two caches never share a request: the shared request would fill
+    # only the cache of the view that started it.
+    gate = asyncio.Event()
+
+    async def held(_: Any) -> Any:
+        await gate.wait()
+        return json_reply(BODY)
+
+    server.default = held
+    other = MemoryCache()
+    limiter = RateLimiter(max_concurrency=4, adaptive=False)  # no slow start: both go at once
+    async with AsyncSendKit(
+        api_key=KEY, base_url=server.base_url, cache=cache, rate_limiter=limiter
+    ) as client:
+        view = client.with_options(cache=other)
+        first = asyncio.ensure_future(client.analytics.campaign(CID))
+        second = asyncio.ensure_future(view.analytics.campaign(CID))
+        try:
+            await wait_until(lambda: server.count(PATH) == 2 or client.stats.coalesced == 1)
+        finally:
+            gate.set()
+        assert await first == await second
+    assert (len(cache), len(other)) == (1, 1)
+    assert client.stats.coalesced == 0
 
 
 async def test_max_age_bounds_the_age_of_a_hit(

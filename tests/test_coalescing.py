@@ -16,11 +16,14 @@ from aiohttp import web
 
 from sendkit_async import (
     AsyncSendKit,
+    CachedResponse,
     CampaignAnalytics,
     ClientClosedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimiter,
+    ResponseCache,
+    _flight,
 )
 from tests.helpers import KEY, Script, fixture, json_reply, wait_until
 
@@ -234,3 +237,38 @@ async def test_bulk_runs_do_not_coalesce(server: Script, client: AsyncSendKit) -
     await task
     assert seen == [True, True, True]
     assert client.stats.coalesced == 0
+
+
+class HangingStore(ResponseCache):
+    """A cache whose ``set`` never returns (a Redis client built without timeouts)."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl=30)
+        self.sets = 0
+
+    async def get(self, key: str) -> tuple[CachedResponse, float] | None:
+        return None
+
+    async def set(self, key: str, entry: CachedResponse, ttl: float) -> None:
+        self.sets += 1
+        await asyncio.Event().wait()
+
+
+async def test_aclose_leaves_no_shared_request_running(
+    server: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The answer came, but the shared request hangs storing it: closing the client
+    # must still end its callers (ClientClosedError) and leave no task behind.
+    monkeypatch.setattr(_flight, "SETTLE_WAIT", 0.0)  # the bound, not a timing
+    server.default = lambda _: json_reply(BODY)
+    store = HangingStore()
+    client = make_client(server, cache=store)
+    tasks = spawn(2, lambda: client.analytics.campaign(CID))
+    await wait_until(lambda: store.sets == 1)
+    (flight,) = client._core.flights._flights.values()
+    await client.aclose()
+    assert flight.task.done()
+    await wait_until(lambda: all(t.done() for t in tasks))
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(o) for o in outcomes] == [ClientClosedError] * 2
+    assert len(client._core.flights) == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from sendkit_async import AsyncSendKit, CachedResponse, NotFoundError
+from sendkit_async import AsyncSendKit, CachedResponse, ConfigurationError, NotFoundError
 from sendkit_async.redis_cache import RedisCache
 from tests.helpers import KEY, FakeClock, Script, fixture, json_reply
 from tests.redis_fixtures import RedisServer, require_redis_server
@@ -135,3 +135,14 @@ def test_importing_the_package_does_not_import_redis() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_bad_settings_are_a_configuration_error() -> None:
+    redis = Redis()  # never connects: nothing is sent
+    try:
+        with pytest.raises(ConfigurationError, match="retry_after"):
+            RedisCache(redis, retry_after=-1)
+        with pytest.raises(ConfigurationError, match="ttl"):
+            RedisCache(redis, ttl=-1)
+    finally:
+        await redis.aclose()
