@@ -16,6 +16,7 @@ from ._hooks import (
     RetryEvent,
     ThrottleEvent,
 )
+from ._priority import Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._raw import APIResponse
@@ -107,6 +108,7 @@ __all__ = [
     "Pagination",
     "Percent",
     "PermissionDeniedError",
+    "Priority",
     "ProgressCallback",
     "RateBudget",
     "RateLimitError",

@@ -1,4 +1,4 @@
-"""Building blocks of the rate limiter: FIFO slots, a token bucket, a rate learned from 429s.
+"""Building blocks of the rate limiter: a token bucket, a rate learned from 429s.
 
 All are plain state machines (plus one pure rule for rates learned from headers);
 `RateLimiter` (in ``_ratelimit``) decides when and how to use them. None reads a
@@ -7,9 +7,10 @@ clock: callers pass ``now``.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import deque
+
+from ._lanes import FifoSlots
 
 __all__ = ["AdaptiveRate", "FifoSlots", "TokenBucket", "early_rate"]
 
@@ -48,58 +49,6 @@ def early_rate(limit: int, remaining: int | None, reset_after: float | None) -> 
     return max(refill, float(limit))
 
 
-class FifoSlots:
-    """A counting semaphore that serves waiters strictly first come, first served.
-
-    A released slot is handed straight to the oldest waiter, so a newcomer can
-    never overtake the queue. Cancellation never leaks a slot.
-    """
-
-    __slots__ = ("_waiters", "held", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody is queued; never waits."""
-        if self.held < self.limit and not self._waiters:
-            self.held += 1
-            return True
-        return False
-
-    @property
-    def free(self) -> bool:
-        """True when :meth:`try_acquire` would succeed."""
-        return self.held < self.limit and not self._waiters
-
-    async def acquire(self) -> None:
-        """Wait for and take one slot."""
-        if self.held < self.limit and not self._waiters:
-            self.held += 1
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()  # handed a slot just as we were cancelled: pass it on
-            elif fut in self._waiters:  # release() may have dropped it in the same tick
-                self._waiters.remove(fut)
-            raise
-
-    def release(self) -> None:
-        """Give one slot back (to the oldest waiter, if any)."""
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)  # the slot moves to the waiter: `held` is unchanged
-                return
-        self.held -= 1
-
-
 class TokenBucket:
     """Token bucket with a mutable rate; tokens may be frozen until a future time."""
 
@@ -117,6 +66,12 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
         return self.tokens
+
+    def until_token(self, now: float) -> float:
+        """Seconds until a token is available (0.0: one is); takes nothing."""
+        if self.refill(now) >= 1.0 - _EPS:
+            return 0.0
+        return max(self.updated - now, 0.0) + (1.0 - self.tokens) / self.rate
 
     def take(self, now: float) -> float:
         """Take one token if available and return 0.0, else return the seconds to wait."""

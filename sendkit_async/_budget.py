@@ -15,10 +15,19 @@ class RateBudget(Protocol):
     """The rate-limit budget one client (or many processes) shares.
 
     :class:`~sendkit_async.RateLimiter` is the in-memory implementation.
+
+    Priorities: a budget whose ``slot()`` also takes a keyword ``priority``
+    (a :data:`~sendkit_async.Priority`, default ``"interactive"``) gets each call's
+    priority, as ``RateLimiter`` and ``RedisRateLimiter`` do; a budget with a plain
+    ``slot()`` keeps working and is called without it.
     """
 
     def slot(self) -> AbstractAsyncContextManager[None]:
-        """Admit one attempt: wait for a concurrency slot, the cooldown gate and a token."""
+        """Admit one attempt: wait for a concurrency slot, the cooldown gate and a token.
+
+        May be declared ``slot(self, *, priority: Priority = "interactive")`` to
+        queue ``"interactive"`` calls before ``"background"`` ones.
+        """
         ...
 
     def observe(

@@ -31,9 +31,18 @@ from ._budget import RateBudget
 from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
-from ._config import Timeout, as_retry, as_timeout, resolve_base_url, resolve_key, resolve_workspace
+from ._config import (
+    Timeout,
+    as_retry,
+    as_timeout,
+    resolve_base_url,
+    resolve_key,
+    resolve_priority,
+    resolve_workspace,
+)
 from ._core import ClientStats, Core
 from ._hooks import Hooks, as_dispatch
+from ._priority import BACKGROUND, INTERACTIVE, Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._raw import AsyncSendKitWithRawResponse
@@ -84,6 +93,10 @@ class AsyncSendKit:
         rate_limiter: a :class:`RateBudget` to use instead of a new
             :class:`RateLimiter` (then ``max_concurrency``, ``rate_limit`` and
             ``burst`` are the limiter's business), e.g. one shared by processes.
+        priority: how this client's calls queue for the rate limit when others wait:
+            ``"interactive"`` (default) before ``"background"``, which keeps a bounded
+            share. The bulk helpers run as ``"background"`` unless told otherwise;
+            ``with_options(priority=...)`` overrides it per view.
         clock, sleep: how the client reads time (seconds, monotonic) and waits:
             retry waits, deadlines, the overload guard and a new ``RateLimiter``
             all go through them. Defaults: ``time.monotonic`` and ``asyncio.sleep``;
@@ -119,6 +132,7 @@ class AsyncSendKit:
         cache: ResponseCache | None = None,
         coalesce: bool = True,
         hooks: Hooks | Sequence[Hooks] | None = None,
+        priority: Priority = INTERACTIVE,
     ) -> None:
         key = resolve_key(api_key)
         dispatch = as_dispatch(hooks)
@@ -157,6 +171,7 @@ class AsyncSendKit:
         self._cache = caching.checked_cache(cache)
         self._coalesce = bool(coalesce)
         self._scope = caching.cache_scope(key, self.workspace_id, self.base_url)
+        self._core.priority = resolve_priority(priority)
         self.analytics = Analytics(self)
         self.campaigns = Campaigns(self)
         self.last_bulk_report: BulkReport | None = None
@@ -176,6 +191,7 @@ class AsyncSendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = BACKGROUND,
     ) -> list[CampaignAnalytics]: ...
 
     @overload
@@ -190,6 +206,7 @@ class AsyncSendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = BACKGROUND,
     ) -> list[CampaignAnalytics | errors.SendKitError]: ...
 
     async def gather_campaigns(
@@ -203,12 +220,15 @@ class AsyncSendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = BACKGROUND,
     ) -> list[CampaignAnalytics] | list[CampaignAnalytics | errors.SendKitError]:
         """Analytics for many campaigns, concurrently, in the order of ``ids``.
 
         Every fetch goes through the client's pipeline (rate limit, retries,
         cooldown). Duplicate ids are fetched once; an invalid id fails alone.
-        ``progress(done, total, last_result)`` is called after each id.
+        ``progress(done, total, last_result)`` is called after each id. The
+        fetches queue for the rate limit as ``priority`` (default ``"background"``:
+        interactive calls meanwhile go first, see :data:`Priority`).
         The run's :class:`BulkReport` is then in :attr:`last_bulk_report`.
 
         Returns:
@@ -224,8 +244,8 @@ class AsyncSendKit:
         if self.closed:
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
         counts = ClientStats()  # the run's own, for its report: other calls may run meanwhile
-        run = self.with_options()
-        run._core = counting_core(self._core, counts)
+        run = self.with_options(priority=priority)
+        run._core = counting_core(run._core, counts)
         fetch = run.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return await bulk_gather(
             self,
@@ -247,12 +267,14 @@ class AsyncSendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = BACKGROUND,
     ) -> AsyncIterator[CampaignResult[CampaignAnalytics]]:
         """Yield a :class:`CampaignResult` per id as each completes (or in order).
 
         ``ids`` may be any iterable or async iterable, a generator of millions
         included: ids are pulled only as room frees up, so memory stays flat
         and a slow consumer holds the fetching back. Ids are not de-duplicated.
+        The fetches queue for the rate limit as ``priority`` (default ``"background"``).
 
         Raises:
             ClientClosedError: the client is closed (here, before anything starts).
@@ -261,7 +283,8 @@ class AsyncSendKit:
         """
         if self.closed:
             raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
-        fetch = self.analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
+        analytics = self.with_options(priority=priority).analytics
+        fetch = analytics._campaign_fetcher(from_=from_, to=to, timeout=timeout, retry=retry)
         return bulk_iterate(
             ids, fetch, concurrency=concurrency or self._default_concurrency(), ordered=ordered
         )
@@ -309,12 +332,17 @@ class AsyncSendKit:
         max_retries: int | None = None,
         cache: ResponseCache | Literal[False] | None = None,
         coalesce: bool | None = None,
+        priority: Priority | None = None,
     ) -> AsyncSendKit:
         """A view of this client with other defaults; it shares the pool and the rate budget.
 
         ``cache=False`` turns the cache off for the view, a cache object uses that
-        one; ``coalesce=False`` sends every call of the view on its own. Closing
-        either closes both.
+        one; ``coalesce=False`` sends every call of the view on its own; ``priority``
+        sets how the view's calls queue for the rate limit (see :data:`Priority`).
+        Closing either closes both.
+
+        Raises:
+            ConfigurationError: an invalid option.
         """
         clone = object.__new__(AsyncSendKit)
         clone.__dict__.update(self.__dict__)
@@ -324,6 +352,8 @@ class AsyncSendKit:
             clone._cache = None if cache is False else caching.checked_cache(cache)
         if coalesce is not None:
             clone._coalesce = bool(coalesce)
+        if priority is not None:
+            clone._core = self._core.with_priority(resolve_priority(priority))
         clone.analytics = Analytics(clone)
         clone.campaigns = Campaigns(clone)
         return clone

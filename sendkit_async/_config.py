@@ -12,6 +12,7 @@ import attrs
 from yarl import URL
 
 from . import errors
+from ._priority import Priority, as_priority
 from ._retry import RetryPolicy
 
 __all__ = ["DEFAULT_BASE_URL", "SendKitWarning", "Timeout", "resolve_base_url", "resolve_key"]
@@ -20,6 +21,18 @@ DEFAULT_BASE_URL = "https://api.sendkit.ai"
 ENV_API_KEY = "SENDKIT_API_KEY"
 ENV_WORKSPACE_ID = "SENDKIT_WORKSPACE_ID"
 ENV_BASE_URL = "SENDKIT_BASE_URL"
+
+
+def resolve_priority(value: object) -> Priority:
+    """A ``priority=`` option checked.
+
+    Raises:
+        ConfigurationError: anything but ``"interactive"`` or ``"background"``.
+    """
+    try:
+        return as_priority(value)
+    except ValueError as exc:
+        raise errors.ConfigurationError(str(exc)) from None
 
 
 class SendKitWarning(UserWarning):

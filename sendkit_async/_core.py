@@ -6,6 +6,8 @@ The request pipeline (:mod:`._pipeline`) runs over it.
 from __future__ import annotations
 
 import asyncio
+import copy
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +18,7 @@ from ._budget import RateBudget
 from ._flight import Flights
 from ._guard import OverloadGuard
 from ._hooks import Dispatch
+from ._priority import INTERACTIVE, Priority
 from ._ratelimit import RateLimiter
 from ._transport import Transport
 
@@ -115,9 +118,8 @@ class Core:
     """What a client and its ``with_options`` copies share."""
 
     __slots__ = (
-        "admit_now", "clock", "flights", "guard", "hooks", "life", "limiter", "release_admitted",
-        "sleep",
-        "stats", "transport",
+        "admit_now", "clock", "flights", "guard", "hooks", "life", "limiter", "prioritized",
+        "priority", "release_admitted", "sleep", "stats", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -140,6 +142,11 @@ class Core:
         if isinstance(limiter, RateLimiter):
             self.admit_now = limiter._admit_now
             self.release_admitted = limiter._release_admitted
+        # The calls' priority (a client's ``with_options(priority=...)`` copy has its
+        # own), passed to ``slot()`` by budgets that take one: a user's budget written
+        # before priorities existed keeps its plain ``slot()``.
+        self.priority: Priority = INTERACTIVE
+        self.prioritized = _takes_priority(limiter)
         self.stats = ClientStats()
         # Retry waits, deadlines and the overload guard read time through these, so
         # tests can control it.
@@ -159,9 +166,30 @@ class Core:
         self.life.close()
         self.guard.close()
 
+    def with_priority(self, priority: Priority) -> Core:
+        """A copy sharing everything (transport, budget, counters, lifecycle) but the priority."""
+        if priority == self.priority:
+            return self
+        core = copy.copy(self)
+        core.priority = priority
+        return core
+
     def count_retry(self, _: object) -> None:
         """A retry is about to be made (the retry loop's ``on_retry`` hook)."""
         self.stats.retries += 1
+
+
+def _takes_priority(limiter: RateBudget) -> bool:
+    """True when ``limiter.slot()`` accepts a ``priority`` keyword."""
+    try:
+        params = inspect.signature(limiter.slot).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: call it the plain way
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == "priority" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in params
+    )
 
 
 def _no_release(ticket: float) -> None:

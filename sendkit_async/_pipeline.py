@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from yarl import URL
 
@@ -279,7 +279,10 @@ async def _wait_for_slot(
         raise _not_sent(why, gate, method, url)
     if left is not None and left <= 0.0:
         raise _not_sent(_QUEUED_OUT, None, method, url)
-    slot = limiter.slot()
+    # Its slot() may take the priority (RateBudget's does not have to).
+    slot: AbstractAsyncContextManager[None] = (
+        cast(Any, limiter).slot(priority=core.priority) if core.prioritized else limiter.slot()
+    )
     queued = core.clock()
     entering = asyncio.ensure_future(slot.__aenter__())
     try:

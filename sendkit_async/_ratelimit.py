@@ -2,17 +2,26 @@
 
 ``RateLimiter.slot()`` admits one request attempt through three stages, in order:
 
-1. a concurrency slot (FIFO, at most ``max_concurrency`` attempts inside);
+1. a concurrency slot (at most ``max_concurrency`` attempts inside);
 2. the shared cooldown gate, closed by ``cooldown()`` or by a 429 (a 5xx is a fault of
    one request, never a reason to hold the others: see ``_overload``);
 3. one token from a token bucket, when a rate is known. Token waiters pass one
    at a time, so they leave one token interval apart instead of in one burst.
 
+Each stage queues in two lanes (see ``_priority``): a queued ``"interactive"`` call
+goes before queued ``"background"`` ones, which still get a bounded share
+(``background_share``) of the admissions. The token goes to whoever's turn it is
+when it exists, not when the wait for it began, and an interactive call finding every
+slot held borrows one from a background call still queued for its token (that call
+queues for a slot again, first in its lane): so an interactive call arriving during a
+saturating bulk run waits about one token interval.
+
 ``observe()`` is fed every response. With nothing known the first request goes
 alone: its answer may carry the limit. What the answers teach (the bucket's rate,
 from rate-limit headers or from 429s, and how long a 429 closes the gate) is the
-``_Learning`` mixin in ``_learning``, which ``RateLimiter`` inherits; this module
-holds the rest: ``observe()`` itself, the slots, the gate, the tokens and the probe.
+``_Learning`` base in ``_learning``; the waits of an admission (slot lanes, probe,
+gate, tokens) are the ``_Admission`` base in ``_admission``. This module holds the
+rest: ``observe()`` itself, the public API and the synchronous lane (``_admit_now``).
 """
 
 from __future__ import annotations
@@ -23,12 +32,13 @@ import random as _random
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 
 import attrs
 
+from ._admission import _Admission, _Slot
 from ._bucket import AdaptiveRate, FifoSlots, TokenBucket
-from ._learning import _AIMD, _NONE, _USER, _Learning
+from ._learning import _AIMD, _NONE, _USER
+from ._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, Turns
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
 
@@ -51,7 +61,7 @@ class RateLimitSnapshot:
     rate_limited_responses: int
 
 
-class RateLimiter(_Learning):
+class RateLimiter(_Admission):
     """Concurrency cap, token bucket and cooldown gate shared by one client.
 
     Args:
@@ -63,18 +73,20 @@ class RateLimiter(_Learning):
             second of ``rate``.
         adaptive: learn from ``observe()`` (headers, AIMD). With ``False`` the
             bucket keeps the user's numbers; the cooldown gate still works.
+        background_share: least share of the admissions that queued background
+            calls get while interactive ones also queue (0 < share < 1).
         clock, sleep, random: injectable time and randomness (for tests).
 
     Raises:
-        ValueError: ``max_concurrency < 1``, ``rate <= 0`` or ``burst < 1``.
+        ValueError: ``max_concurrency < 1``, ``rate <= 0``, ``burst < 1`` or a
+            ``background_share`` not between 0 and 1.
     """
 
-    # The learning state's slots are _Learning's.
+    # The learning state's slots are _Learning's, the queues' _Admission's.
     __slots__ = (
-        "_adaptive", "_clock", "_first_sent", "_gate_len", "_gate_until", "_last_wait",
-        "_limit", "_probe_done", "_prober_active", "_probing", "_random", "_rate_limited",
-        "_remaining", "_reset_at", "_sending", "_sleep", "_slots", "_srtt",
-        "_throttle_events", "_throttled", "_token_lock",
+        "_adaptive", "_clock", "_first_sent", "_gate_len", "_gate_until", "_limit",
+        "_probe_done", "_random", "_rate_limited", "_remaining",
+        "_reset_at", "_sending", "_sleep", "_slots", "_srtt",
     )  # fmt: skip
 
     def __init__(
@@ -84,6 +96,7 @@ class RateLimiter(_Learning):
         rate: float | None = None,
         burst: float | None = None,
         adaptive: bool = True,
+        background_share: float = BACKGROUND_SHARE,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] | None = None,
@@ -100,9 +113,14 @@ class RateLimiter(_Learning):
         self._clock = clock
         self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
         self._random: Callable[[], float] = random or _random.random
-        self._slots = FifoSlots(max_concurrency)  # held while waiting for gate/token too
+        self._slots = FifoSlots(max_concurrency, Turns(background_share))  # held while
+        # waiting for gate/token too; interactive first, background keeps its share.
         self._sending = 0  # slots past the token stage: requests on the wire
-        self._token_lock = asyncio.Lock()
+        self._token_lock = FifoSlots(1)  # one token waiter at a time, interactive first
+        self._turns = Turns(background_share)  # whose turn each token is
+        self._handed = False  # the token lock was handed over by a turn already decided
+        self._bg_queued = 0  # background calls holding a slot, not yet sent
+        self._lent = 0  # of those, slots lent to interactive calls (see _enter)
         self._source = _USER if rate is not None else _NONE
         self._bucket: TokenBucket | None = None  # None: no rate known, unlimited
         if rate is not None:
@@ -131,14 +149,16 @@ class RateLimiter(_Learning):
 
     # -- public API -------------------------------------------------------------------
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
+    def slot(self, *, priority: Priority = INTERACTIVE) -> AbstractAsyncContextManager[None]:
         """Admit one request attempt: slot, then cooldown gate, then token.
 
         Use ``async with limiter.slot():`` around sending one request and reading
         its response; call ``observe()`` inside the block. The slot is released
-        on exit; cancellation at any stage leaks neither slot nor token.
+        on exit; cancellation at any stage leaks neither slot nor token, and
+        frees the call's place in the queue at once. A queued ``"interactive"``
+        call goes before queued ``"background"`` ones (see ``background_share``).
         """
-        return _Slot(self)
+        return _Slot(self, priority)
 
     def observe(
         self,
@@ -242,56 +262,6 @@ class RateLimiter(_Learning):
             self._clock = time.monotonic if native else clock
         return self._clock()
 
-    # -- stages 2 and 3: gate and tokens ----------------------------------------------
-
-    async def _await_probe(self) -> bool:
-        """True for the one request that goes first alone; the others wait for its answer."""
-        if not self._probing:
-            return False
-        if not self._prober_active:
-            self._prober_active = True
-            return True
-        start = self._now()
-        await self._probe_done.wait()
-        self._throttle_events += 1
-        self._throttled += max(0.0, self._now() - start)
-        return False
-
-    def _end_probe(self) -> None:
-        if self._probing:
-            self._probing = False
-            self._probe_done.set()
-
-    async def _take_budget(self) -> None:
-        start = self._now()
-        waited = False
-        try:
-            while (delay := self._gate_until - self._now()) > 0:
-                waited = True
-                if self._bucket is None:  # no token schedule to spread the reopening: jitter
-                    delay += self._random() * min(1.0, 0.25 * self._gate_len)
-                await self._sleep(delay)
-            if self._bucket is None and not self._token_lock.locked():
-                return
-            waited = waited or self._token_lock.locked()
-            async with self._token_lock:  # one token waiter at a time, FIFO
-                while True:
-                    now = self._now()
-                    delay = self._gate_until - now
-                    if delay <= 0:
-                        if self._bucket is None:
-                            return
-                        delay = self._bucket.take(now)
-                        if delay <= 0:
-                            return
-                        self._last_wait = now
-                    waited = True
-                    await self._sleep(delay)
-        finally:
-            if waited:
-                self._throttle_events += 1
-                self._throttled += max(0.0, self._now() - start)
-
     # -- slot bookkeeping -------------------------------------------------------------
 
     def _admit_now(self) -> float | None:
@@ -301,7 +271,7 @@ class RateLimiter(_Learning):
         or None (nothing taken): then :meth:`slot` must wait. This is how nearly
         every request of a bulk run gets in.
         """
-        if self._probing or not self._slots.free or self._token_lock.locked():
+        if self._probing or not self._slots.free or self._token_lock.held:
             return None
         now = self._now()
         if self._gate_until > now:
@@ -330,38 +300,3 @@ class RateLimiter(_Learning):
             rtt = 0.0
         self._srtt = 0.8 * self._srtt + 0.2 * rtt if self._srtt else rtt
         self._slots.release()
-
-
-class _Slot(AbstractAsyncContextManager[None]):
-    __slots__ = ("_limiter", "_sent_at")
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self._limiter = limiter
-        self._sent_at: float | None = None
-
-    async def __aenter__(self) -> None:
-        limiter = self._limiter
-        self._sent_at = limiter._admit_now()
-        if self._sent_at is not None:
-            return
-        await limiter._slots.acquire()
-        prober = False
-        try:
-            prober = await limiter._await_probe()
-            await limiter._take_budget()
-        except BaseException:
-            if prober:
-                limiter._end_probe()  # never sent: let the others go
-            limiter._slots.release()
-            raise
-        self._sent_at = limiter._sent()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._sent_at is not None:
-            sent_at, self._sent_at = self._sent_at, None
-            self._limiter._release_admitted(sent_at)

@@ -29,6 +29,7 @@ from ._config import Timeout
 from ._core import ClientStats
 from ._hooks import Hooks
 from ._portal import CLOSE_WAIT, BlockingIterator, Portal
+from ._priority import Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimitSnapshot
 from ._retry import RetryPolicy
@@ -95,6 +96,7 @@ class SendKit:
         cache: ResponseCache | None = None,
         coalesce: bool = True,
         hooks: Hooks | Sequence[Hooks] | None = None,
+        priority: Priority = "interactive",
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -120,6 +122,7 @@ class SendKit:
             cache=cache,
             coalesce=coalesce,
             hooks=hooks,
+            priority=priority,
         )
         portal = Portal()
         self._bind(client, portal, None)
@@ -147,6 +150,7 @@ class SendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = "background",
     ) -> list[CampaignAnalytics]: ...
 
     @overload
@@ -161,6 +165,7 @@ class SendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = "background",
     ) -> list[CampaignAnalytics | SendKitError]: ...
 
     def gather_campaigns(
@@ -174,6 +179,7 @@ class SendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = "background",
     ) -> list[CampaignAnalytics] | list[CampaignAnalytics | SendKitError]:
         """:meth:`AsyncSendKit.gather_campaigns`, blocking.
 
@@ -206,6 +212,7 @@ class SendKit:
             to=to,
             timeout=timeout,
             retry=retry,
+            priority=priority,
         )
         return self._portal.run(coro, events, None if progress is None else _report(progress))
 
@@ -219,6 +226,7 @@ class SendKit:
         to: DateLike | None = None,
         timeout: float | Timeout | None = None,
         retry: RetryPolicy | None = None,
+        priority: Priority = "background",
     ) -> BlockingIterator[CampaignResult[CampaignAnalytics]]:
         """:meth:`AsyncSendKit.iter_campaigns` as a plain iterator (close it to stop early).
 
@@ -243,6 +251,7 @@ class SendKit:
                 to=to,
                 timeout=timeout,
                 retry=retry,
+                priority=priority,
             )
         )
         return self._portal.iterate(results)
@@ -280,6 +289,7 @@ class SendKit:
         max_retries: int | None = None,
         cache: ResponseCache | Literal[False] | None = None,
         coalesce: bool | None = None,
+        priority: Priority | None = None,
     ) -> SendKit:
         """A view of this client with other defaults, sharing its thread, pool and budget.
 
@@ -295,6 +305,7 @@ class SendKit:
                 max_retries=max_retries,
                 cache=cache,
                 coalesce=coalesce,
+                priority=priority,
             )
         )
         root = self._root or self

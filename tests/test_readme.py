@@ -52,7 +52,7 @@ def runs_as_a_script(snippet: str) -> bool:
 
 
 def test_the_readme_has_the_snippets_we_expect() -> None:
-    assert len(SNIPPETS) == 16
+    assert len(SNIPPETS) == 17
     assert any("class Tally(Hooks)" in s for s in SNIPPETS)
     assert any("OpenTelemetryHooks" in s for s in SNIPPETS)
     assert any("cleanup_ctx" in s for s in SNIPPETS)

@@ -124,11 +124,11 @@ async def test_slots_of_many_instances_stay_under_the_rate(
     granted: list[float] = []
     entered = 0
 
-    def recording(lim: RedisRateLimiter) -> Callable[[str], Any]:
+    def recording(lim: RedisRateLimiter) -> Callable[..., Any]:
         acquire = lim._acquire_once
 
-        async def acquire_once(token: str) -> tuple[str, float, float]:
-            kind, wait, now = await acquire(token)
+        async def acquire_once(token: str, *lane: Any) -> tuple[str, float, float]:
+            kind, wait, now = await acquire(token, *lane)
             assert kind in ("token", "wait")  # "wait": nothing reserved, ask again later
             if kind == "token":
                 granted.append(now + wait)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from redis.exceptions import RedisError
 
+from .._priority import INTERACTIVE, Priority
 from .._ratelimit import RateLimiter
 from ._learner import Schedule, SharedLearner
 from ._parts import _arg, _f, _Pending, _RedisDown, _s
@@ -46,10 +47,13 @@ class _RedisCalls:
     _observe: AsyncScript
     _epoch: AsyncScript
     _schedule: AsyncScript
+    _leave: AsyncScript
     _learner: SharedLearner
     _rate: float | None  # the user's ceiling and bucket size
     _burst: float | None
     _max: int
+    _share: float  # background_share, and the step Turns takes from it
+    _step: float
     _on_error: Literal["fallback", "raise"]
     _horizon: float
     _retry_after: float
@@ -96,6 +100,7 @@ class _RedisCalls:
                     max_concurrency=self._max,
                     rate=self._shared.get("rate") or self._rate,
                     burst=self._shared.get("burst") or self._burst,
+                    background_share=self._share,
                 )
                 then = "using a per-process limiter" if self._on_error == "fallback" else "failing"
                 logger.warning(
@@ -114,14 +119,22 @@ class _RedisCalls:
     def _user_args(self) -> list[str]:
         return [_arg(self._rate), _arg(self._burst)]
 
-    async def _acquire_once(self, probe_token: str) -> tuple[str, float, float]:
-        """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown."""
+    async def _acquire_once(
+        self, probe_token: str, priority: Priority = INTERACTIVE, waiter: str = ""
+    ) -> tuple[str, float, float]:
+        """One ACQUIRE: (kind, wait seconds, server time). Raises _RedisDown.
+
+        ``waiter`` (the same for every ACQUIRE of one admission) names the caller in
+        the lane of its ``priority`` while it waits; '' takes no part in priorities.
+        """
         learner = self._learner
         rate = learner.rate()
         learned = ["", ""] if rate is None else [repr(rate), repr(learner.burst())]
         args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
+        lane = ("i" if priority == INTERACTIVE else "b") if waiter else ""
+        turns = [lane, waiter, repr(self._step)]
         kind, wait, server_now, shared, climb = await self._run(
-            self._acquire, self._keys, [*args, *learned], _parse_acquire
+            self._acquire, self._keys, [*args, *learned, *turns], _parse_acquire
         )
         now = self._now()
         learner.offset = server_now - now
@@ -155,6 +168,14 @@ class _RedisCalls:
             args = [repr(float(v)) for v in schedule] + [repr(server_now + hold)]
             await self._run(self._schedule, self._keys[4:5], args)
 
+    def _forget_waiter(self, waiter: str) -> None:
+        """A waiter announced in a lane left without a token: unannounce it (background
+        push), so that it holds the other lane back no longer than one push."""
+        p = self._pending if self._pending is not None else _Pending()
+        p.gone.append(waiter)
+        self._pending = p
+        self._kick()
+
     def _release_probe(self, token: str) -> None:
         p = self._pending if self._pending is not None else _Pending()
         p.probe = token
@@ -173,6 +194,11 @@ class _RedisCalls:
     async def _flush(self) -> None:
         while self._pending is not None:
             p, self._pending = self._pending, None
+            if p.gone:
+                with contextlib.suppress(_RedisDown):  # they expire by themselves anyway
+                    await self._run(self._leave, self._keys[6:8], p.gone)
+                if p.only_gone():
+                    continue
             if p.claim is not None:
                 with contextlib.suppress(_RedisDown):  # the fallback (if any) learns meanwhile
                     await self._claim_epoch(p.claim)

@@ -24,11 +24,12 @@ from redis.backoff import NoBackoff
 from .. import errors
 from .._config import resolve_base_url, resolve_key
 from .._overload import throttle_cooldown
+from .._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, check_share
 from .._ratelimit import RateLimiter, RateLimitSnapshot
 from ._calls import _parse_seconds, _RedisCalls
 from ._learner import SharedLearner
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
-from ._scripts import ACQUIRE, CHECK, EPOCH, OBSERVE, SCHEDULE, budget_id, budget_keys
+from ._scripts import ACQUIRE, CHECK, EPOCH, LEAVE, OBSERVE, SCHEDULE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
@@ -61,6 +62,9 @@ class RedisRateLimiter(_RedisCalls):
         max_gate_wait: a request finding the shared gate closed for longer than this
             raises :class:`RateLimitError` (not sent, with ``retry_after``) instead of
             waiting (a reset announced a day ahead must not hang every process).
+        background_share: least share of the shared tokens that waiting background
+            calls (of any process) get while interactive ones (of any process) also
+            wait; the same value should be given to every process of one budget.
 
     Raises:
         ConfigurationError: invalid numbers, no key, or a bad base URL.
@@ -80,6 +84,7 @@ class RedisRateLimiter(_RedisCalls):
         horizon: float = 0.05,
         retry_after: float = 1.0,
         max_gate_wait: float = 60.0,
+        background_share: float = BACKGROUND_SHARE,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
@@ -90,8 +95,11 @@ class RedisRateLimiter(_RedisCalls):
         try:
             # This process's concurrency cap (and its first request going alone): pacing
             # is the shared bucket's, learning the shared learner's (observe() is not fed).
-            self._local = RateLimiter(max_concurrency=max_concurrency)
+            self._local = RateLimiter(
+                max_concurrency=max_concurrency, background_share=background_share
+            )
             RateLimiter(rate=rate, burst=burst)  # same validation as the in-memory limiter
+            self._share = check_share(background_share)
         except ValueError as exc:
             raise errors.ConfigurationError(str(exc)) from None
         key = resolve_key(api_key)
@@ -114,8 +122,12 @@ class RedisRateLimiter(_RedisCalls):
         self._check = redis.register_script(CHECK)
         self._epoch = redis.register_script(EPOCH)
         self._schedule = redis.register_script(SCHEDULE)
+        self._leave = redis.register_script(LEAVE)
         self._learner = SharedLearner(rate)
-        self._fallback = RateLimiter(max_concurrency=max_concurrency, rate=rate, burst=burst)
+        self._step = self._share / (1.0 - self._share)
+        self._fallback = RateLimiter(
+            max_concurrency=max_concurrency, rate=rate, burst=burst, background_share=self._share
+        )
         self._down = False
         self._down_until = -math.inf
         self._closed = False
@@ -156,14 +168,19 @@ class RedisRateLimiter(_RedisCalls):
 
     # -- RateBudget -------------------------------------------------------------------
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
+    def slot(self, *, priority: Priority = INTERACTIVE) -> AbstractAsyncContextManager[None]:
         """Admit one attempt: local concurrency slot, shared cooldown gate, shared token.
+
+        Waiting ``"interactive"`` calls of every process sharing the budget get the
+        shared tokens before waiting ``"background"`` ones, which keep
+        ``background_share`` of them. A waiter announces itself in Redis until a
+        little after its next ask, so a crashed process holds nobody back for long.
 
         Raises:
             SharedBudgetUnavailableError: Redis failed and ``on_redis_error="raise"``.
             ClientClosedError: after :meth:`aclose`.
         """
-        return _Slot(self)
+        return _Slot(self, priority)
 
     def observe(
         self,
@@ -312,17 +329,26 @@ class RedisRateLimiter(_RedisCalls):
         """
         start = self._now()
         waited = False
+        waiter = secrets.token_hex(8)  # this admission's name in its lane, while it waits
+        announced = False
+        admitted = False
         try:
             while True:
                 if self._closed:
                     raise errors.ClientClosedError("the RedisRateLimiter is closed")
                 try:
                     token = secrets.token_hex(8)
-                    kind, wait, _ = await slot.ask(self._acquire_once(token), probe=token)
+                    acquire = self._acquire_once(token, slot.priority, waiter)
+                    kind, wait, _ = await slot.ask(acquire, probe=token)
+                    if kind == "wait":  # announced in its lane (if a rate is known)
+                        announced = True
+                    elif kind == "token":  # ...and unannounced by the same script
+                        announced = False
                     if kind in ("token", "open", "probe"):
                         if kind == "probe":
                             slot.probe = token
                         if wait <= 0:
+                            admitted = True
                             return None
                         waited = True
                         await self._sleep(wait)
@@ -331,6 +357,7 @@ class RedisRateLimiter(_RedisCalls):
                             self._run(self._check, self._keys[1:2], [], _parse_seconds)
                         )
                         if closed <= 0:
+                            admitted = True
                             return None
                         wait = closed
                 except _RedisDown:
@@ -338,7 +365,7 @@ class RedisRateLimiter(_RedisCalls):
                         raise SharedBudgetUnavailableError(
                             f"the shared rate limit in Redis at {self._where()} is unreachable"
                         ) from None
-                    fallback = self._fallback.slot()
+                    fallback = self._fallback.slot(priority=slot.priority)
                     await fallback.__aenter__()
                     return fallback
                 if kind == "cooldown" and wait > self._max_gate_wait:
@@ -353,6 +380,8 @@ class RedisRateLimiter(_RedisCalls):
                 waited = True
                 await self._sleep(wait + self._random() * min(0.05, 0.1 * wait + 0.002))
         finally:
+            if announced and not admitted:  # cancelled or failed while announced: leave now
+                self._forget_waiter(waiter)
             if waited:
                 self._throttle_events += 1
                 self._throttled += max(0.0, self._now() - start)

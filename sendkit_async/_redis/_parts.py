@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from .._priority import Priority
 from ..errors import SharedBudgetUnavailableError
 
 if TYPE_CHECKING:
@@ -38,6 +39,11 @@ class _Pending:
     probe: str = ""
     accepted: int = 0  # answers accepted with no rate-limit headers, for the shared learner
     claim: float | None = None  # a bare 429's cooldown: claim a new epoch with it
+    gone: list[str] = attrs.Factory(list)  # waiters that left unadmitted: unannounce them
+
+    def only_gone(self) -> bool:
+        """True when nothing but waiters that left is pending (OBSERVE has nothing to do)."""
+        return self == _Pending(gone=self.gone)
 
     def to_args(self, user: list[str], cooldown: float | None, ttl_ms: int) -> list[str]:
         """ARGV of the OBSERVE script."""
@@ -69,11 +75,12 @@ def _arg(value: float | None) -> str:
 
 
 class _Slot(AbstractAsyncContextManager[None]):
-    __slots__ = ("_cap", "_fallback", "_limiter", "_sent_at", "probe")
+    __slots__ = ("_cap", "_fallback", "_limiter", "_sent_at", "priority", "probe")
 
-    def __init__(self, limiter: RedisRateLimiter) -> None:
+    def __init__(self, limiter: RedisRateLimiter, priority: Priority) -> None:
         self._limiter = limiter
-        self._cap = limiter._local.slot()
+        self.priority = priority
+        self._cap = limiter._local.slot(priority=priority)
         self._fallback: AbstractAsyncContextManager[None] | None = None
         self._sent_at = 0.0
         self.probe = ""

@@ -15,6 +15,10 @@ The braces are a Redis Cluster hash tag, so one script may touch every key.
   current epoch's end (``epoch``) and the climb its leader published (``est``,
   ``from``, ``climb``, ``trust``, ``count``, ``seconds``; see ``_learner``).
 - ``oks`` (hash): accepted answers of every process, per 100 ms of server time.
+- ``fore``/``back`` (sorted sets): interactive/background callers of any process
+  waiting for a token, each scored by the server time its announcement expires (so a
+  crashed process holds nobody back for long); ``turns`` (hash): ``owed``, how many
+  tokens background is owed while both kinds wait (as ``_priority.Turns``).
 
 Every script reads the clock with ``redis.call('TIME')``: machines' clocks never
 matter. Floats cross the boundary as strings (a Lua number reply is truncated
@@ -25,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["ACQUIRE", "CHECK", "EPOCH", "OBSERVE", "SCHEDULE", "budget_id", "budget_keys"]
+__all__ = [
+    "ACQUIRE", "CHECK", "EPOCH", "LEAVE", "OBSERVE", "SCHEDULE", "budget_id", "budget_keys",
+]  # fmt: skip
 
 
 def budget_id(api_key: str, base_url: str) -> str:
@@ -34,9 +40,10 @@ def budget_id(api_key: str, base_url: str) -> str:
 
 
 def budget_keys(prefix: str, budget: str) -> list[str]:
-    """[bucket, cooldown, learned, probe, aimd, oks] key names of one budget."""
+    """[bucket, cooldown, learned, probe, aimd, oks, fore, back, turns] key names of one budget."""
     base = f"{prefix}:{{{budget}}}:"
-    return [base + name for name in ("bucket", "cooldown", "learned", "probe", "aimd", "oks")]
+    names = ("bucket", "cooldown", "learned", "probe", "aimd", "oks", "fore", "back", "turns")
+    return [base + name for name in names]
 
 
 _COMMON = """
@@ -88,9 +95,11 @@ end
 ACQUIRE = (
     _COMMON
     + """
--- KEYS: bucket, cooldown, learned, probe, aimd, oks
+-- KEYS: bucket, cooldown, learned, probe, aimd, oks, fore, back, turns
 -- ARGV: user_rate, user_burst, horizon (s), probe_ttl (ms), probe_token,
---       rate and burst learned from bare 429s ('' = none yet)
+--       rate and burst learned from bare 429s ('' = none yet),
+--       lane ('i' interactive, 'b' background, '' none), waiter id, the share's step
+--       (background is owed step tokens per interactive one while both wait)
 -- Reply: {kind, wait, now, rate, burst, tokens, <the climb in aimd: 6 fields>}; kind is
 --   'token'    a token is reserved: send after `wait` seconds;
 --   'open'     no rate is known and the server sends no limit headers: send now;
@@ -122,7 +131,35 @@ local tokens, ts = load_bucket(KEYS[1], now, rate, burst)
 -- horizon or one token interval), so a rate learned too high early on leaves little debt.
 local wait = (ts - now) + math.max(0, 1 - tokens) / rate
 local horizon = math.max(tonumber(ARGV[3]), 1 / rate)
-if wait > horizon then
+local lane, waiter = ARGV[8], ARGV[9]
+if lane == 'i' or lane == 'b' then
+  -- Priorities. Background reserves no token ahead (it asks again when the next one
+  -- exists), so an interactive caller arriving meanwhile finds no reservation before
+  -- its own but those of other interactive callers.
+  local mine, other = KEYS[7], KEYS[8]
+  if lane == 'b' then mine, other = KEYS[8], KEYS[7]; horizon = 0 end
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', fmt(now))
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', fmt(now))
+  local others = redis.call('ZCARD', other) > 0
+  local owed = num(redis.call('HGET', KEYS[9], 'owed')) or 0
+  local turn = true
+  if others then
+    if lane == 'i' then turn = owed < 1 - 1e-9 else turn = owed >= 1 - 1e-9 end
+  end
+  if not turn or wait > horizon then
+    -- Not now: announce this caller (until a little after it asks again) and wait.
+    local w = 1 / rate
+    if turn then w = wait - horizon end
+    redis.call('ZADD', mine, fmt(now + w + 1), waiter)
+    redis.call('PEXPIRE', mine, math.ceil((w + 1) * 1000) + 1000)
+    return reply('wait', fmt(w), now, fmt(rate), fmt(burst), fmt(tokens), KEYS[5])
+  end
+  redis.call('ZREM', mine, waiter)
+  if lane == 'i' and others then owed = owed + tonumber(ARGV[10]) end
+  if lane == 'b' then owed = math.max(0, owed - 1) end
+  redis.call('HSET', KEYS[9], 'owed', fmt(owed))
+  redis.call('PEXPIRE', KEYS[9], 60000)
+elseif wait > horizon then
   return reply('wait', fmt(wait - horizon), now, fmt(rate), fmt(burst), fmt(tokens), KEYS[5])
 end
 tokens = tokens - 1
@@ -240,6 +277,15 @@ end
 return out
 """
 )
+
+LEAVE = """
+-- KEYS: fore, back. ARGV: ids of waiters that left without a token (cancelled, failed).
+for i = 1, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+return 1
+"""
 
 SCHEDULE = (
     _COMMON
