@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sendkit_async import ClientClosedError
+from sendkit_async import ClientClosedError, RateLimiter
 from sendkit_async._redis import _lifecycle
 from sendkit_async.redis_limiter import RedisRateLimiter
 from tests.helpers import wait_until
@@ -81,3 +81,9 @@ async def test_aclose_cancels_calls_redis_never_answers(
     assert [type(r) for r in results] == [ClientClosedError] * 3
     del waiting, results
     gc.collect()
+
+
+async def test_default_concurrency_is_the_clients(redis_url: str) -> None:
+    async with RedisRateLimiter.from_url(redis_url, api_key=new_key(), base_url=BASE) as limiter:
+        assert limiter.snapshot().max_concurrency == 100
+        assert RateLimiter().snapshot().max_concurrency == 100  # AsyncSendKit's, the same

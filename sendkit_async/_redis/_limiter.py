@@ -54,7 +54,9 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
             client does). Only a truncated sha256 of them is stored.
         rate, burst: a ceiling in requests/s for all processes together, and the
             bucket size; learned limits may only go below them.
-        max_concurrency: requests in flight at once in this process.
+        max_concurrency: requests in flight at once in this process (100, as
+            ``AsyncSendKit``'s). An admission holds a Redis connection only for
+            its round trip, so a burst may open up to this many per process.
         on_redis_error: ``"fallback"`` to a per-process :class:`RateLimiter`
             while Redis is unreachable (one warning per outage), or ``"raise"``
             :class:`SharedBudgetUnavailableError`.
@@ -81,7 +83,7 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         base_url: str | None = None,
         rate: float | None = None,
         burst: float | None = None,
-        max_concurrency: int = 16,
+        max_concurrency: int = 100,
         on_redis_error: Literal["fallback", "raise"] = "fallback",
         prefix: str = "sendkit:rl",
         horizon: float = 0.05,
