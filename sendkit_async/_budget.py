@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
@@ -20,6 +21,10 @@ class RateBudget(Protocol):
     (a :data:`~sendkit_async.Priority`, default ``"interactive"``) gets each call's
     priority, as ``RateLimiter`` and ``RedisRateLimiter`` do; a budget with a plain
     ``slot()`` keeps working and is called without it.
+
+    Loops: a budget holding state of one event loop (connections) may also define
+    ``async def release(self) -> None``; a client awaits it on its own loop when
+    it closes (``RedisRateLimiter`` disconnects that loop's Redis connections).
     """
 
     def slot(self) -> AbstractAsyncContextManager[None]:
@@ -50,3 +55,19 @@ class RateBudget(Protocol):
     def snapshot(self) -> RateLimitSnapshot:
         """The budget's state now."""
         ...
+
+
+async def release_budget(budget: RateBudget) -> None:
+    """Await ``budget.release()`` if it has one (at a client's close, on its loop).
+
+    Never raises but for cancellation: a user's budget failing must not fail the close.
+    """
+    release = getattr(budget, "release", None)
+    if release is None:
+        return
+    try:
+        await release()
+    except Exception as exc:
+        logging.getLogger("sendkit_async").warning(
+            "rate limiter failed to release (%s)", type(exc).__name__
+        )

@@ -27,7 +27,7 @@ from . import _caching as caching
 from . import _pipeline as pipeline
 from . import _protocol as protocol
 from . import errors
-from ._budget import RateBudget
+from ._budget import RateBudget, release_budget
 from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
@@ -309,7 +309,9 @@ class AsyncSendKit:
         Calls asleep before a retry, queued for the rate limit (even a shared one)
         or held by the overload guard, requests in flight on our own pool, and
         shared (coalesced) requests end with :class:`ClientClosedError`; nothing is
-        retried after a close. A cache is not closed: it may serve other clients.
+        retried after a close. A cache is not closed: it may serve other clients;
+        nor is a ``rate_limiter``, but one with a ``release()`` coroutine method
+        (``RedisRateLimiter``) is released: its connections of this loop end with it.
         Shared requests (a background refresh too) are waited for, at most 5 s,
         then cancelled (5 s more at most): none is left running.
         """
@@ -318,6 +320,7 @@ class AsyncSendKit:
         # A borrowed pool keeps its requests: those shared are cancelled (their callers
         # get ClientClosedError). On our own they end as the closed pool ends them.
         await self._core.flights.aclose(cancel=not self._core.transport.owns_session)
+        await release_budget(self._core.limiter)
 
     @property
     def closed(self) -> bool:

@@ -342,11 +342,8 @@ async def test_a_rejected_key_records_every_id_of_its_chunk(
     tmp_path: Path, jobs_redis: str
 ) -> None:
     async with run_simulator(SimulatorConfig(campaigns=30, api_keys=("sk_only_this_one",))) as s:
-        # One request at a time: the 401 leaves no shared-budget call in flight behind it
-        # (RedisRateLimiter.aclose() does not wait for one, which would leak its socket).
         settings = worker_settings(sink=JsonLinesSink(tmp_path), keys={"acme": new_key()},
-                                   redis_url=jobs_redis, base_url=s.base_url,
-                                   concurrency=1)  # fmt: skip
+                                   redis_url=jobs_redis, base_url=s.base_url)  # fmt: skip
         spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": s.campaign_ids}
         result = await _call_task(settings, jobs_redis, spec, job_try=1)
     assert (result["succeeded"], result["failed"]) == (0, 30)

@@ -28,13 +28,14 @@ from .._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, check_share
 from .._ratelimit import RateLimiter, RateLimitSnapshot
 from ._calls import _parse_seconds, _RedisCalls
 from ._learner import SharedLearner
+from ._lifecycle import _Lifecycle
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
 from ._scripts import ACQUIRE, CHECK, EPOCH, LEAVE, OBSERVE, SCHEDULE, budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
 
-class RedisRateLimiter(_RedisCalls):
+class RedisRateLimiter(_Lifecycle, _RedisCalls):
     """A :class:`RateBudget` whose rate, cooldown and learned limits live in Redis.
 
     Every process (on any machine) that builds one with the same API key and
@@ -42,7 +43,9 @@ class RedisRateLimiter(_RedisCalls):
     learned from rate-limit headers. The concurrency cap and the rate learned
     from 429s without headers stay per process. Pass it as
     ``AsyncSendKit(rate_limiter=...)``; the client never closes it: call
-    :meth:`aclose` (or use ``async with``) yourself.
+    :meth:`aclose` (or use ``async with``) yourself. A closing client calls
+    :meth:`release` on its loop, so one limiter serves one client (one event loop)
+    after another; two running loops at once cannot share one.
 
     Args:
         redis: a ``redis.asyncio.Redis`` client (not closed by us unless made by
@@ -51,7 +54,9 @@ class RedisRateLimiter(_RedisCalls):
             client does). Only a truncated sha256 of them is stored.
         rate, burst: a ceiling in requests/s for all processes together, and the
             bucket size; learned limits may only go below them.
-        max_concurrency: requests in flight at once in this process.
+        max_concurrency: requests in flight at once in this process (100, as
+            ``AsyncSendKit``'s). An admission holds a Redis connection only for
+            its round trip, so a burst may open up to this many per process.
         on_redis_error: ``"fallback"`` to a per-process :class:`RateLimiter`
             while Redis is unreachable (one warning per outage), or ``"raise"``
             :class:`SharedBudgetUnavailableError`.
@@ -78,7 +83,7 @@ class RedisRateLimiter(_RedisCalls):
         base_url: str | None = None,
         rate: float | None = None,
         burst: float | None = None,
-        max_concurrency: int = 16,
+        max_concurrency: int = 100,
         on_redis_error: Literal["fallback", "raise"] = "fallback",
         prefix: str = "sendkit:rl",
         horizon: float = 0.05,
@@ -131,6 +136,8 @@ class RedisRateLimiter(_RedisCalls):
         self._down = False
         self._down_until = -math.inf
         self._closed = False
+        self._loop = None
+        self._calls = set()
         self._pending = None
         self._flusher = None
         self._sending = 0
@@ -278,20 +285,6 @@ class RedisRateLimiter(_RedisCalls):
         )
 
     # -- lifecycle --------------------------------------------------------------------
-
-    async def aclose(self) -> None:
-        """Push what is pending (briefly), then close the Redis pool if we made it."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._flusher is not None and not self._flusher.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._flusher), 2.0)
-            except asyncio.TimeoutError:
-                self._flusher.cancel()
-                await asyncio.gather(self._flusher, return_exceptions=True)
-        if self._owns_redis:
-            await self._redis.aclose()
 
     async def __aenter__(self) -> RedisRateLimiter:
         return self

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from .._priority import Priority
-from ..errors import SharedBudgetUnavailableError
+from ..errors import ClientClosedError, SharedBudgetUnavailableError
 
 if TYPE_CHECKING:
     from ._limiter import RedisRateLimiter
@@ -80,18 +80,20 @@ class _Slot(AbstractAsyncContextManager[None]):
     def __init__(self, limiter: RedisRateLimiter, priority: Priority) -> None:
         self._limiter = limiter
         self.priority = priority
-        self._cap = limiter._local.slot(priority=priority)
+        self._cap: AbstractAsyncContextManager[None] | None = None
         self._fallback: AbstractAsyncContextManager[None] | None = None
         self._sent_at = 0.0
         self.probe = ""
 
     async def __aenter__(self) -> None:
         limiter = self._limiter
-        await self._cap.__aenter__()
+        limiter._bind()  # the loop-bound state of the running loop (see _lifecycle)
+        cap = self._cap = limiter._local.slot(priority=self.priority)
+        await cap.__aenter__()
         try:
             self._fallback = await limiter._admit(self)
         except BaseException:
-            await self._cap.__aexit__(None, None, None)
+            await cap.__aexit__(None, None, None)
             if self.probe:
                 limiter._release_probe(self.probe)
             raise
@@ -106,13 +108,33 @@ class _Slot(AbstractAsyncContextManager[None]):
         swallow one that lands inside its own ``asyncio.wait_for`` (Python < 3.12), and
         admission would go on as if not cancelled. The call runs to its end (bounded by
         the socket timeout); a ``probe`` it was granted meanwhile is released.
+        ``aclose()`` waits for the call (bounded, see ``_lifecycle.CLOSE_WAIT``).
+
+        Raises:
+            ClientClosedError: the limiter was closed before or while asking.
         """
+        limiter = self._limiter
+        if limiter._closed:
+            if asyncio.iscoroutine(call):
+                call.close()  # never awaited: no warning
+            raise _closed()
         asking = asyncio.ensure_future(call)
+        limiter._calls.add(asking)
+        asking.add_done_callback(limiter._calls.discard)
         try:
-            return await asyncio.shield(asking)
+            result = await asyncio.shield(asking)
         except asyncio.CancelledError:
+            if asking.cancelled() and limiter._closed and not _cancelling():
+                raise _closed() from None  # cancelled by aclose(), not our caller
             asking.add_done_callback(functools.partial(self._late_answer, probe))
             raise
+        except _RedisDown:
+            if limiter._closed:  # aclose() closed the pool under it: no fallback then
+                raise _closed() from None
+            raise
+        if limiter._closed:  # answered after aclose(): not admitted
+            raise _closed()
+        return result
 
     def _late_answer(self, probe: str, asked: asyncio.Future[Any]) -> None:
         if asked.cancelled() or asked.exception() is not None:  # retrieved: never logged
@@ -135,4 +157,16 @@ class _Slot(AbstractAsyncContextManager[None]):
         finally:
             if self.probe:
                 limiter._release_probe(self.probe)
-            await self._cap.__aexit__(exc_type, exc, tb)
+            if self._cap is not None:
+                await self._cap.__aexit__(exc_type, exc, tb)
+
+
+def _closed() -> ClientClosedError:
+    return ClientClosedError("the RedisRateLimiter is closed")
+
+
+def _cancelling() -> bool:
+    """True when the running task was asked to cancel (Python 3.11+; False before)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling is not None and cancelling())
