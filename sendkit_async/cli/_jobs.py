@@ -87,11 +87,11 @@ def run_jobs(args: argparse.Namespace) -> int:
 
     Raises:
         ConfigurationError: bad options; ``SendKitError`` from the listing or the wait.
+        MissingDependencyError: arq (the ``jobs`` extra) is not installed.
     """
-    try:
-        import arq  # noqa: F401
-    except ImportError:
-        raise ConfigurationError("jobs needs arq: pip install 'sendkit-async[jobs]'") from None
+    from .._frames import require_extra
+
+    require_extra("arq", "jobs", "sendkit-async jobs")
     from .. import jobs
 
     queue = args.queue or jobs.DEFAULT_QUEUE

@@ -11,6 +11,9 @@ Jobs carry a key reference (a name), never a key: each worker resolves it from
 its own configuration (``SENDKIT_KEY_<NAME>`` or a mapping). Every worker using
 a key shares that key's :class:`~sendkit_async.redis_limiter.RedisRateLimiter`
 budget. Importing :mod:`sendkit_async` alone never imports arq.
+
+Raises:
+    MissingDependencyError: on import, when arq (the ``jobs`` extra) is not installed.
 """
 
 from ._config import (

@@ -9,9 +9,14 @@ from typing import Any
 
 import attrs
 
+from .._frames import require_extra
 from ..errors import ConfigurationError, SendKitError
 from ._keys import KeyResolver
 from ._sinks import Sink
+
+# The package imports this module first: without arq, importing sendkit_async.jobs is
+# a MissingDependencyError naming the extra, not arq's bare ImportError from a later module.
+require_extra("arq", "jobs", "sendkit_async.jobs")
 
 __all__ = [
     "DEFAULT_QUEUE",
