@@ -3,9 +3,10 @@ never answers ends in QueueUnavailableError (the bound shortened by ``redis_time
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -33,6 +34,49 @@ def silent_redis() -> Iterator[str]:
         port = server.getsockname()[1]
         yield f"redis://:s3cret@127.0.0.1:{port}/0"
     gc.collect()  # a socket left open by the client would warn here (warnings are errors)
+
+
+@pytest.fixture
+async def hangs_after_hello() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A Redis that answers the connection's PING and CLIENT commands, then never again:
+    the bound must cover every call, not only the connection check. Yields the URL and
+    the names of the commands it received."""
+    seen: list[bytes] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while line := await reader.readline():  # RESP: *<n>, then n times $<len> <bytes>
+            args = []
+            for _ in range(int(line[1:])):
+                size = int((await reader.readline())[1:])
+                args.append((await reader.readexactly(size + 2))[:-2])
+            seen.append(args[0].upper())
+            if args[0].upper() == b"PING":
+                writer.write(b"+PONG\r\n")
+            elif args[0].upper() == b"CLIENT":
+                writer.write(b"+OK\r\n")
+            # anything else: silence
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0", seen
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_redis_silent_after_the_ping_bounds_enqueue_and_status(
+    hangs_after_hello: tuple[str, list[bytes]],
+) -> None:
+    url, seen = hangs_after_hello
+    with pytest.raises(QueueUnavailableError, match=rf"did not answer within {SHORT:g} s"):
+        await enqueue_run({"acme": ["a" * 24]}, redis_url=url, redis_timeout=SHORT)
+    assert seen[-2:] == [b"PING", b"HSET"]  # connected fine, then the run's first write hung
+    with pytest.raises(QueueUnavailableError, match=rf"did not answer within {SHORT:g} s"):
+        await run_status("run1", redis_url=url, redis_timeout=SHORT)
+    assert seen[-2:] == [b"PING", b"HGET"]
 
 
 def _check(error: QueueUnavailableError, url: str) -> None:
@@ -90,3 +134,20 @@ async def test_a_bad_redis_timeout_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="redis_timeout must be a number > 0"):
         await run_status("run1", redis_timeout=-1)
+
+
+async def test_a_worker_whose_redis_goes_silent_after_the_ping_stops(
+    hangs_after_hello: tuple[str, list[bytes]], tmp_path: object
+) -> None:
+    url, seen = hangs_after_hello
+    settings = worker_settings(
+        sink=JsonLinesSink(str(tmp_path)), redis_url=url, redis_timeout=SHORT
+    )
+    settings["handle_signals"] = False  # in a thread here: signals need the main one
+    with pytest.raises(QueueUnavailableError, match=rf"did not answer within {SHORT:g} s"):
+        await asyncio.to_thread(run_worker, settings)
+    hello = seen.index(b"PING")  # after redis-py's CLIENT SETINFO
+    # Connected; arq's server-info pipeline hung, then so did the shutdown's DEL of the
+    # health-check key (on a fresh connection): each ended by the bound.
+    after = [name for name in seen[hello + 1 :] if name != b"CLIENT"]
+    assert after == [b"INFO", b"INFO", b"INFO", b"DBSIZE", b"DEL"]
