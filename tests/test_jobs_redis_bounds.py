@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +28,7 @@ from sendkit_async.jobs import (
     worker_settings,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 SHORT = 0.05  # the bound, shortened for the tests (no test measures it)
 
 
@@ -151,3 +156,18 @@ async def test_a_worker_whose_redis_goes_silent_after_the_ping_stops(
     # health-check key (on a fresh connection): each ended by the bound.
     after = [name for name in seen[hello + 1 :] if name != b"CLIENT"]
     assert after == [b"INFO", b"INFO", b"INFO", b"DBSIZE", b"DEL"]
+
+
+def test_the_jobs_command_against_a_silent_redis_fails_with_one_line(silent_redis: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
+    done = subprocess.run(  # noqa: S603 - this checkout's own CLI
+        [sys.executable, "-m", "sendkit_async", "jobs", "status", "run1",
+         "--redis-url", silent_redis, "--redis-timeout", str(SHORT)],
+        cwd=ROOT, env={**clean, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    port = silent_redis.rsplit(":", 1)[1].split("/")[0]
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"sendkit-async: error: Redis at 127.0.0.1:{port} did not answer within {SHORT:g} s\n"
+    )
