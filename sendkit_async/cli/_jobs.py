@@ -26,6 +26,8 @@ def add_jobs_parser(commands: Any) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--redis-url", help="default $SENDKIT_REDIS_URL or redis://127.0.0.1:6379/0")
         p.add_argument("--queue", default=None, help="arq queue name (default sendkit:jobs:queue)")
+        p.add_argument("--redis-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="bound of each Redis call (10)")  # fmt: skip
 
     enqueue = sub.add_parser("enqueue", help="list workspaces and enqueue their chunks")
     enqueue.add_argument("--key-ref", action="append", required=True, metavar="NAME",
@@ -87,17 +89,18 @@ def run_jobs(args: argparse.Namespace) -> int:
 
     Raises:
         ConfigurationError: bad options; ``SendKitError`` from the listing or the wait.
+        MissingDependencyError: arq (the ``jobs`` extra) is not installed.
     """
-    try:
-        import arq  # noqa: F401
-    except ImportError:
-        raise ConfigurationError("jobs needs arq: pip install 'sendkit-async[jobs]'") from None
+    from .._frames import require_extra
+
+    require_extra("arq", "jobs", "sendkit-async jobs")
     from .. import jobs
 
     queue = args.queue or jobs.DEFAULT_QUEUE
     if args.jobs_command == "worker":
         settings = jobs.worker_settings(
-            sink=_sink(args.sink), redis_url=args.redis_url, base_url=args.base_url,
+            sink=_sink(args.sink), redis_url=args.redis_url, redis_timeout=args.redis_timeout,
+            base_url=args.base_url,
             queue_name=queue, max_jobs=args.max_jobs, concurrency=args.concurrency,
             rate=args.rate, max_tries=args.max_tries, chunk_timeout=args.chunk_timeout,
             lease=args.lease, poll_delay=args.poll_delay, drain=args.drain, burst=args.burst,
@@ -112,10 +115,19 @@ def run_jobs(args: argparse.Namespace) -> int:
     if args.jobs_command == "status":
         if args.wait is not None:
             state = asyncio.run(
-                jobs.wait_for_run(args.run_id, timeout=args.wait, redis_url=args.redis_url)
+                jobs.wait_for_run(
+                    args.run_id,
+                    timeout=args.wait,
+                    redis_url=args.redis_url,
+                    redis_timeout=args.redis_timeout,
+                )
             )
         else:
-            state = asyncio.run(jobs.run_status(args.run_id, redis_url=args.redis_url))
+            state = asyncio.run(
+                jobs.run_status(
+                    args.run_id, redis_url=args.redis_url, redis_timeout=args.redis_timeout
+                )
+            )
         print(_status_line(state))
         return 0
     return asyncio.run(_enqueue(args, queue))
@@ -133,7 +145,8 @@ async def _enqueue(args: argparse.Namespace, queue: str) -> int:
     else:
         sources = dict.fromkeys(args.key_ref)
     info = await jobs.enqueue_run(
-        sources, redis_url=args.redis_url, queue_name=queue, run_id=args.run_id,
+        sources, redis_url=args.redis_url, redis_timeout=args.redis_timeout,
+        queue_name=queue, run_id=args.run_id,
         chunk_size=args.chunk_size, status=args.status, from_=args.from_, to=args.to,
         base_url=args.base_url,
     )  # fmt: skip
@@ -141,7 +154,10 @@ async def _enqueue(args: argparse.Namespace, queue: str) -> int:
                       "ids_by_key": dict(info.ids_by_key),
                       "already_queued": info.already_queued}), flush=True)  # fmt: skip
     if args.wait is not None:
-        state = await jobs.wait_for_run(info.run_id, timeout=args.wait, redis_url=args.redis_url)
+        state = await jobs.wait_for_run(
+            info.run_id, timeout=args.wait, redis_url=args.redis_url,
+            redis_timeout=args.redis_timeout,
+        )  # fmt: skip
         print(_status_line(state))
         return 0 if state.failed == 0 else 1
     return 0

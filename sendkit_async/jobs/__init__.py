@@ -11,9 +11,19 @@ Jobs carry a key reference (a name), never a key: each worker resolves it from
 its own configuration (``SENDKIT_KEY_<NAME>`` or a mapping). Every worker using
 a key shares that key's :class:`~sendkit_async.redis_limiter.RedisRateLimiter`
 budget. Importing :mod:`sendkit_async` alone never imports arq.
+
+Raises:
+    MissingDependencyError: on import, when arq (the ``jobs`` extra) is not installed.
 """
 
-from ._config import DEFAULT_QUEUE, ChunkAbandonedError, JobsConfig, RunTimeoutError
+from ._config import (
+    DEFAULT_QUEUE,
+    REDIS_TIMEOUT,
+    ChunkAbandonedError,
+    JobsConfig,
+    QueueUnavailableError,
+    RunTimeoutError,
+)
 from ._enqueue import RunInfo, RunStatus, enqueue_run, run_status, wait_for_run
 from ._keys import KeyResolver
 from ._sinks import (
@@ -29,6 +39,7 @@ from ._worker import run_worker, worker_settings
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "REDIS_TIMEOUT",
     "CallbackSink",
     "ChunkAbandonedError",
     "ChunkOutput",
@@ -36,6 +47,7 @@ __all__ = [
     "JsonLinesSink",
     "KeyResolver",
     "ParquetSink",
+    "QueueUnavailableError",
     "Row",
     "RunInfo",
     "RunStatus",

@@ -9,16 +9,23 @@ from typing import Any
 
 import attrs
 
+from .._frames import require_extra
 from ..errors import ConfigurationError, SendKitError
 from ._keys import KeyResolver
 from ._sinks import Sink
 
+# The package imports this module first: without arq, importing sendkit_async.jobs is
+# a MissingDependencyError naming the extra, not arq's bare ImportError from a later module.
+require_extra("arq", "jobs", "sendkit_async.jobs")
+
 __all__ = [
     "DEFAULT_QUEUE",
     "DEFAULT_REDIS_URL",
+    "REDIS_TIMEOUT",
     "TASK_NAME",
     "ChunkAbandonedError",
     "JobsConfig",
+    "QueueUnavailableError",
     "RunTimeoutError",
     "chunk_job_id",
     "redis_url_from_env",
@@ -29,10 +36,16 @@ TASK_NAME = "sendkit_fetch_chunk"
 DEFAULT_QUEUE = "sendkit:jobs:queue"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RUN_PREFIX = "sendkit:jobs:run:"
+REDIS_TIMEOUT = 10.0
+"""Seconds any one Redis call of the job queue may take (connect, read or write)."""
 
 
 class ChunkAbandonedError(SendKitError):
     """A chunk used up its tries (crashes, shutdowns, timeouts): its ids are recorded failed."""
+
+
+class QueueUnavailableError(SendKitError):
+    """The job queue's Redis did not answer within ``redis_timeout`` seconds, or refused."""
 
 
 class RunTimeoutError(SendKitError):
@@ -90,6 +103,7 @@ class JobsConfig:
     lease: float = attrs.field(default=10.0, validator=_positive)
     retry_delay: float = attrs.field(default=1.0, validator=_positive)
     keep_run: float = attrs.field(default=7 * 86400.0, validator=_positive)
+    redis_timeout: float = attrs.field(default=REDIS_TIMEOUT, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.sink, Sink):

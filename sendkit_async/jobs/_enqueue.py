@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import inspect
 import secrets
@@ -11,13 +12,14 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, M
 from typing import Any, TypeVar
 
 import attrs
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 
 from .. import AsyncSendKit, DateLike
 from .._protocol import iso_date
 from ..errors import ConfigurationError
 from ._config import (
     DEFAULT_QUEUE,
+    REDIS_TIMEOUT,
     TASK_NAME,
     RunTimeoutError,
     chunk_job_id,
@@ -25,6 +27,7 @@ from ._config import (
     run_key,
 )
 from ._keys import KeyResolver, check_name
+from ._redis import connect, unavailable
 
 __all__ = ["RunInfo", "RunStatus", "enqueue_run", "run_status", "wait_for_run"]
 
@@ -73,11 +76,28 @@ async def _done(value: Awaitable[T] | T) -> T:
     return value
 
 
-async def _pool(redis: ArqRedis | None, redis_url: str | None, queue: str) -> ArqRedis:
+class _Conn:
+    """The pool a call uses, and how to name its Redis in an error."""
+
+    def __init__(self, pool: ArqRedis, url: str | None, timeout: float | None) -> None:
+        self.pool, self.url, self.timeout, self.owned = pool, url, timeout, url is not None
+
+    def guard(self) -> contextlib.AbstractContextManager[None]:
+        return unavailable(self.url, self.timeout)
+
+    async def aclose(self) -> None:
+        if self.owned:
+            await self.pool.aclose(close_connection_pool=True)
+
+
+async def _pool(redis: ArqRedis | None, redis_url: str | None, queue: str, timeout: float) -> _Conn:
+    """The caller's client as is, or ours with every Redis call bounded by ``timeout``."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigurationError(f"redis_timeout must be a number > 0, got {timeout!r}")
     if redis is not None:
-        return redis
-    settings = RedisSettings.from_dsn(redis_url_from_env(redis_url))
-    return await create_pool(settings, default_queue_name=queue)
+        return _Conn(redis, None, None)
+    url = redis_url_from_env(redis_url)
+    return _Conn(await connect(url, queue, timeout), url, timeout)
 
 
 async def _listed(
@@ -107,7 +127,7 @@ async def _each(source: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str
 
 
 async def _enqueue_key(
-    pool: ArqRedis,
+    conn: _Conn,
     queue: str,
     base: dict[str, Any],
     ids: Iterable[str] | AsyncIterable[str],
@@ -121,7 +141,8 @@ async def _enqueue_key(
         nonlocal chunks, again
         job_id = chunk_job_id(base["run_id"], base["key_ref"], chunks)
         spec = {**base, "chunk": chunks, "ids": list(batch)}
-        job = await pool.enqueue_job(TASK_NAME, spec, _job_id=job_id, _queue_name=queue)
+        with conn.guard():
+            job = await conn.pool.enqueue_job(TASK_NAME, spec, _job_id=job_id, _queue_name=queue)
         again += job is None
         chunks += 1
         batch.clear()
@@ -150,6 +171,7 @@ async def enqueue_run(
     keys: KeyResolver | Mapping[str, str] | None = None,
     base_url: str | None = None,
     keep_run: float = 7 * 86400.0,
+    redis_timeout: float = REDIS_TIMEOUT,
 ) -> RunInfo:
     """Cut the campaigns of one or more keys into chunks and enqueue one arq job per chunk.
 
@@ -160,10 +182,12 @@ async def enqueue_run(
     ``sendkit:<run_id>:<key_ref>:<chunk>``: enqueueing the same run again (same
     ``run_id``, same ids) adds nothing that is still queued or recently done.
     Jobs carry the reference only; the key stays on the machines that have it.
+    Each Redis call (connect, read, write) may take ``redis_timeout`` seconds.
 
     Raises:
         ConfigurationError: a malformed reference or run id, ``chunk_size`` < 1, or no
             key for a reference that must be listed.
+        QueueUnavailableError: Redis did not answer within ``redis_timeout`` or refused.
         SendKitError: the listing failed (e.g. ``AuthenticationError``).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -176,19 +200,23 @@ async def enqueue_run(
         check_name(ref, "key reference")
     resolver = keys if isinstance(keys, KeyResolver) else KeyResolver(keys)
     dates = {"from": iso_date(from_, "from_"), "to": iso_date(to, "to")}
-    pool = await _pool(redis, redis_url, queue_name)
+    conn = await _pool(redis, redis_url, queue_name, redis_timeout)
+    pool = conn.pool
     meta, ttl = run_key(run_id, "meta"), int(keep_run)
     chunks = queued_before = 0
     counts: dict[str, int] = {}
     try:
-        await _done(pool.hset(meta, mapping={"key_refs": ",".join(plan), "created": time.time()}))
-        await _done(pool.hdel(meta, "chunks"))
-        await pool.expire(meta, ttl)
+        with conn.guard():
+            await _done(
+                pool.hset(meta, mapping={"key_refs": ",".join(plan), "created": time.time()})
+            )
+            await _done(pool.hdel(meta, "chunks"))
+            await pool.expire(meta, ttl)
         # Every key at once: listings overlap, and the keys' chunks interleave in the queue.
         tasks = [
             asyncio.ensure_future(
                 _enqueue_key(
-                    pool,
+                    conn,
                     queue_name,
                     {"run_id": run_id, "key_ref": ref, **dates},
                     _listed(pool, ref, resolver, base_url, status) if source is None else source,
@@ -205,11 +233,11 @@ async def enqueue_run(
             await asyncio.gather(*tasks, return_exceptions=True)
         for ref, (n_chunks, n_ids, again) in zip(plan, made, strict=True):
             chunks, counts[ref], queued_before = chunks + n_chunks, n_ids, queued_before + again
-        await _done(pool.hset(meta, mapping={"chunks": chunks, "ids": sum(counts.values())}))
-        await pool.expire(meta, ttl)
+        with conn.guard():
+            await _done(pool.hset(meta, mapping={"chunks": chunks, "ids": sum(counts.values())}))
+            await pool.expire(meta, ttl)
     finally:
-        if redis is None:
-            await pool.aclose(close_connection_pool=True)
+        await conn.aclose()
     return RunInfo(run_id, chunks, sum(counts.values()), counts, queued_before)
 
 
@@ -218,16 +246,25 @@ async def run_status(
     *,
     redis: ArqRedis | None = None,
     redis_url: str | None = None,
+    redis_timeout: float = REDIS_TIMEOUT,
 ) -> RunStatus:
-    """Chunks done so far, and rows succeeded and failed (from the run's hash in Redis)."""
+    """Chunks done so far, and rows succeeded and failed (from the run's hash in Redis).
+
+    Raises:
+        QueueUnavailableError: Redis did not answer within ``redis_timeout`` or refused.
+    """
     check_name(run_id, "run id")
-    pool = await _pool(redis, redis_url, DEFAULT_QUEUE)
+    conn = await _pool(redis, redis_url, DEFAULT_QUEUE, redis_timeout)
     try:
-        total = await _done(pool.hget(run_key(run_id, "meta"), "chunks"))
-        done = await _done(pool.hgetall(run_key(run_id, "chunks")))
+        return await _status(conn, run_id)
     finally:
-        if redis is None:
-            await pool.aclose(close_connection_pool=True)
+        await conn.aclose()
+
+
+async def _status(conn: _Conn, run_id: str) -> RunStatus:
+    with conn.guard():
+        total = await _done(conn.pool.hget(run_key(run_id, "meta"), "chunks"))
+        done = await _done(conn.pool.hgetall(run_key(run_id, "chunks")))
     succeeded = failed = 0
     for value in done.values():
         ok, bad = value.split()
@@ -243,18 +280,21 @@ async def wait_for_run(
     redis: ArqRedis | None = None,
     redis_url: str | None = None,
     poll: float = 0.2,
+    redis_timeout: float = REDIS_TIMEOUT,
 ) -> RunStatus:
     """Wait until every chunk of ``run_id`` is done; returns its final status.
 
     Raises:
         RunTimeoutError: not complete within ``timeout`` seconds.
+        QueueUnavailableError: a Redis call took longer than ``redis_timeout`` or failed.
     """
-    pool = await _pool(redis, redis_url, DEFAULT_QUEUE)
+    check_name(run_id, "run id")
+    conn = await _pool(redis, redis_url, DEFAULT_QUEUE, redis_timeout)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
         while True:
-            state = await run_status(run_id, redis=pool)
+            state = await _status(conn, run_id)
             if state.complete:
                 return state
             if loop.time() >= deadline:
@@ -263,5 +303,4 @@ async def wait_for_run(
                 )
             await asyncio.sleep(poll)
     finally:
-        if redis is None:
-            await pool.aclose(close_connection_pool=True)
+        await conn.aclose()

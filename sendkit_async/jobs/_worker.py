@@ -9,8 +9,9 @@ from typing import Any
 from arq.connections import RedisSettings
 from arq.worker import Worker, create_worker, func
 
-from ._config import DEFAULT_QUEUE, TASK_NAME, JobsConfig, redis_url_from_env
+from ._config import DEFAULT_QUEUE, REDIS_TIMEOUT, TASK_NAME, JobsConfig, redis_url_from_env
 from ._keys import KeyResolver
+from ._redis import connect, unavailable
 from ._sinks import Sink
 from ._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 
@@ -34,6 +35,7 @@ def worker_settings(
     retry_delay: float = 1.0,
     drain: int = 0,
     burst: bool = False,
+    redis_timeout: float = REDIS_TIMEOUT,
 ) -> dict[str, Any]:
     """arq ``WorkerSettings`` (a dict) running the chunk task with these options.
 
@@ -50,6 +52,8 @@ def worker_settings(
     - ``lease``: a crashed worker's chunk is taken again after at most this many seconds.
     - ``drain``: on SIGTERM, seconds to let running chunks finish before cancelling
       them; a cancelled chunk goes back to the queue at once (0: cancel at once).
+    - ``redis_timeout``: seconds each Redis call of the worker may take (connect, read,
+      write) when run by :func:`run_worker`; arq's own ``arq`` command bounds the connect only.
 
     Raises:
         ConfigurationError: a value out of range.
@@ -58,7 +62,7 @@ def worker_settings(
     config = JobsConfig(
         sink=sink, keys=keys, redis_url=url, base_url=base_url, concurrency=concurrency,
         rate=rate, max_tries=max_tries, chunk_timeout=chunk_timeout, lease=lease,
-        retry_delay=retry_delay,
+        retry_delay=retry_delay, redis_timeout=redis_timeout,
     )  # fmt: skip
     task = func(
         fetch_chunk,
@@ -92,23 +96,34 @@ def run_worker(settings: Mapping[str, Any]) -> int:
     On SIGTERM arq cancels the running chunks, which go back to the queue at once
     (after ``drain`` seconds when set). Unlike ``Worker.run()``, a chunk cancelled
     before it started does not crash the shutdown: every job task is awaited, then
-    the clients and the Redis pool are closed.
+    the clients and the Redis pool are closed. Every Redis call of the worker is
+    bounded by ``redis_timeout`` (see :func:`worker_settings`).
+
+    Raises:
+        QueueUnavailableError: Redis did not answer within ``redis_timeout`` or refused.
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # arq's Worker takes the current loop
     try:
-        worker = create_worker(dict(settings))
         config: JobsConfig = settings["ctx"][CONFIG_KEY]
-        # arq marks a job in progress for its timeout + 10 s; our lease renews a shorter
-        # mark, set from the start so a worker killed at once frees its chunks as fast.
-        worker.in_progress_timeout_s = config.lease
-        worker.main_task = loop.create_task(worker.main())
-        try:
-            loop.run_until_complete(worker.main_task)
-        except asyncio.CancelledError:  # the signal handler cancels the main task
-            pass
-        finally:
-            loop.run_until_complete(close_worker(worker))
+        queue = settings.get("queue_name", DEFAULT_QUEUE)
+        with unavailable(config.redis_url, config.redis_timeout):
+            pool = loop.run_until_complete(connect(config.redis_url, queue, config.redis_timeout))
+            try:
+                worker = create_worker(dict(settings), redis_pool=pool)
+            except BaseException:
+                loop.run_until_complete(pool.aclose(close_connection_pool=True))
+                raise
+            # arq marks a job in progress for its timeout + 10 s; our lease renews a shorter
+            # mark, set from the start so a worker killed at once frees its chunks as fast.
+            worker.in_progress_timeout_s = config.lease
+            worker.main_task = loop.create_task(worker.main())
+            try:
+                loop.run_until_complete(worker.main_task)
+            except asyncio.CancelledError:  # the signal handler cancels the main task
+                pass
+            finally:
+                loop.run_until_complete(close_worker(worker))
         return worker.jobs_failed
     finally:
         asyncio.set_event_loop(None)
