@@ -171,3 +171,11 @@ def test_the_jobs_command_against_a_silent_redis_fails_with_one_line(silent_redi
     assert done.stderr == (
         f"sendkit-async: error: Redis at 127.0.0.1:{port} did not answer within {SHORT:g} s\n"
     )
+
+
+async def test_a_url_that_is_not_redis_is_a_configuration_error_without_its_password() -> None:
+    from sendkit_async import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unusable Redis URL") as caught:
+        await run_status("run1", redis_url="http://user:s3cret@127.0.0.1:1/0")
+    assert "s3cret" not in str(caught.value)

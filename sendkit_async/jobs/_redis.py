@@ -18,6 +18,7 @@ from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..errors import ConfigurationError
 from ._config import QueueUnavailableError
 
 __all__ = ["connect", "unavailable", "where"]
@@ -59,13 +60,15 @@ async def connect(url: str, queue: str, timeout: float) -> ArqRedis:
     Raises:
         QueueUnavailableError: Redis did not answer the PING within ``timeout`` seconds,
             or refused the connection.
+        ConfigurationError: ``url`` is not a Redis URL.
     """
-    pool = ArqRedis(
-        connection_pool=ConnectionPool.from_url(
+    try:
+        connections = ConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
-        ),
-        default_queue_name=queue,
-    )
+        )
+    except ValueError as exc:  # redis-py's words name the scheme, never the password
+        raise ConfigurationError(f"unusable Redis URL for the job queue: {exc}") from None
+    pool = ArqRedis(connection_pool=connections, default_queue_name=queue)
     try:
         with unavailable(url, timeout):
             await pool.ping()
