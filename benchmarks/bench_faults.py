@@ -93,7 +93,7 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Section]:
             "targets": targets,
             "notes": [
                 "Faults carry no Retry-After, so both clients back off on their own "
-                "(sendkit_async: full jitter, 0.5 s doubling; the hand-written client: "
+                "(sendkit_async: equal jitter from 25 ms, doubling to 1 s; the hand-written client: "
                 "tenacity `wait_random_exponential(multiplier=0.5, max=8)`)."
             ],
             "raw": {f"{k[0]}/{k[1]}": v for k, v in runs.items()},
