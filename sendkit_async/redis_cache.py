@@ -25,10 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ._redis._connect import bounded_redis
 from .cache import CachedResponse, ResponseCache
 from .errors import ConfigurationError
 
@@ -95,11 +94,8 @@ class RedisCache(ResponseCache):
 
         ``url`` is a redis-py URL; ``options`` are those of the constructor.
         """
-        client = Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            retry=Retry(NoBackoff(), 1),  # one quick reconnect, never a long backoff
+        client = bounded_redis(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout
         )
         cache = cls(client, **options)
         cache._owns_redis = True

@@ -1,1 +1,2 @@
-"""The Redis-backed shared rate-limit budget (imported only via ``sendkit_async.redis_limiter``)."""
+"""Redis-backed parts: the shared rate-limit budget (``sendkit_async.redis_limiter``) and
+the connection helper ``RedisCache`` shares (imported only by those; needs the ``redis`` extra)."""

@@ -18,8 +18,6 @@ from typing import Any, Literal
 
 import attrs
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from .. import errors
 from .._config import resolve_base_url, resolve_key
@@ -27,6 +25,7 @@ from .._overload import throttle_cooldown
 from .._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, check_share
 from .._ratelimit import RateLimiter, RateLimitSnapshot
 from ._calls import _parse_seconds, _RedisCalls
+from ._connect import bounded_redis
 from ._learner import SharedLearner
 from ._lifecycle import _Lifecycle
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
@@ -163,11 +162,8 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://``,
         ``unix://``); ``options`` are those of the constructor.
         """
-        client = Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            retry=Retry(NoBackoff(), 1),  # one quick reconnect, never a long backoff
+        client = bounded_redis(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout
         )
         limiter = cls(client, **options)
         limiter._owns_redis = True
