@@ -93,8 +93,9 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Section]:
             "targets": targets,
             "notes": [
                 "Faults carry no Retry-After, so both clients back off on their own "
-                "(sendkit_async: equal jitter from 25 ms, doubling to 1 s; the hand-written client: "
-                "tenacity `wait_random_exponential(multiplier=0.5, max=8)`)."
+                "(sendkit_async: equal jitter from 25 ms, doubling to 1 s; "
+                "the hand-written client: tenacity "
+                "`wait_random_exponential(multiplier=0.5, max=8)`)."
             ],
             "raw": {f"{k[0]}/{k[1]}": v for k, v in runs.items()},
         }
