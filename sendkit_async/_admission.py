@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ._bucket import FifoSlots, TokenBucket
-from ._learning import _Learning
+from ._controller import RateController
 from ._priority import BACKGROUND, INTERACTIVE, Priority, Turns
 
 if TYPE_CHECKING:
@@ -25,23 +25,23 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 
-class _Admission(_Learning):
-    """Base of `RateLimiter`: the waits of ``slot()`` (on top of the learning half).
+class _Admission:
+    """Base of `RateLimiter`: the waits of ``slot()``.
 
     ``RateLimiter.__init__`` sets every attribute declared here.
     """
 
     __slots__ = (
-        "_bg_queued", "_handed", "_last_wait", "_lent", "_prober_active", "_probing",
+        "_bg_queued", "_handed", "_lent", "_prober_active", "_probing",
         "_throttle_events", "_throttled", "_token_lock", "_turns",
     )  # fmt: skip
 
     _bucket: TokenBucket | None
+    _ctl: RateController
     _bg_queued: int  # background calls holding a slot, not yet sent
     _gate_len: float
     _gate_until: float
     _handed: bool  # the token lock was handed over by a turn already decided
-    _last_wait: float
     _lent: int  # of those, slots lent to interactive calls (see _enter)
     _probe_done: asyncio.Event
     _prober_active: bool
@@ -119,7 +119,7 @@ class _Admission(_Learning):
                             continue
                         self._bucket.take(now)
                         return True
-                    self._last_wait = now
+                    self._ctl.last_wait = now
                 waited = True
                 await self._sleep(delay)
         finally:

@@ -119,7 +119,7 @@ class AdaptiveRate:
 
     __slots__ = (
         "_burst", "_climb", "_from", "_grown_at", "_last", "_learned", "_limited_at", "_oks",
-        "_resumed", "_trust", "ceiling", "estimate", "rate",
+        "_resumed", "_trust", "ceiling", "estimate", "rate", "start_rate", "started",
     )  # fmt: skip
 
     def __init__(self, ceiling: float | None = None) -> None:
@@ -136,6 +136,8 @@ class AdaptiveRate:
         self._last: tuple[int, float] | None = None  # (accepted, seconds) from a full server
         self._climb = 1.0  # seconds from the climb's start back to the estimate
         self._trust = 1.0  # share of the last estimate's window that is not assumed burst
+        self.started = -math.inf  # when the slow start began...
+        self.start_rate = 0.0  # ...and at what rate
 
     def accepted(self, now: float) -> None:
         """Count one accepted answer (any status but 429 and 5xx)."""
@@ -144,6 +146,7 @@ class AdaptiveRate:
     def start(self, now: float, rate: float) -> None:
         """(Re)start the slow start at ``rate``."""
         self.estimate, self._grown_at = None, now
+        self.started, self.start_rate = now, rate
         self._set(rate)
 
     def grow(self, now: float, saturated: bool, rtt: float = 0.0) -> float:
@@ -269,6 +272,18 @@ class AdaptiveRate:
         return estimate * (_PLATEAU + pace * x * x * x)
 
     # -- sharing (RedisRateLimiter): one learner's state, adopted by the others ----------
+
+    def at(self, now: float) -> float:
+        """The rate at ``now`` as a function of the schedule alone, the same in every
+        process that follows it: the slow start doubles every ``_DOUBLING`` seconds, the
+        climb is its cubic (no growth held back for unsaturated time); 0.0 before a start.
+        """
+        if self.estimate is not None:
+            self._set(self._target(max(now, self._from), self.estimate))
+        elif self.start_rate > 0:
+            doublings = max(0.0, now - self.started) / _DOUBLING
+            self._set(self.start_rate * 2.0 ** min(doublings, 40.0))
+        return self.rate
 
     def schedule(self) -> tuple[float, float, float, float, int, float] | None:
         """What another process needs to follow this climb: (estimate, start of the

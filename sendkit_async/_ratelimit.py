@@ -17,11 +17,13 @@ queues for a slot again, first in its lane): so an interactive call arriving dur
 saturating bulk run waits about one token interval.
 
 ``observe()`` is fed every response. With nothing known the first request goes
-alone: its answer may carry the limit. What the answers teach (the bucket's rate,
-from rate-limit headers or from 429s, and how long a 429 closes the gate) is the
-``_Learning`` base in ``_learning``; the waits of an admission (slot lanes, probe,
-gate, tokens) are the ``_Admission`` base in ``_admission``. This module holds the
-rest: ``observe()`` itself, the public API and the synchronous lane (``_admit_now``).
+alone: its answer may carry the limit. What the answers teach (the send rate, from
+rate-limit headers or from 429s, and how long a 429 closes the gate) is decided by a
+``RateController`` (``_controller``, pure, shared with ``RedisRateLimiter``), which this
+limiter hosts: it applies the rate to its token bucket and the cooldowns to its gate.
+The waits of an admission (slot lanes, probe, gate, tokens) are the ``_Admission`` base
+in ``_admission``. This module holds the rest: ``observe()`` itself, the public API and
+the synchronous lane (``_admit_now``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from contextlib import AbstractAsyncContextManager
 import attrs
 
 from ._admission import _Admission, _Slot
-from ._bucket import AdaptiveRate, FifoSlots, TokenBucket
-from ._learning import _AIMD, _NONE, _USER
+from ._bucket import FifoSlots, TokenBucket
+from ._controller import AIMD, KEEP, STARTED, RateController
 from ._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, Turns
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
@@ -82,11 +84,11 @@ class RateLimiter(_Admission):
             ``background_share`` not between 0 and 1.
     """
 
-    # The learning state's slots are _Learning's, the queues' _Admission's.
+    # The queues' slots are _Admission's.
     __slots__ = (
-        "_adaptive", "_clock", "_first_sent", "_gate_len", "_gate_until", "_limit",
-        "_probe_done", "_random", "_rate_limited", "_remaining",
-        "_reset_at", "_sending", "_sleep", "_slots", "_srtt",
+        "_adaptive", "_bucket", "_clock", "_ctl", "_gate_len", "_gate_until", "_limit",
+        "_probe_done", "_random", "_rate_limited", "_remaining", "_reset_at", "_sending",
+        "_sleep", "_slots",
     )  # fmt: skip
 
     def __init__(
@@ -107,8 +109,7 @@ class RateLimiter(_Admission):
             raise ValueError(f"rate must be a positive finite number, got {rate}")
         if burst is not None and not (burst >= 1 and math.isfinite(burst)):
             raise ValueError(f"burst must be >= 1, got {burst}")
-        self._ceiling = rate
-        self._burst_ceiling = burst
+        self._ctl = RateController(rate=rate, burst=burst, adaptive=adaptive)
         self._adaptive = adaptive
         self._clock = clock
         self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
@@ -121,20 +122,11 @@ class RateLimiter(_Admission):
         self._handed = False  # the token lock was handed over by a turn already decided
         self._bg_queued = 0  # background calls holding a slot, not yet sent
         self._lent = 0  # of those, slots lent to interactive calls (see _enter)
-        self._source = _USER if rate is not None else _NONE
         self._bucket: TokenBucket | None = None  # None: no rate known, unlimited
         if rate is not None:
-            self._bucket = TokenBucket(rate, burst or max(1.0, rate))
+            self._bucket = TokenBucket(rate, self._ctl.burst)
         self._gate_until = -math.inf
         self._gate_len = 0.0
-        self._episodes = 0  # consecutive 429 episodes without a success in between
-        self._hold_until = -math.inf  # no AIMD decrease before this time
-        self._aimd = AdaptiveRate(rate)  # the rate when no headers tell it
-        self._last_wait = -math.inf  # when a request last waited for a token
-        self._srtt = 0.0
-        self._first_sent: float | None = None
-        self._max_reset = 0.0
-        self._window: float | None = None
         self._limit: int | None = None
         self._remaining: int | None = None
         self._reset_at: float | None = None
@@ -184,21 +176,39 @@ class RateLimiter(_Admission):
             self._remaining = remaining
         if reset_after is not None:
             self._reset_at = now + reset_after
+        ctl = self._ctl
         hinted = limit is not None or remaining is not None or reset_after is not None
         if self._adaptive and (hinted or window is not None):
-            self._learn_headers(now, limit, remaining, reset_after, window)
+            if ctl.headers(now, limit, remaining, reset_after, window):
+                self._apply(now, KEEP)
+            if remaining is not None and self._bucket is not None:
+                # Only ever lower the tokens: a stale, higher `remaining` gives nothing back.
+                self._bucket.cap(now, ctl.net_remaining(remaining, self._sending - 1))
         if status == 429:
             self._rate_limited += 1
-            self._on_429(now, reset_after, retry_after)
+            cooldown, decreased = ctl.throttled(now, self._gate_until, retry_after, reset_after)
+            if decreased:
+                self._apply(now, KEEP)
+            if cooldown is not None:
+                self.cooldown(cooldown)
             return
         if status < 500:
-            self._episodes = 0
-            if self._adaptive:
-                self._aimd.accepted(now)
-                if self._source == _NONE and limit is None:
-                    self._start_slow(now)
-                elif self._source == _AIMD and self._bucket is not None and now >= self._hold_until:
-                    self._increase(now)
+            done = ctl.accepted(now, limit is not None, self._sending >= self._slots.limit)
+            if done:
+                self._apply(now, done)
+
+    def _apply(self, now: float, done: int) -> None:
+        """Give the bucket the controller's rate and burst (STARTED: one token at first)."""
+        ctl = self._ctl
+        if ctl.rate is None:
+            self._bucket = None  # unlimited: spare every request the token stage
+            return
+        if self._bucket is None:
+            self._bucket = TokenBucket(ctl.rate, ctl.burst, now)
+        else:
+            self._bucket.reconfigure(now, ctl.rate, ctl.burst)
+        if done == STARTED:
+            self._bucket.cap(now, 1.0)  # paced from the first token on, no burst
 
     def cooldown(self, seconds: float) -> None:
         """Close the shared gate for ``seconds`` from now; never reopens it earlier.
@@ -239,8 +249,9 @@ class RateLimiter(_Admission):
 
     def __repr__(self) -> str:
         s = self.snapshot()
-        slow = self._source == _AIMD and self._aimd.estimate is None
-        source = "slow start" if slow else self._source
+        ctl = self._ctl
+        slow = ctl.source == AIMD and ctl.aimd.estimate is None
+        source = "slow start" if slow else ctl.source
         rate = "unlimited" if s.rate is None else f"{s.rate:.3g}/s ({source})"
         tokens = "" if s.tokens is None else f" tokens={s.tokens:.2f}/{s.burst:.3g}"
         return (
@@ -285,8 +296,9 @@ class RateLimiter(_Admission):
         """Count one request as on the wire from ``now``; return its send time."""
         if now is None:
             now = self._now()
-        if self._first_sent is None:
-            self._first_sent = now
+        ctl = self._ctl
+        if ctl.first_sent is None:
+            ctl.first_sent = now
         self._sending += 1
         return now
 
@@ -296,7 +308,5 @@ class RateLimiter(_Admission):
             self._end_probe()  # the first attempt is over, answered or not
         self._sending -= 1
         rtt = self._now() - sent_at
-        if rtt < 0.0:
-            rtt = 0.0
-        self._srtt = 0.8 * self._srtt + 0.2 * rtt if self._srtt else rtt
+        self._ctl.answered(rtt if rtt > 0.0 else 0.0)
         self._slots.release()

@@ -9,13 +9,23 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from sendkit_async._redis._learner import Schedule, SharedLearner
+from sendkit_async._controller import AIMD
+from sendkit_async._redis._learner import SharedRate
 from tests.redis_fixtures import hgetall
 from tests.test_redis_limiter import Factory, make, new_key, redis, settle
 
 __all__ = ["make", "redis"]  # fixtures shared with test_redis_limiter
 
 pytestmark = pytest.mark.usefixtures("redis_url")
+
+
+def rate_of(limiter: object) -> float | None:
+    """The rate learned from 429s that ``limiter`` passes to the shared bucket now."""
+    from sendkit_async.redis_limiter import RedisRateLimiter
+
+    assert isinstance(limiter, RedisRateLimiter)
+    ctl = limiter._learner.ctl
+    return ctl.rate_at(limiter._now()) if ctl.source == AIMD else None
 
 
 async def warm_up(limiter: object, answers: int) -> None:
@@ -38,16 +48,14 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     await warm_up(b, 30)
     keys = a._keys
     assert int(sum(int(v) for v in (await hgetall(redis, keys[5])).values())) == 60
-    leads: list[SharedLearner] = []
-    original = SharedLearner.lead
+    leads: list[SharedRate] = []
+    original = SharedRate.lead
 
-    def lead(
-        self: SharedLearner, now: float, cooldown: float, counts: dict[int, int]
-    ) -> Schedule | None:
+    def lead(self: SharedRate, now: float, cooldown: float, counts: dict[int, int]) -> list[str]:
         leads.append(self)
         return original(self, now, cooldown, counts)
 
-    monkeypatch.setattr(SharedLearner, "lead", lead)
+    monkeypatch.setattr(SharedRate, "lead", lead)
     a.observe(429)
     b.observe(429)  # the same moment, in another process
     await settle(a, b)
@@ -59,7 +67,7 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     # The other process follows the published climb at its next admission.
     follower = b if leads[0] is a._learner else a
     await follower._acquire_once("")
-    assert follower._learner.learner.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
+    assert follower._learner.ctl.aimd.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
     # More 429s within the epoch change nothing.
     follower.observe(429)
     await settle(follower)
@@ -75,23 +83,23 @@ async def test_a_process_started_later_begins_at_the_learned_rate(
     await warm_up(a, 40)
     a.observe(429)
     await settle(a)
-    learned = a._learner.rate()
+    learned = rate_of(a)
     assert learned is not None
     late = make(api_key=key)
-    assert late._learner.rate() is None  # nothing known yet
+    assert rate_of(late) is None  # nothing known yet
     await late._acquire_once("")
-    rate = late._learner.rate()
+    rate = rate_of(late)
     assert rate is not None
     estimate = float((await hgetall(redis, a._keys[4]))["est"])
     assert 0.94 * estimate <= rate <= estimate  # on the climb, not a slow start from 100/s
-    assert late._learner.learner.estimate == pytest.approx(estimate, rel=1e-6)
+    assert late._learner.ctl.aimd.estimate == pytest.approx(estimate, rel=1e-6)
 
 
 async def test_the_learned_rate_paces_the_shared_bucket(make: Factory, redis: Redis) -> None:
     key = new_key()
     a = make(api_key=key)
     await warm_up(a, 20)
-    rate = a._learner.rate()
+    rate = rate_of(a)
     assert rate is not None
     kind, _, _ = await a._acquire_once("")
     assert kind in ("token", "wait", "cooldown")

@@ -215,10 +215,16 @@ async def test_probe_goes_first_while_no_rate_is_known(make: Factory) -> None:
     kind, wait, _ = await b._acquire_once("p2")
     assert kind == "wait"
     assert 0 < wait <= 0.05
-    a.observe(200)  # no rate-limit headers: nobody needs to probe any more
+    a.observe(200)  # no rate-limit headers: nobody needs to probe any more...
     a._release_probe("p1")
     await settle(a)
-    assert (await b._acquire_once("p2"))[0] == "open"
+    # ...and `a` published its slow start: `b` follows it (one slow start per budget)
+    # instead of sending unpaced.
+    assert (await b._acquire_once("p2"))[:2] == ("wait", 0.0)
+    assert b._learner.ctl.aimd.started == pytest.approx(
+        a._learner.ctl.aimd.started + a._learner.offset - b._learner.offset, abs=1e-3
+    )
+    assert (await b._acquire_once("p2"))[0] == "token"
 
 
 async def test_keys_are_independent_and_never_stored(make: Factory, redis: Redis) -> None:

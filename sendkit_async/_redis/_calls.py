@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from .._priority import INTERACTIVE, Priority
 from .._ratelimit import RateLimiter
-from ._learner import Schedule, SharedLearner
+from ._learner import Schedule, SharedRate
 from ._parts import _arg, _f, _Pending, _RedisDown, _s
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class _RedisCalls:
     _epoch: AsyncScript
     _schedule: AsyncScript
     _leave: AsyncScript
-    _learner: SharedLearner
+    _learner: SharedRate
     _rate: float | None  # the user's ceiling and bucket size
     _burst: float | None
     _max: int
@@ -128,12 +128,11 @@ class _RedisCalls:
         the lane of its ``priority`` while it waits; '' takes no part in priorities.
         """
         learner = self._learner
-        rate = learner.rate()
-        learned = ["", ""] if rate is None else [repr(rate), repr(learner.burst())]
+        learned = learner.args(self._now())
         args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
         lane = ("i" if priority == INTERACTIVE else "b") if waiter else ""
         turns = [lane, waiter, repr(self._step)]
-        kind, wait, server_now, shared, climb = await self._run(
+        kind, wait, server_now, shared, climb, start = await self._run(
             self._acquire, self._keys, [*args, *learned, *turns], _parse_acquire
         )
         now = self._now()
@@ -143,10 +142,7 @@ class _RedisCalls:
         if kind in ("token", "wait") and shared[0] is not None:
             self._shared.update(rate=shared[0], burst=shared[1], tokens=shared[2])
             self._shared_at = now
-        if kind == "wait" or (kind == "token" and wait > 0):
-            learner.waited(now)
-        if climb is not None:
-            learner.follow(now, climb)
+        learner.take(now, climb, start)
         return kind, wait, server_now
 
     async def _claim_epoch(self, cooldown: float) -> None:
@@ -163,10 +159,8 @@ class _RedisCalls:
         if not leader:
             return
         self._reopen_at = max(self._reopen_at, now + cooldown)
-        schedule: Schedule | None = learner.lead(now, cooldown, counts)
-        if schedule is not None:
-            args = [repr(float(v)) for v in schedule] + [repr(server_now + hold)]
-            await self._run(self._schedule, self._keys[4:5], args)
+        args = [*learner.lead(now, cooldown, counts), repr(server_now + hold)]
+        await self._run(self._schedule, self._keys[4:5], args)
 
     def _forget_waiter(self, waiter: str) -> None:
         """A waiter announced in a lane left without a token: unannounce it (background
@@ -208,7 +202,8 @@ class _RedisCalls:
                 reply = await self._run(self._observe, self._keys, args, _parse_observe)
             except _RedisDown:
                 continue  # the fallback (if any) learned it; Redis will relearn
-            rate, burst, tokens, left, limit, remaining, reset = reply
+            rate, burst, tokens, left, limit, remaining, reset, max_reset, window = reply
+            self._learner.ctl.merge_period(max_reset, window)
             now = self._now()
             self._shared.update(
                 rate=rate,
@@ -228,8 +223,11 @@ class _RedisCalls:
 
 def _parse_acquire(
     reply: Any,
-) -> tuple[str, float, float, tuple[float | None, ...], Schedule | None]:
-    """(kind, wait, server time, (rate, burst, tokens), the published climb or None)."""
+) -> tuple[
+    str, float, float, tuple[float | None, ...], Schedule | None, tuple[float, float] | None
+]:
+    """(kind, wait, server time, (rate, burst, tokens), the published climb or None, the
+    published slow start (rate, start) or None)."""
     kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
     if kind not in ("token", "open", "probe", "wait", "cooldown") or not math.isfinite(wait):
         raise ValueError(f"unexpected ACQUIRE reply kind {kind!r}")
@@ -239,7 +237,9 @@ def _parse_acquire(
     if len(fields) == 6 and all(v is not None for v in fields):
         est, start, length, trust, count, seconds = (v or 0.0 for v in fields)
         climb = (est, start, length, trust, int(count), seconds)
-    return kind, wait, server_now, shared, climb
+    ss_rate, ss_from = (_f(v) for v in reply[12:14])
+    begun = None if ss_rate is None or ss_from is None else (ss_rate, ss_from)
+    return kind, wait, server_now, shared, climb, begun
 
 
 def _parse_epoch(reply: Any) -> tuple[bool, float, dict[int, int]]:
@@ -250,7 +250,7 @@ def _parse_epoch(reply: Any) -> tuple[bool, float, dict[int, int]]:
 
 def _parse_observe(reply: Any) -> tuple[float | None, ...]:
     values = tuple(_f(v) for v in reply)
-    if len(values) != 7:
+    if len(values) != 9:
         raise ValueError("unexpected OBSERVE reply")
     return values
 

@@ -21,12 +21,12 @@ from redis.asyncio import Redis
 
 from .. import errors
 from .._config import resolve_base_url, resolve_key
-from .._overload import throttle_cooldown
+from .._controller import STARTED, RateController
 from .._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, check_share
 from .._ratelimit import RateLimiter, RateLimitSnapshot
 from ._calls import _parse_seconds, _RedisCalls
 from ._connect import bounded_redis
-from ._learner import SharedLearner
+from ._learner import SharedRate
 from ._lifecycle import _Lifecycle
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
 from ._scripts import ACQUIRE, CHECK, EPOCH, LEAVE, OBSERVE, SCHEDULE, budget_id, budget_keys
@@ -127,7 +127,7 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         self._epoch = redis.register_script(EPOCH)
         self._schedule = redis.register_script(SCHEDULE)
         self._leave = redis.register_script(LEAVE)
-        self._learner = SharedLearner(rate)
+        self._learner = SharedRate(RateController(rate=rate, burst=burst, shared=True))
         self._step = self._share / (1.0 - self._share)
         self._fallback = RateLimiter(
             max_concurrency=max_concurrency, rate=rate, burst=burst, background_share=self._share
@@ -140,7 +140,6 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         self._pending = None
         self._flusher = None
         self._sending = 0
-        self._episodes = 0
         self._shared = {}
         self._shared_at = 0.0
         self._reopen_at = -math.inf
@@ -195,15 +194,20 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         window: float | None = None,
         retry_after: float | None = None,
     ) -> None:
-        """Learn from one response; shared parts are pushed to Redis in the background."""
+        """Learn from one response; shared parts are pushed to Redis in the background.
+
+        The rules are the controller's (``_controller``): the rate from headers, the 429
+        episodes and their cooldowns. A bare 429 that calls for a decrease claims an
+        epoch instead (see ``_learner``): its leader closes the shared gate, once.
+        """
         now = self._now()
+        ctl = self._learner.ctl
+        p = self._pending if self._pending is not None else _Pending()
         no_headers = limit is None and remaining is None and reset_after is None
-        claim = None
-        if no_headers:  # the rate learned from 429s is shared: see _learner
-            if status == 429:
-                claim = self._learner.throttled(now, retry_after, reset_after)
-            elif status < 500:
-                self._learner.accepted(now)
+        if (not no_headers or window is not None) and ctl.headers(
+            now, limit, remaining, reset_after, window
+        ):
+            p.rate, p.burst = ctl.rate, ctl.burst
         if self._down:
             self._fallback.observe(
                 status,
@@ -213,12 +217,22 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
                 window=window,
                 retry_after=retry_after,
             )
-        cool = self._cooldown_for(now, status, reset_after, retry_after)
-        p = self._pending if self._pending is not None else _Pending()
-        p.limit = limit if limit is not None else p.limit
+        cool = None
+        if status == 429:
+            self._rate_limited += 1
+            cool, decrease = ctl.throttled(now, self._reopen_at, retry_after, reset_after)
+            if decrease:
+                claim = cool or 0.0
+                p.claim = max(claim, p.claim or 0.0)
+                self._local.cooldown(claim)  # this process stops at once, before Redis knows
+                if retry_after is None and reset_after is None:
+                    cool = None  # a bare 429: the epoch's leader closes the gate, once
+        elif status < 500 and ctl.accepted(now, limit is not None) == STARTED:
+            p.start = self._learner.start_to_publish()
         if remaining is not None:  # requests still on the wire were not counted yet
-            net = max(0, remaining - self._sending)
+            net = int(ctl.net_remaining(remaining, self._sending - 1))
             p.remaining = net if p.remaining is None else min(p.remaining, net)
+        p.limit = limit if limit is not None else p.limit
         if reset_after is not None:
             p.reset_after = max(reset_after, p.reset_after or 0.0)
         p.window = window if window is not None else p.window
@@ -228,9 +242,6 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         p.no_headers = p.no_headers or (no_headers and status < 400)
         if no_headers and status < 400:
             p.accepted += 1
-        if claim is not None:
-            p.claim = max(claim, p.claim or 0.0)
-            self._local.cooldown(claim)  # this process stops at once, before Redis knows
         self._pending = p
         self._kick()
 
@@ -374,22 +385,3 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
             if waited:
                 self._throttle_events += 1
                 self._throttled += max(0.0, self._now() - start)
-
-    def _cooldown_for(
-        self, now: float, status: int, reset_after: float | None, retry_after: float | None
-    ) -> float | None:
-        """How long a response closes the shared gate (as the in-memory limiter decides)."""
-        if status != 429:
-            if status < 500:
-                self._episodes = 0
-            return None
-        self._rate_limited += 1
-        new_episode = now >= self._reopen_at
-        if new_episode:
-            self._episodes += 1
-        if not new_episode and retry_after is None:
-            return None
-        if retry_after is None and reset_after is None:
-            return None  # a bare 429: the epoch's leader closes the gate, once (_learner)
-        rate = self._shared.get("rate") or self._rate
-        return throttle_cooldown(self._episodes, rate, retry_after, reset_after)

@@ -39,6 +39,9 @@ class _Pending:
     probe: str = ""
     accepted: int = 0  # answers accepted with no rate-limit headers, for the shared learner
     claim: float | None = None  # a bare 429's cooldown: claim a new epoch with it
+    rate: float | None = None  # rate and burst learned from headers (by the controller)
+    burst: float | None = None
+    start: tuple[float, float] | None = None  # a slow start to publish (rate, server time)
     gone: list[str] = attrs.Factory(list)  # waiters that left unadmitted: unannounce them
 
     def only_gone(self) -> bool:
@@ -58,6 +61,10 @@ class _Pending:
             self.probe,
             str(ttl_ms),
             str(self.accepted),
+            _arg(self.rate),
+            _arg(self.burst),
+            "" if self.start is None else repr(self.start[0]),
+            "" if self.start is None else repr(self.start[1]),
         ]
 
 
@@ -99,7 +106,7 @@ class _Slot(AbstractAsyncContextManager[None]):
             raise
         limiter._sending += 1
         self._sent_at = limiter._now()
-        limiter._learner.sent(self._sent_at)
+        limiter._learner.ctl.sent(self._sent_at)
 
     async def ask(self, call: Awaitable[_T], *, probe: str = "") -> _T:
         """Await one call to Redis in a task of its own, shielded from our cancellation.
@@ -150,7 +157,7 @@ class _Slot(AbstractAsyncContextManager[None]):
     ) -> None:
         limiter = self._limiter
         limiter._sending -= 1
-        limiter._learner.answered(max(0.0, limiter._now() - self._sent_at))
+        limiter._learner.ctl.answered(max(0.0, limiter._now() - self._sent_at))
         try:
             if self._fallback is not None:
                 await self._fallback.__aexit__(exc_type, exc, tb)

@@ -6,14 +6,17 @@ The braces are a Redis Cluster hash tag, so one script may touch every key.
 
 - ``bucket`` (hash): ``tokens`` and ``ts`` of a token bucket, in server time.
 - ``cooldown`` (string): server time at which the shared gate reopens.
-- ``learned`` (hash): ``rate``/``burst`` learned from headers, their inputs
-  (``limit``, ``window``, ``max_reset``), the last ``remaining``/``reset_at``,
-  and ``open`` = the server sends no rate-limit headers.
+- ``learned`` (hash): ``rate``/``burst`` learned from headers (by the processes'
+  controllers: the rule is ``_controller``'s, not repeated here), the largest reset
+  and the window seen (``max_reset``, ``window``: every process takes them), the last
+  ``limit``/``remaining``/``reset_at``, and ``open`` = the server sends no rate-limit
+  headers.
 - ``probe`` (string): held by the one request that goes first while no rate is
   known, so many processes do not all burst into an unknown limit at once.
-- ``aimd`` (hash): the rate learned from bare 429s by every process together: the
-  current epoch's end (``epoch``) and the climb its leader published (``est``,
-  ``from``, ``climb``, ``trust``, ``count``, ``seconds``; see ``_learner``).
+- ``aimd`` (hash): the rate learned from bare 429s, one schedule for every process: the
+  slow start (``ss_rate``, ``ss_from``), published by the first process to start one,
+  or the climb an epoch's leader published (``est``, ``from``, ``climb``, ``trust``,
+  ``count``, ``seconds``), and the current epoch's end (``epoch``).
 - ``oks`` (hash): accepted answers of every process, per 100 ms of server time.
 - ``fore``/``back`` (sorted sets): interactive/background callers of any process
   waiting for a token, each scored by the server time its announcement expires (so a
@@ -56,14 +59,16 @@ local function num(v)
   return tonumber(v)
 end
 local function fmt(x) return string.format('%.6f', x) end
--- The climb learned from bare 429s, appended to ACQUIRE's replies.
+-- The schedule learned from bare 429s (climb, slow start), appended to ACQUIRE's replies.
 local function climb(key)
-  return redis.call('HMGET', key, 'est', 'from', 'climb', 'trust', 'count', 'seconds')
+  return redis.call('HMGET', key, 'est', 'from', 'climb', 'trust', 'count', 'seconds',
+                    'ss_rate', 'ss_from')
 end
 local function reply(kind, wait, now, rate, burst, tokens, key)
   local c = climb(key)
   return {kind, wait, fmt(now), rate or '', burst or '', tokens or '',
-          c[1] or '', c[2] or '', c[3] or '', c[4] or '', c[5] or '', c[6] or ''}
+          c[1] or '', c[2] or '', c[3] or '', c[4] or '', c[5] or '', c[6] or '',
+          c[7] or '', c[8] or ''}
 end
 -- The user's numbers are a ceiling; learned ones may only go below them.
 local function effective(learned, user_rate, user_burst)
@@ -100,11 +105,12 @@ ACQUIRE = (
 --       rate and burst learned from bare 429s ('' = none yet),
 --       lane ('i' interactive, 'b' background, '' none), waiter id, the share's step
 --       (background is owed step tokens per interactive one while both wait)
--- Reply: {kind, wait, now, rate, burst, tokens, <the climb in aimd: 6 fields>}; kind is
+-- Reply: {kind, wait, now, rate, burst, tokens, <the schedule in aimd: 8 fields>}; kind is
 --   'token'    a token is reserved: send after `wait` seconds;
 --   'open'     no rate is known and the server sends no limit headers: send now;
 --   'probe'    no rate is known: you go first, alone;
---   'wait'     nothing reserved: try again after `wait`;
+--   'wait'     nothing reserved: try again after `wait` (0: follow the schedule in
+--              aimd first, the caller passed no rate but one is published);
 --   'cooldown' the shared gate is closed for `wait` more seconds.
 local now = now_s()
 local cd = num(redis.call('GET', KEYS[2]))
@@ -117,6 +123,10 @@ if not rate and num(ARGV[6]) then
   if user_rate and user_rate < rate then rate = user_rate end
 end
 if not rate then
+  local c = redis.call('HMGET', KEYS[5], 'est', 'ss_rate')
+  if (num(c[1]) or 0) > 0 or (num(c[2]) or 0) > 0 then
+    return reply('wait', '0', now, nil, nil, nil, KEYS[5])
+  end
   if redis.call('HGET', KEYS[3], 'open') == '1' then
     return reply('open', '0', now, nil, nil, nil, KEYS[5])
   end
@@ -173,8 +183,11 @@ OBSERVE = (
     + """
 -- KEYS: bucket, cooldown, learned, probe, aimd, oks
 -- ARGV: user_rate, user_burst, limit, remaining, reset_after, window, cooldown (s),
---       no_headers ('1'), probe_token to release, learned_ttl (ms), accepted answers
--- Reply: {rate, burst, tokens, cooldown_left, limit, remaining, reset_after} ('' = unknown)
+--       no_headers ('1'), probe_token to release, learned_ttl (ms), accepted answers,
+--       rate and burst learned from headers, a slow start to publish unless one or a
+--       climb is (rate, server time)  ('' = none)
+-- Reply: {rate, burst, tokens, cooldown_left, limit, remaining, reset_after, max_reset,
+--         window} ('' = unknown)
 local now = now_s()
 local user_rate, user_burst = num(ARGV[1]), num(ARGV[2])
 local limit, remaining = num(ARGV[3]), num(ARGV[4])
@@ -194,11 +207,19 @@ if reset_after then
   end
 end
 if window and window > 0 then redis.call('HSET', L, 'window', fmt(window)) end
-local period = num(redis.call('HGET', L, 'window')) or num(redis.call('HGET', L, 'max_reset'))
-if limit and limit > 0 and period and period > 0 then
-  redis.call('HSET', L, 'rate', fmt(limit / period), 'burst', fmt(math.max(1, limit)))
+local learned_rate, learned_burst = num(ARGV[12]), num(ARGV[13])
+if learned_rate and learned_rate > 0 and learned_burst then
+  redis.call('HSET', L, 'rate', fmt(learned_rate), 'burst', fmt(learned_burst))
 end
 if ARGV[8] == '1' then redis.call('HSET', L, 'open', '1') end
+local ss_rate, ss_from = num(ARGV[14]), num(ARGV[15])
+if ss_rate and ss_rate > 0 and ss_from then
+  local c = redis.call('HMGET', KEYS[5], 'est', 'ss_rate')
+  if not num(c[1]) and not num(c[2]) then
+    redis.call('HSET', KEYS[5], 'ss_rate', fmt(ss_rate), 'ss_from', fmt(ss_from))
+    redis.call('PEXPIRE', KEYS[5], 3600000)
+  end
+end
 local accepted = num(ARGV[11])
 if accepted and accepted > 0 then
   redis.call('HINCRBY', KEYS[6], tostring(math.floor(now * 10)), accepted)
@@ -227,13 +248,13 @@ if cooldown and cooldown > 0 then
 end
 if rate then save_bucket(KEYS[1], now, tokens, ts, rate, burst) end
 if ARGV[9] ~= '' and redis.call('GET', KEYS[4]) == ARGV[9] then redis.call('DEL', KEYS[4]) end
-local l = redis.call('HMGET', L, 'limit', 'remaining', 'reset_at')
+local l = redis.call('HMGET', L, 'limit', 'remaining', 'reset_at', 'max_reset', 'window')
 local left = 0
 if cd and cd > now then left = cd - now end
 local reset = ''
 if num(l[3]) then reset = fmt(math.max(0, num(l[3]) - now)) end
 return {rate and fmt(rate) or '', burst and fmt(burst) or '', tokens and fmt(tokens) or '',
-        fmt(left), l[1] or '', l[2] or '', reset}
+        fmt(left), l[1] or '', l[2] or '', reset, l[4] or '', l[5] or ''}
 """
 )
 
@@ -290,10 +311,17 @@ return 1
 SCHEDULE = (
     _COMMON
     + """
--- KEYS: aimd. ARGV: est, from (server time), climb, trust, count, seconds, epoch end.
--- The leader publishes the climb every process follows.
-redis.call('HSET', KEYS[1], 'est', ARGV[1], 'from', ARGV[2], 'climb', ARGV[3],
-           'trust', ARGV[4], 'count', ARGV[5], 'seconds', ARGV[6], 'epoch', ARGV[7])
+-- KEYS: aimd. ARGV: est, from (server time), climb, trust, count, seconds, epoch end;
+-- or ('', rate, from, epoch end): a new slow start (nothing could be learned).
+-- The leader publishes the schedule every process follows.
+if ARGV[1] == '' then
+  redis.call('HDEL', KEYS[1], 'est', 'from', 'climb', 'trust', 'count', 'seconds')
+  redis.call('HSET', KEYS[1], 'ss_rate', ARGV[2], 'ss_from', ARGV[3], 'epoch', ARGV[4])
+else
+  redis.call('HDEL', KEYS[1], 'ss_rate', 'ss_from')
+  redis.call('HSET', KEYS[1], 'est', ARGV[1], 'from', ARGV[2], 'climb', ARGV[3],
+             'trust', ARGV[4], 'count', ARGV[5], 'seconds', ARGV[6], 'epoch', ARGV[7])
+end
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return 1
 """

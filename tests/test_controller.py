@@ -1,0 +1,222 @@
+"""The pure rate controller both rate limiters host: driven by event times, nothing waits."""
+
+from __future__ import annotations
+
+import pytest
+
+from sendkit_async._controller import (
+    AIMD,
+    CHANGED,
+    HEADERS,
+    KEEP,
+    NONE,
+    STARTED,
+    USER,
+    RateController,
+)
+from sendkit_async._overload import MAX_THROTTLE_COOLDOWN, PACED_COOLDOWN
+
+
+def run_at(ctl: RateController, start: float, rate: float, seconds: float) -> float:
+    """Send and accept requests at ``rate`` for ``seconds``; return the end time."""
+    n = int(rate * seconds)
+    now = start
+    for i in range(n):
+        now = start + i / rate
+        ctl.sent(now)
+        ctl.answered(0.01)
+        ctl.accepted(now + 0.01, hinted=False)
+    return now + 0.01
+
+
+def test_starts_with_the_users_rate_or_nothing() -> None:
+    assert (RateController(rate=5.0).rate, RateController(rate=5.0).source) == (5.0, USER)
+    assert RateController(rate=5.0).burst == 5.0
+    ctl = RateController()
+    assert (ctl.rate, ctl.source) == (None, NONE)
+
+
+def test_headers_give_limit_per_window_and_the_user_rate_caps_them() -> None:
+    ctl = RateController()
+    assert ctl.headers(0.0, 100, 99, 1.0, 1.0) is True
+    assert (ctl.rate, ctl.burst, ctl.source) == (100.0, 100.0, HEADERS)
+    assert ctl.headers(0.1, 100, 98, 0.9, 1.0) is False  # nothing new
+    capped = RateController(rate=40.0, burst=10.0)
+    capped.headers(0.0, 100, 99, 1.0, 1.0)
+    assert (capped.rate, capped.burst) == (40.0, 10.0)
+
+
+def test_a_short_first_reset_does_not_overshoot_a_token_bucket() -> None:
+    # A 200/s bucket of 20 right after one request: reset = one token's refill time.
+    ctl = RateController()
+    ctl.headers(0.0, 20, 19, 0.005, None)
+    assert ctl.rate == pytest.approx(200.0)  # not 20 / 0.005 = 4,000/s
+
+
+def test_the_largest_reset_seen_elsewhere_is_taken() -> None:
+    ctl = RateController()
+    ctl.merge_period(2.0, None)
+    ctl.headers(0.0, 100, 50, 0.5, None)
+    assert ctl.rate == pytest.approx(50.0)  # 100 per the 2 s window another process saw
+
+
+def test_remaining_is_net_of_requests_still_on_the_wire() -> None:
+    assert RateController.net_remaining(10, 3) == 7.0
+    assert RateController.net_remaining(2, 5) == 0.0
+    assert RateController.net_remaining(4, -1) == 4.0
+
+
+def test_cooldowns_double_per_episode_and_an_accepted_answer_resets_them() -> None:
+    ctl = RateController(rate=10.0, adaptive=False)
+    gate = -1.0
+    seen = []
+    for now in (0.0, 2.0, 4.0, 6.0):
+        cooldown, decrease = ctl.throttled(now, gate, None, None)
+        assert decrease is False  # not adaptive
+        assert cooldown is not None
+        seen.append(cooldown)
+        gate = now + cooldown
+    base = max(PACED_COOLDOWN, 4.0 / 10.0)
+    assert seen == [base, min(MAX_THROTTLE_COOLDOWN, 2 * base), MAX_THROTTLE_COOLDOWN, 1.0]
+    ctl.accepted(7.0, hinted=False)
+    assert ctl.throttled(8.0, gate, None, None)[0] == base
+
+
+def test_a_429_inside_a_closed_gate_is_the_same_episode() -> None:
+    ctl = RateController(rate=10.0, adaptive=False)
+    first, _ = ctl.throttled(0.0, -1.0, None, None)
+    assert first is not None
+    assert ctl.throttled(0.1, first, None, None) == (None, False)
+    assert ctl.episodes == 1
+    # A Retry-After is honoured even inside the gate: the server asked.
+    assert ctl.throttled(0.2, first, 3.0, None)[0] == 3.0
+
+
+def test_retry_after_zero_is_never_a_tight_loop() -> None:
+    ctl = RateController(adaptive=False)
+    gate = -1.0
+    cooldowns = []
+    for now in range(6):
+        cooldown, _ = ctl.throttled(float(now), gate, 0.0, None)
+        assert cooldown is not None
+        cooldowns.append(cooldown)
+        gate = now + cooldown
+    assert cooldowns[0] == PACED_COOLDOWN
+    assert cooldowns[-1] == MAX_THROTTLE_COOLDOWN
+    assert cooldowns == sorted(cooldowns)
+
+
+def test_a_bare_429_lowers_the_rate_once_per_episode() -> None:
+    ctl = RateController()
+    ctl.sent(0.0)
+    ctl.answered(0.01)
+    assert ctl.accepted(0.01, hinted=False) == STARTED
+    assert ctl.source == AIMD
+    for i in range(200):  # 100/s accepted for two seconds
+        ctl.accepted(0.02 + i / 100, hinted=False)
+    ctl.rate = 150.0  # the slow start overshot
+    cooldown, decrease = ctl.throttled(2.1, -1.0, None, None)
+    assert decrease is True and cooldown is not None
+    assert ctl.rate is not None and 80.0 <= ctl.rate <= 100.0
+    assert ctl.aimd.estimate is not None and 85.0 <= ctl.aimd.estimate <= 100.0
+    lowered = ctl.rate
+    # 429s of requests sent before the decrease lower nothing more.
+    assert ctl.throttled(2.1 + cooldown / 2, 2.1 + cooldown, None, None)[1] is False
+    assert ctl.rate == lowered
+    assert ctl.hold_until >= 2.1 + cooldown
+
+
+def test_no_decrease_while_headers_tell_the_rate() -> None:
+    ctl = RateController()
+    ctl.headers(0.0, 100, 0, 1.0, 1.0)
+    cooldown, decrease = ctl.throttled(0.5, -1.0, None, 0.5)
+    assert (decrease, ctl.rate) == (False, 100.0)
+    assert cooldown == pytest.approx(PACED_COOLDOWN)  # capped by the announced reset
+
+
+def test_slow_start_is_dropped_once_the_concurrency_cap_binds() -> None:
+    ctl = RateController()
+    ctl.sent(0.0)
+    assert ctl.accepted(0.01, hinted=False) == STARTED
+    assert ctl.accepted(0.02, hinted=False, busy=True) == CHANGED
+    assert ctl.rate is None
+
+
+def test_not_adaptive_learns_nothing() -> None:
+    ctl = RateController(rate=7.0, adaptive=False)
+    assert ctl.headers(0.0, 100, 99, 1.0, 1.0) is False
+    assert ctl.accepted(0.1, hinted=False) == KEEP
+    assert ctl.rate == 7.0
+
+
+# -- shared: one schedule, the same rate in every process ----------------------------------
+
+
+def test_a_followed_slow_start_doubles_on_a_fixed_schedule() -> None:
+    ctl = RateController(shared=True)
+    ctl.follow_start(0.0, 10.0, 0.0)
+    assert ctl.rate_at(0.0) == pytest.approx(10.0)
+    assert ctl.rate_at(0.05) == pytest.approx(20.0)
+    assert ctl.rate_at(0.2) == pytest.approx(160.0)
+    capped = RateController(rate=50.0, shared=True)
+    capped.follow_start(0.0, 10.0, 0.0)
+    assert capped.rate_at(1.0) == 50.0
+
+
+def test_processes_following_one_schedule_send_at_the_same_rate() -> None:
+    leader = RateController(shared=True)
+    leader.sent(0.0)
+    leader.accepted(0.01, hinted=False)
+    start = leader.slow_start()
+    assert start is not None
+    others = [RateController(shared=True) for _ in range(3)]
+    for i, ctl in enumerate(others):
+        ctl.follow_start(0.5, *start)
+        # Their own traffic (different amounts, waits) does not move the shared rate.
+        for k in range(i * 10):
+            ctl.accepted(0.5 + k / 1000, hinted=False)
+        ctl.last_wait = 0.5 + i
+    for now in (0.6, 0.75, 1.0):
+        rates = {round(c.rate_at(now) or 0.0, 9) for c in [leader, *others]}
+        assert len(rates) == 1
+
+
+def test_a_shared_429_is_claimed_not_applied() -> None:
+    ctl = RateController(shared=True)
+    ctl.follow_start(0.0, 100.0, 0.0)
+    before = ctl.rate_at(0.01)
+    cooldown, decrease = ctl.throttled(0.01, -1.0, None, None)
+    assert decrease is True and cooldown is not None and cooldown > 0
+    assert ctl.rate_at(0.01) == before  # the epoch's leader decides
+    assert ctl.throttled(0.02, -1.0, None, None)[1] is False  # held until Redis answers
+
+
+def test_the_leader_learns_from_every_process_and_followers_adopt_its_climb() -> None:
+    leader = RateController(shared=True)
+    leader.sent(0.0)
+    leader.follow_start(0.0, 1000.0, 0.0)
+    accepted = [i / 100 for i in range(300)]  # every process together: 100/s for 3 s
+    schedule = leader.lead(3.0, 1.0, accepted)
+    assert schedule is not None
+    estimate, start, climb, trust, _, _ = schedule
+    assert 90.0 <= estimate <= 100.0
+    assert start == pytest.approx(4.0)  # the climb starts as the gate opens
+    assert climb > 0 and 0 < trust <= 1
+    follower = RateController(shared=True)
+    follower.follow(3.5, schedule)
+    assert follower.aimd.estimate == estimate
+    assert follower.hold_until >= start
+    for now in (3.5, 4.0, 6.0, 30.0):
+        assert follower.rate_at(now) == pytest.approx(leader.rate_at(now) or 0.0)
+    assert follower.rate_at(4.0) == pytest.approx(0.95 * estimate)
+    assert estimate * 0.95 <= (follower.rate_at(4.0 + climb) or 0.0) <= estimate
+
+
+def test_an_epoch_that_taught_nothing_restarts_one_slow_start() -> None:
+    ctl = RateController(shared=True)
+    ctl.answered(0.02)
+    assert ctl.lead(1.0, 0.5, []) is None
+    rate, start = ctl.restart(1.5)
+    assert (rate, start) == (pytest.approx(25.0), 1.5)
+    assert ctl.rate_at(1.55) == pytest.approx(50.0)
+    assert ctl.slow_start() == (pytest.approx(25.0), 1.5)
