@@ -1,6 +1,6 @@
 """A single GET through cache -> single flight -> pipeline (bulk runs take the pipeline alone).
 
-:func:`single` is the client's entry: it checks the call and picks the lane (the
+The client's entry (:func:`._calls.single`) checks the call and picks the lane (the
 pipeline alone when neither cache nor coalescing applies); :func:`get` runs the rest.
 
 The cache holds the wire answer (2xx body as received, status, a few headers) under
@@ -17,24 +17,17 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Coroutine, Hashable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from yarl import URL
 
-from . import _pipeline as pipeline
 from . import _protocol as protocol
 from . import errors
-from ._config import as_timeout
 from ._core import Core
 from ._transport import RawResponse
 from .cache import CachedResponse, ResponseCache
 
-if TYPE_CHECKING:
-    from ._client import AsyncSendKit
-    from ._config import Timeout
-    from ._retry import RetryPolicy
-
-__all__ = ["cache_scope", "checked_cache", "freshness", "get", "single"]
+__all__ = ["cache_scope", "checked_cache", "freshness", "get"]
 
 T = TypeVar("T")
 
@@ -97,44 +90,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 def _kept(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name in KEPT_HEADERS if (value := _header(headers, name)) is not None}
-
-
-def single(
-    client: AsyncSendKit,
-    path: str,
-    read: Callable[[RawResponse], T],
-    params: Mapping[str, str | None] | None,
-    timeout: float | Timeout | None,
-    retry: RetryPolicy | None,
-    cache: bool,
-    max_age: float | None,
-) -> Coroutine[Any, Any, T]:
-    """A single GET of ``client``: cache -> single flight -> pipeline, each as the options say.
-
-    Raises:
-        ClientClosedError: the client is closed (even a cached answer is refused).
-        InvalidRequestError: a negative ``max_age``.
-    """
-    if client._core.transport.closed:  # before the cache: a closed client answers nothing
-        raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
-    if max_age is not None and not max_age >= 0:
-        raise errors.InvalidRequestError(f"max_age must be >= 0 seconds, got {max_age!r}")
-    store = client._cache if cache else None
-    if store is None and not client._coalesce:
-        return client._call("GET", path, read, params, timeout, retry)
-    call = client._caller("GET", pipeline.as_is, params, timeout, retry)
-    options = (as_timeout(timeout, client.timeout), retry if retry is not None else client.retry)
-    return get(
-        client._core,
-        client._url(path, params),
-        read,
-        lambda: call(path),
-        store=store,
-        scope=client._scope,
-        coalesce=client._coalesce,
-        max_age=max_age,
-        options=options,
-    )
 
 
 def checked_cache(cache: object) -> ResponseCache | None:

@@ -1,36 +1,28 @@
-"""The client: options, lifecycle, resources, and the calls into the request pipeline.
+"""The client: options, lifecycle, resources, bulk runs and ``with_options`` views.
 
 Every call goes through :mod:`._pipeline` (budget -> transport -> protocol, with
-retries) over the :class:`Core` the client shares with its ``with_options`` copies.
+retries) over the :class:`Core` the client shares with its ``with_options`` copies;
+the calls themselves (URL, options settled once, the lane of a single GET) are built
+by its base class, :class:`~._calls.ClientCalls`.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-    Mapping,
-    Sequence,
-)
-from typing import Any, Literal, TypeVar, overload
-from urllib.parse import quote, urlencode
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Literal, overload
 
 import aiohttp
 from yarl import URL
 
 from . import _caching as caching
-from . import _pipeline as pipeline
 from . import _protocol as protocol
 from . import errors
 from ._budget import RateBudget, release_budget
 from ._bulk import BulkReport, CampaignResult, ProgressCallback
 from ._bulk import gather as bulk_gather
 from ._bulk import iterate as bulk_iterate
+from ._calls import ClientCalls
 from ._config import (
     Timeout,
     as_retry,
@@ -46,17 +38,14 @@ from ._priority import BACKGROUND, INTERACTIVE, Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimiter, RateLimitSnapshot
 from ._raw import AsyncSendKitWithRawResponse
-from ._retry import Deadline, RetryPolicy
+from ._retry import RetryPolicy
 from ._runstats import counting_core
-from ._transport import RawResponse, Transport
+from ._transport import Transport
 from ._version import __version__
 from .cache import ResponseCache
 from .models import CampaignAnalytics
 from .resources.analytics import Analytics
 from .resources.campaigns import Campaigns
-
-T = TypeVar("T")
-
 
 __all__ = ["AsyncSendKit"]
 
@@ -65,7 +54,7 @@ USER_AGENT = (
 )
 
 
-class AsyncSendKit:
+class AsyncSendKit(ClientCalls):
     """Async client of the SendKit API.
 
     Use it as ``async with AsyncSendKit() as client: ...`` (or call
@@ -387,121 +376,3 @@ class AsyncSendKit:
     def stats(self) -> ClientStats:
         """A copy of the running request counters."""
         return self._core.stats.copy()
-
-    # ------------------------------------------------------------------ pipeline
-
-    def _url(self, path: str, params: Mapping[str, str | None] | None) -> URL:
-        # Built from parts (encoded=True: the path segments are already quoted, and
-        # yarl must not re-normalise them: it would resolve "..", decode "%2e%2e").
-        # Not parsed from text: parsing costs several times more, and a bulk run's
-        # distinct ids would only churn yarl's cache of parsed URLs.
-        path = self._path_prefix + path
-        if params and (query := {k: v for k, v in params.items() if v is not None}):
-            base = self._base
-            return URL.build(
-                scheme=base.scheme,
-                authority=base.raw_authority,
-                path=path,
-                query_string=urlencode(query, quote_via=quote),
-                encoded=True,
-            )
-        return self._base.with_path(path, encoded=True)
-
-    def _get_data(
-        self,
-        path: str,
-        cls: type[T],
-        *,
-        params: Mapping[str, str | None] | None = None,
-        timeout: float | Timeout | None = None,
-        retry: RetryPolicy | None = None,
-        cache: bool = True,
-        max_age: float | None = None,
-    ) -> Coroutine[Any, Any, T]:
-        """GET ``path`` and structure the envelope's ``data`` as ``cls`` (a single call).
-
-        Cached (unless ``cache`` is false, or the answer is older than ``max_age``)
-        and coalesced as the client's options say.
-        """
-        read = pipeline.data_reader(cls)
-        return caching.single(self, path, read, params, timeout, retry, cache, max_age)
-
-    def _data_getter(
-        self,
-        cls: type[T],
-        *,
-        params: Mapping[str, str | None] | None = None,
-        timeout: float | Timeout | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> Callable[[str], Coroutine[Any, Any, T]]:
-        """:meth:`_get_data` for many paths with the same options, settled once."""
-        return self._caller("GET", pipeline.data_reader(cls), params, timeout, retry)
-
-    def _get_envelope(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, str | None] | None = None,
-        timeout: float | Timeout | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> Coroutine[Any, Any, Mapping[str, Any]]:
-        """GET ``path`` and return the whole checked envelope (for paged lists; never cached)."""
-        return caching.single(
-            self, path, pipeline.read_envelope, params, timeout, retry, False, None
-        )
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | None] | None = None,
-        timeout: float | Timeout | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> RawResponse:
-        """Send ``method path`` through the pipeline and return the 2xx answer as it is."""
-        return await self._call(method, path, pipeline.as_is, params, timeout, retry)
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        read: Callable[[RawResponse], T],
-        params: Mapping[str, str | None] | None,
-        timeout: float | Timeout | None,
-        retry: RetryPolicy | None,
-    ) -> Coroutine[Any, Any, T]:
-        """Send ``method path`` through limiter, retries and transport; ``read`` the 2xx answer.
-
-        Raises:
-            SendKitError: the final error (with ``attempts`` set), when awaited.
-        """
-        return self._caller(method, read, params, timeout, retry)(path)
-
-    def _caller(
-        self,
-        method: str,
-        read: Callable[[RawResponse], T],
-        params: Mapping[str, str | None] | None = None,
-        timeout: float | Timeout | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> Callable[[str], Coroutine[Any, Any, T]]:
-        """:meth:`_call` with its options settled now: a function of the path.
-
-        The function checks nothing but the client being open and returns the
-        call's first attempt, so one call, or each of a bulk run's million,
-        costs a single coroutine of ours when it succeeds at once.
-        """
-        limits = as_timeout(timeout, self.timeout)
-        policy = retry if retry is not None else self.retry
-        core, url_for, per_attempt, seconds = self._core, self._url, limits.total, policy.deadline
-        max_gate, max_queue = policy.max_wait, policy.max_queue
-
-        def call(path: str) -> Coroutine[Any, Any, T]:
-            if core.transport.closed:
-                raise errors.ClientClosedError("the client is closed; create a new AsyncSendKit")
-            url = url_for(path, params)
-            deadline = Deadline(seconds, clock=core.clock, max_gate=max_gate, max_queue=max_queue)
-            return pipeline.attempt(core, method, url, read, deadline, per_attempt, policy)
-
-        return call

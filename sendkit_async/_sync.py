@@ -5,17 +5,14 @@ One implementation: every method hands the async client's coroutine to a
 ends, so results, errors, retries and rate limits are the async client's own.
 The resources (:mod:`._sync_resources`) are typed from the async methods themselves
 (``Callable[P, Awaitable[R]]`` becomes ``Callable[P, R]``), so signatures never drift.
+Closing, bounded and on the client's own loop, and the finaliser of a client never
+closed are in :mod:`._sync_close`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import queue
 import sys
-import threading
-import warnings
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
@@ -28,11 +25,12 @@ from ._client import AsyncSendKit
 from ._config import Timeout
 from ._core import ClientStats
 from ._hooks import Hooks
-from ._portal import CLOSE_WAIT, BlockingIterator, Portal
+from ._portal import BlockingIterator, Portal
 from ._priority import Priority
 from ._protocol import DateLike
 from ._ratelimit import RateLimitSnapshot
 from ._retry import RetryPolicy
+from ._sync_close import forgotten, shutdown
 from ._sync_resources import SendKitWithRawResponse, SyncAnalytics, SyncCampaigns
 from .cache import ResponseCache
 from .errors import ClientClosedError, ConfigurationError, SendKitError
@@ -41,8 +39,6 @@ from .models import CampaignAnalytics
 __all__ = ["SendKit"]
 
 R = TypeVar("R")
-
-logger = logging.getLogger("sendkit_async")
 
 
 class SendKit:
@@ -129,7 +125,7 @@ class SendKit:
         self._caches = [] if cache is None else [cache]  # released on our loop at close
         caller = sys._getframe(1)  # where the warning of a client never closed points
         origin = (caller.f_code.co_filename, caller.f_lineno)
-        self._finalizer = weakref.finalize(self, _forgotten, portal, client, self._caches, origin)
+        self._finalizer = weakref.finalize(self, forgotten, portal, client, self._caches, origin)
 
     def _bind(self, client: AsyncSendKit, portal: Portal, root: SendKit | None) -> None:
         self._async, self._portal, self._root = client, portal, root
@@ -274,7 +270,7 @@ class SendKit:
         """
         root = self._root or self
         root._finalizer.detach()
-        _shutdown(self._portal, self._async, root._caches)
+        shutdown(self._portal, self._async, root._caches)
 
     @property
     def closed(self) -> bool:
@@ -379,40 +375,3 @@ def _report(progress: ProgressCallback) -> Callable[[Any], object]:
         return progress(*event)
 
     return handle
-
-
-def _shutdown(portal: Portal, client: AsyncSendKit, caches: list[ResponseCache]) -> None:
-    """Close ``client`` and release ``caches`` on ``portal`` (bounded), then stop the portal."""
-    if threading.get_ident() == portal.thread_id:  # collected in its own thread: no waiting
-        portal.stop(wait=False)
-    elif portal.alive:
-        with contextlib.suppress(ClientClosedError, TimeoutError, asyncio.TimeoutError):
-            portal.run(asyncio.wait_for(_close(client, caches), CLOSE_WAIT))
-    portal.stop()
-
-
-async def _close(client: AsyncSendKit, caches: list[ResponseCache]) -> None:
-    await client.aclose()
-    for cache in caches:  # their connections on this loop would outlive it, unusable
-        try:
-            await cache.release()
-        except Exception as exc:  # a user's cache: its failure must not fail the close
-            logger.warning("response cache failed to release (%s)", type(exc).__name__)
-
-
-def _forgotten(
-    portal: Portal,
-    client: AsyncSendKit,
-    caches: list[ResponseCache],
-    origin: tuple[str, int],
-) -> None:
-    """The finalizer of a client never closed (collected, or alive at exit)."""
-    if not portal.alive:
-        return
-    warnings.warn_explicit(
-        f"unclosed SendKit client of {client.base_url} (created here): "
-        "use 'with SendKit() as client:' or call client.close()",
-        ResourceWarning,
-        *origin,
-    )
-    _shutdown(portal, client, caches)

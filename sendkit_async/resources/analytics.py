@@ -11,7 +11,7 @@ from ..errors import InvalidRequestError
 from ..models import CampaignAnalytics, DailyStats, Mailbox, Overview
 
 if TYPE_CHECKING:
-    from .._client import AsyncSendKit
+    from .._calls import ClientCalls
     from .._config import Timeout
     from .._protocol import DateLike
     from .._retry import RetryPolicy
@@ -26,7 +26,7 @@ class Analytics:
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: AsyncSendKit) -> None:
+    def __init__(self, client: ClientCalls) -> None:
         self._client = client
 
     async def campaign(

@@ -11,7 +11,7 @@ from ..errors import InvalidRequestError, ResponseValidationError
 from ..models import CampaignPage, CampaignSummary, Pagination
 
 if TYPE_CHECKING:
-    from .._client import AsyncSendKit
+    from .._calls import ClientCalls
     from .._config import Timeout
     from .._retry import RetryPolicy
 
@@ -25,7 +25,7 @@ class Campaigns:
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: AsyncSendKit) -> None:
+    def __init__(self, client: ClientCalls) -> None:
         self._client = client
 
     async def list(
