@@ -20,6 +20,7 @@ _BURST_GUESS = 0.1  # a server's burst, in seconds of its rate, until shown to b
 _MAX_BURST_GUESS = 1.6
 _DOUBLING = 0.05  # slow start: the rate doubles per this much saturated sending (seconds)
 _BELOW = 0.95  # after a 429: this fraction of the estimated rate
+_BETA = 0.7  # past the slow start, one 429 episode's estimate is at least this x the rate
 _PLATEAU = 0.98  # the climb levels off at this fraction of the estimate...
 _HOLD = 2.0  # ...for this many climb times before probing beyond it, when the
 _TRUSTED = 0.6  # estimate rests at least this much on measured time, not assumed burst
@@ -214,6 +215,12 @@ class AdaptiveRate:
             sustained = _PLATEAU * self.estimate
             if sustained > best:
                 best, trust = sustained, 1.0
+        elif self.estimate is not None and best < _BETA * current:
+            # One episode past the slow start cuts the rate by at most CUBIC's 30 %: the
+            # accepted rate since the last 429 bounds a token bucket's rate, but not that
+            # of a window that counts refused requests too (they used up its room), and
+            # one such episode must not sink the run to a fraction of the limit.
+            best = _BETA * current
         self.estimate = min(best, current)
         self._set(_BELOW * self.estimate)
         self._trust = trust
@@ -292,7 +299,7 @@ class AdaptiveRate:
         if self.estimate is None:
             return None
         count, seconds = self._last if self._last is not None else (0, 0.0)
-        return (self.estimate, self._resumed, self._climb, self._trust, count, seconds)
+        return (self.estimate, self._from, self._climb, self._trust, count, seconds)
 
     def adopt(self, now: float, schedule: tuple[float, float, float, float, int, float]) -> None:
         """Follow ``schedule`` (another learner's, its times on our clock) from ``now``."""

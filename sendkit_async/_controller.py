@@ -14,7 +14,8 @@ rate again. It does no I/O and reads no clock: hosts pass ``now``. Its hosts
   schedule for every process: the first process to see an accepted answer publishes
   the slow start, each 429 epoch's leader publishes the climb (:meth:`lead`), and
   every process's rate is the same function of that schedule and the time
-  (:meth:`rate_at`), with no per-process growth.
+  (:meth:`rate_at`), with no per-process growth; a slow start is also held to twice
+  the rate every process got accepted lately (``measured``, from Redis).
 
 Headers: rate = limit / window, where the window is the policy's ``w=`` or else the
 largest reset seen (capped by :func:`~sendkit_async._bucket.early_rate` while every
@@ -64,7 +65,8 @@ class RateController:
 
     __slots__ = (
         "adaptive", "aimd", "burst", "burst_ceiling", "ceiling", "episodes", "first_sent",
-        "hold_until", "last_wait", "max_reset", "rate", "shared", "source", "srtt", "window",
+        "hold_until", "last_wait", "max_reset", "measured", "rate", "shared", "source", "srtt",
+        "window",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +92,7 @@ class RateController:
         self.first_sent: float | None = None
         self.max_reset = 0.0
         self.window: float | None = None
+        self.measured = 0.0  # shared: what every process got accepted lately, per second
 
     # -- what the host reports ------------------------------------------------------------
 
@@ -230,9 +233,15 @@ class RateController:
         """The shared send rate at ``now``: the published schedule's, or None."""
         if self.source != AIMD:
             return self.rate
-        rate = self.aimd.at(now)
+        aimd = self.aimd
+        rate = aimd.at(now)
         if rate <= 0:
             return None
+        if aimd.estimate is None:
+            # Slow start grows with what the server accepts, as TCP's with its acks: at
+            # most twice what every process got accepted lately, so the sum of the
+            # processes' concurrency never goes out blind into an unknown limit.
+            rate = min(rate, max(aimd.start_rate, 2.0 * self.measured))
         self.rate = rate
         self.burst = self._aimd_burst(rate)
         return rate
@@ -279,7 +288,8 @@ class RateController:
         """Adopt a published climb (times on our clock)."""
         self.aimd.adopt(now, schedule)
         self.source = AIMD
-        self.hold_until = max(self.hold_until, schedule[1])
+        # 429s of requests sent before we follow it must not start another epoch.
+        self.hold_until = max(self.hold_until, schedule[1], now + 2.0 * self.srtt)
         self.rate_at(now)
 
     # -- rate and burst -----------------------------------------------------------------------

@@ -220,3 +220,21 @@ def test_a_429_while_probing_past_a_sound_estimate_keeps_its_plateau() -> None:
     adaptive.limited(t, since=0.0, current=1.2 * first)  # probing past it: throttled
     assert adaptive.estimate is not None
     assert adaptive.estimate >= 0.98 * first  # not ratcheted down to the 80/s we sent
+
+
+def test_one_episode_past_the_slow_start_cuts_the_rate_by_at_most_30_percent() -> None:
+    rate = AdaptiveRate()
+    rate.start(0.0, 100.0)
+    for i in range(100):  # the server took 100/s for a second
+        rate.accepted(i / 100)
+    rate.limited(1.0, 0.0, 150.0)
+    rate.pause(1.05, 0.05, 0.01)
+    assert rate.estimate is not None
+    sending = rate.rate
+    # Then a window that counts refused requests, still full of them, accepts two in half
+    # a second: no measure of its rate, and no reason to drop to a fraction of it.
+    rate.accepted(1.2)
+    rate.accepted(1.3)
+    rate.limited(1.5, 0.0, sending)
+    assert rate.estimate == pytest.approx(0.7 * sending)
+    assert rate.rate == pytest.approx(0.95 * 0.7 * sending)

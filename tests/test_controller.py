@@ -155,12 +155,24 @@ def test_not_adaptive_learns_nothing() -> None:
 def test_a_followed_slow_start_doubles_on_a_fixed_schedule() -> None:
     ctl = RateController(shared=True)
     ctl.follow_start(0.0, 10.0, 0.0)
+    ctl.measured = 1000.0  # the server accepts all we send
     assert ctl.rate_at(0.0) == pytest.approx(10.0)
     assert ctl.rate_at(0.05) == pytest.approx(20.0)
     assert ctl.rate_at(0.2) == pytest.approx(160.0)
     capped = RateController(rate=50.0, shared=True)
     capped.follow_start(0.0, 10.0, 0.0)
+    capped.measured = 1000.0
     assert capped.rate_at(1.0) == 50.0
+
+
+def test_a_shared_slow_start_grows_with_what_the_server_accepts() -> None:
+    ctl = RateController(shared=True)
+    ctl.follow_start(0.0, 10.0, 0.0)
+    assert ctl.rate_at(1.0) == pytest.approx(10.0)  # nothing accepted yet: the first pace
+    ctl.measured = 30.0
+    assert ctl.rate_at(1.0) == pytest.approx(60.0)  # twice what every process got through
+    ctl.measured = 1e6
+    assert ctl.rate_at(0.1) == pytest.approx(40.0)  # and never faster than the doubling
 
 
 def test_processes_following_one_schedule_send_at_the_same_rate() -> None:
@@ -170,6 +182,8 @@ def test_processes_following_one_schedule_send_at_the_same_rate() -> None:
     start = leader.slow_start()
     assert start is not None
     others = [RateController(shared=True) for _ in range(3)]
+    for ctl in [leader, *others]:
+        ctl.measured = 80.0  # the same reply from Redis
     for i, ctl in enumerate(others):
         ctl.follow_start(0.5, *start)
         # Their own traffic (different amounts, waits) does not move the shared rate.
@@ -219,5 +233,6 @@ def test_an_epoch_that_taught_nothing_restarts_one_slow_start() -> None:
     rate, start = ctl.restart(1.5)
     assert rate == pytest.approx(25.0)
     assert start == 1.5
+    ctl.measured = 100.0
     assert ctl.rate_at(1.55) == pytest.approx(50.0)
     assert ctl.slow_start() == pytest.approx((25.0, 1.5))

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from redis.exceptions import RedisError
 
@@ -132,7 +132,7 @@ class _RedisCalls:
         args = [*self._user_args(), repr(self._horizon), str(_PROBE_TTL_MS), probe_token]
         lane = ("i" if priority == INTERACTIVE else "b") if waiter else ""
         turns = [lane, waiter, repr(self._step)]
-        kind, wait, server_now, shared, climb, start = await self._run(
+        kind, wait, server_now, shared, climb, start, accepted_rate = await self._run(
             self._acquire, self._keys, [*args, *learned, *turns], _parse_acquire
         )
         now = self._now()
@@ -142,6 +142,7 @@ class _RedisCalls:
         if kind in ("token", "wait") and shared[0] is not None:
             self._shared.update(rate=shared[0], burst=shared[1], tokens=shared[2])
             self._shared_at = now
+        learner.ctl.measured = accepted_rate
         learner.take(now, climb, start)
         return kind, wait, server_now
 
@@ -149,16 +150,18 @@ class _RedisCalls:
         """A bare 429: lead a new epoch (one decrease and one cooldown for every process)
         or find that another process already does. Raises _RedisDown."""
         learner = self._learner
-        hold = cooldown + 0.05
-        keys = [self._keys[1], self._keys[4], self._keys[5]]
+        # The epoch ends as the gate reopens (and the answers to requests sent before the
+        # decrease are in): a 429 after that is a new episode, as in one process.
+        hold = cooldown + min(0.05, max(0.005, 2.0 * learner.ctl.srtt))
+        keys = [self._keys[1], self._keys[4], self._keys[5], self._keys[0]]
         leader, server_now, counts = await self._run(
             self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY], _parse_epoch
         )
         now = self._now()
         learner.offset = server_now - now
+        self._reopen_at = max(self._reopen_at, now + cooldown)
         if not leader:
             return
-        self._reopen_at = max(self._reopen_at, now + cooldown)
         args = [*learner.lead(now, cooldown, counts), repr(server_now + hold)]
         await self._run(self._schedule, self._keys[4:5], args)
 
@@ -221,13 +224,19 @@ class _RedisCalls:
 # -- replies: decoded here, so that a garbled one is a Redis failure (see _run) ----------
 
 
-def _parse_acquire(
-    reply: Any,
-) -> tuple[
-    str, float, float, tuple[float | None, ...], Schedule | None, tuple[float, float] | None
-]:
-    """(kind, wait, server time, (rate, burst, tokens), the published climb or None, the
-    published slow start (rate, start) or None)."""
+class _Acquired(NamedTuple):
+    """One ACQUIRE reply, decoded."""
+
+    kind: str
+    wait: float
+    server_now: float
+    shared: tuple[float | None, ...]  # (rate, burst, tokens) of the shared bucket
+    climb: Schedule | None  # the published climb
+    start: tuple[float, float] | None  # the published slow start (rate, start)
+    accepted_rate: float  # answers every process accepted lately, per second
+
+
+def _parse_acquire(reply: Any) -> _Acquired:
     kind, wait, server_now = _s(reply[0]), float(_s(reply[1])), float(_s(reply[2]))
     if kind not in ("token", "open", "probe", "wait", "cooldown") or not math.isfinite(wait):
         raise ValueError(f"unexpected ACQUIRE reply kind {kind!r}")
@@ -239,7 +248,9 @@ def _parse_acquire(
         climb = (est, start, length, trust, int(count), seconds)
     ss_rate, ss_from = (_f(v) for v in reply[12:14])
     begun = None if ss_rate is None or ss_from is None else (ss_rate, ss_from)
-    return kind, wait, server_now, shared, climb, begun
+    recent, span = float(_s(reply[14])), float(_s(reply[15]))
+    accepted_rate = recent / span if span > 0 and math.isfinite(recent) else 0.0
+    return _Acquired(kind, wait, server_now, shared, climb, begun, accepted_rate)
 
 
 def _parse_epoch(reply: Any) -> tuple[bool, float, dict[int, int]]:

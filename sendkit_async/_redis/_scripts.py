@@ -64,11 +64,18 @@ local function climb(key)
   return redis.call('HMGET', key, 'est', 'from', 'climb', 'trust', 'count', 'seconds',
                     'ss_rate', 'ss_from')
 end
+-- ...and the answers every process accepted in the last two tenths of a second and
+-- this one so far (KEYS[6], per 100 ms), with the seconds they span.
 local function reply(kind, wait, now, rate, burst, tokens, key)
   local c = climb(key)
+  local tenth = math.floor(now * 10)
+  local recent = 0
+  for _, v in ipairs(redis.call('HMGET', KEYS[6], tenth - 2, tenth - 1, tenth)) do
+    recent = recent + (num(v) or 0)
+  end
   return {kind, wait, fmt(now), rate or '', burst or '', tokens or '',
           c[1] or '', c[2] or '', c[3] or '', c[4] or '', c[5] or '', c[6] or '',
-          c[7] or '', c[8] or ''}
+          c[7] or '', c[8] or '', tostring(recent), fmt(now - (tenth - 2) / 10)}
 end
 -- The user's numbers are a ceiling; learned ones may only go below them.
 local function effective(learned, user_rate, user_burst)
@@ -105,7 +112,8 @@ ACQUIRE = (
 --       rate and burst learned from bare 429s ('' = none yet),
 --       lane ('i' interactive, 'b' background, '' none), waiter id, the share's step
 --       (background is owed step tokens per interactive one while both wait)
--- Reply: {kind, wait, now, rate, burst, tokens, <the schedule in aimd: 8 fields>}; kind is
+-- Reply: {kind, wait, now, rate, burst, tokens, <the schedule in aimd: 8 fields>, answers
+--   accepted lately by every process, the seconds they span}; kind is
 --   'token'    a token is reserved: send after `wait` seconds;
 --   'open'     no rate is known and the server sends no limit headers: send now;
 --   'probe'    no rate is known: you go first, alone;
@@ -272,23 +280,28 @@ return '0'
 EPOCH = (
     _COMMON
     + """
--- KEYS: cooldown, aimd, oks. ARGV: hold (s), cooldown (s), history (s)
+-- KEYS: cooldown, aimd, oks, bucket. ARGV: hold (s), cooldown (s), history (s)
 -- A bare 429: the first process to call this once the last epoch is over leads the new
--- one. Reply: {'follower', now} or {'leader', now, bucket, count, bucket, count, ...}
+-- one. Every caller closes the shared gate for its cooldown (only ever later: the 429s
+-- of one moment cost one stall) with one token when it reopens, as a cooldown does.
+-- Reply: {'follower', now} or {'leader', now, bucket, count, bucket, count, ...}
 -- with the accepted answers of every process over the last `history` seconds.
 local now = now_s()
-local epoch = num(redis.call('HGET', KEYS[2], 'epoch'))
-if epoch and now < epoch then return {'follower', fmt(now)} end
-redis.call('HSET', KEYS[2], 'epoch', fmt(now + tonumber(ARGV[1])))
-redis.call('PEXPIRE', KEYS[2], 3600000)
 local cool = num(ARGV[2])
 if cool and cool > 0 then
   local reopen = now + cool
   local cd = num(redis.call('GET', KEYS[1]))
   if not cd or reopen > cd then
     redis.call('SET', KEYS[1], fmt(reopen), 'PX', math.ceil(cool * 1000) + 1000)
+    if redis.call('EXISTS', KEYS[4]) == 1 then
+      redis.call('HSET', KEYS[4], 'tokens', '1', 'ts', fmt(reopen))
+    end
   end
 end
+local epoch = num(redis.call('HGET', KEYS[2], 'epoch'))
+if epoch and now < epoch then return {'follower', fmt(now)} end
+redis.call('HSET', KEYS[2], 'epoch', fmt(now + tonumber(ARGV[1])))
+redis.call('PEXPIRE', KEYS[2], 3600000)
 local out = {'leader', fmt(now)}
 local oldest = math.floor((now - tonumber(ARGV[3])) * 10)
 local h = redis.call('HGETALL', KEYS[3])
