@@ -134,11 +134,13 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
                 async def all_asked() -> bool:
                     return set(gate.requested) == set(ids)
 
-                await until(all_asked, "every id requested once")
-                await until(answered_recorded, "the answered ids recorded in Redis")
-                first.cancel()  # the worker dies mid-chunk, holding 7 requests
-                with pytest.raises(asyncio.CancelledError):
-                    await first
+                try:
+                    await until(all_asked, "every id requested once")
+                    await until(answered_recorded, "the answered ids recorded in Redis")
+                finally:
+                    first.cancel()  # the worker dies mid-chunk, holding 7 requests
+                    with pytest.raises(asyncio.CancelledError):
+                        await first
             assert list(read_jsonl_run(tmp_path, "r")) == []  # nothing reached the sink
             recorded = {k.decode() for k in await redis.hkeys(key)}
             assert recorded == set(answered)
