@@ -26,7 +26,13 @@ from redis.asyncio import Redis
 from sendkit_async import AsyncSendKit, NotFoundError
 from sendkit_async.jobs import CallbackSink, ChunkOutput, JsonLinesSink, Row, read_jsonl_run
 from sendkit_async.jobs import worker_settings as make_settings
-from sendkit_async.jobs._progress import PARTIAL_TTL, dump_row, load_row, partial_key
+from sendkit_async.jobs._progress import (
+    PARTIAL_TTL,
+    ChunkProgress,
+    dump_row,
+    load_row,
+    partial_key,
+)
 from sendkit_async.jobs._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 from sendkit_async.simulator import (
     SIMULATOR_KEY,
@@ -223,3 +229,92 @@ async def test_rows_round_trip_through_their_json_and_bad_ones_are_fetched_again
     assert load_row("x", dump_row(bad).encode()) == bad
     for junk in ("", "{", "[]", '{"a": {"campaign": 3}}', '{"e": 1, "m": null, "s": null}'):
         assert load_row("x", junk) is None
+
+
+class SwallowingRedis:
+    """A Redis client whose calls block until cancelled and then swallow the cancellation,
+    as redis-py's bounded send (``asyncio.wait_for`` on Python 3.11) can when the send
+    completes just as the cancellation lands."""
+
+    def __init__(self, then: asyncio.Event | None = None) -> None:
+        self.entered = asyncio.Event()
+        self.swallowed = asyncio.Event()
+        self.calls = 0
+        self._then = then  # after swallowing, the call goes on until this is set
+
+    async def _call(self) -> bool:
+        self.calls += 1
+        self.entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.swallowed.set()
+            if self._then is not None:
+                await self._then.wait()
+            return True
+        return False  # pragma: no cover - the event is never set
+
+    async def pexpire(self, key: str, ms: int) -> bool:
+        return await self._call()
+
+    def pipeline(self, transaction: bool = True) -> SwallowingRedis:
+        return self
+
+    async def __aenter__(self) -> SwallowingRedis:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def hset(self, key: str, mapping: dict[str, str]) -> None:
+        return None
+
+    def expire(self, key: str, seconds: int) -> None:
+        return None
+
+    async def execute(self) -> list[bool]:
+        return [await self._call()]
+
+
+async def test_the_lease_and_the_progress_writer_stop_even_if_redis_swallows_the_cancel() -> None:
+    from sendkit_async.jobs._task import _lease
+
+    redis = SwallowingRedis()
+
+    async def lease_then_leave() -> None:
+        async with _lease(redis, "job", 30.0):  # type: ignore[arg-type]
+            await redis.entered.wait()  # the renewal is inside its Redis call
+
+    await asyncio.wait_for(lease_then_leave(), GUARD)
+    assert redis.calls == 1  # stopped after the swallowed call, not renewed again
+
+    redis = SwallowingRedis()
+
+    async def write_then_leave() -> None:
+        async with ChunkProgress(redis, "k") as progress:  # type: ignore[arg-type]
+            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+            await redis.entered.wait()  # the writer is inside its Redis call
+
+    await asyncio.wait_for(write_then_leave(), GUARD)
+    assert redis.calls == 1
+
+
+async def test_leaving_the_progress_block_never_swallows_the_callers_cancellation() -> None:
+    release = asyncio.Event()
+    redis = SwallowingRedis(then=release)
+
+    async def body() -> None:
+        async with ChunkProgress(redis, "k") as progress:  # type: ignore[arg-type]
+            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+            await redis.entered.wait()
+        # leaving: the writer swallowed its cancel and is still in its Redis call
+
+    task = asyncio.create_task(body())
+    try:
+        await asyncio.wait_for(redis.swallowed.wait(), GUARD)
+        task.cancel()  # the chunk is cancelled while it waits for the writer to end
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), GUARD)
+    finally:
+        release.set()
+        await asyncio.gather(task, return_exceptions=True)

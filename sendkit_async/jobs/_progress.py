@@ -20,7 +20,6 @@ enqueued). It holds key references and rows, never an API key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Iterable
@@ -34,12 +33,26 @@ from ..wire import from_wire, to_wire
 from ._config import run_key
 from ._sinks import Row
 
-__all__ = ["PARTIAL_TTL", "ChunkProgress", "dump_row", "load_row", "partial_key"]
+__all__ = ["PARTIAL_TTL", "ChunkProgress", "dump_row", "load_row", "partial_key", "stop_task"]
 
 PARTIAL_TTL = 86400
 """Seconds a chunk's partial rows live after their last write (arq's own job expiry)."""
 
 logger = logging.getLogger("sendkit_async.jobs")
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a background loop of ours and wait until it has ended.
+
+    The loop must also check a stop flag of its own after each Redis call: on Python
+    3.11, redis-py's bounded send (``asyncio.wait_for``) can swallow a cancellation
+    that lands as the send completes, and a loop that relied on it would run on (and
+    its awaiter wait) for ever. A cancellation of the caller is never suppressed here.
+    """
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: an unexpected error must not warn at exit
 
 
 def partial_key(run_id: str, key_ref: str, chunk: int) -> str:
@@ -79,7 +92,7 @@ class ChunkProgress:
     they are fetched again by the next try). Redis errors are logged, never raised.
     """
 
-    __slots__ = ("_failed", "_key", "_lock", "_pending", "_redis", "_task", "_wake")
+    __slots__ = ("_closing", "_failed", "_key", "_lock", "_pending", "_redis", "_task", "_wake")
 
     def __init__(self, redis: Redis, key: str) -> None:
         self._redis = redis
@@ -89,6 +102,7 @@ class ChunkProgress:
         self._lock = asyncio.Lock()  # one write at a time: rows arriving meanwhile wait
         self._task: asyncio.Task[None] | None = None
         self._failed = False
+        self._closing = False
 
     async def __aenter__(self) -> ChunkProgress:
         self._task = asyncio.create_task(self._run())
@@ -97,9 +111,9 @@ class ChunkProgress:
     async def __aexit__(self, *exc: object) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._closing = True
+            self._wake.set()
+            await stop_task(task)
 
     async def load(self, ids: Iterable[str]) -> dict[str, Row]:
         """Rows recorded for ``ids`` by earlier tries of this chunk (none if unreadable)."""
@@ -131,7 +145,7 @@ class ChunkProgress:
         await self._write()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             await self._write()

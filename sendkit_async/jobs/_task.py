@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 
 from .. import AsyncSendKit, CampaignAnalytics, CampaignResult, errors
 from ._config import ChunkAbandonedError, JobsConfig, run_key
-from ._progress import ChunkProgress, partial_key
+from ._progress import ChunkProgress, partial_key, stop_task
 from ._sinks import ChunkOutput, Row
 
 __all__ = ["CONFIG_KEY", "fetch_chunk", "on_shutdown", "on_startup"]
@@ -100,20 +100,21 @@ async def _lease(redis: Redis, job_id: str, seconds: float) -> AsyncIterator[Non
     """
     key = in_progress_key_prefix + job_id
     ms = max(1, int(seconds * 1000))
+    done = asyncio.Event()
 
     async def renew() -> None:
-        while True:
+        while not done.is_set():  # not only the cancellation: redis-py may swallow it
             with contextlib.suppress(Exception):  # Redis hiccup: the next renewal retries
                 await redis.pexpire(key, ms)
-            await asyncio.sleep(seconds / 3)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), seconds / 3)
 
     task = asyncio.create_task(renew())
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done.set()
+        await stop_task(task)
 
 
 async def _fetch(
