@@ -179,3 +179,36 @@ async def test_a_url_that_is_not_redis_is_a_configuration_error_without_its_pass
     with pytest.raises(ConfigurationError, match="unusable Redis URL") as caught:
         await run_status("run1", redis_url="http://user:s3cret@127.0.0.1:1/0")
     assert "s3cret" not in str(caught.value)
+
+
+def test_arqs_own_command_with_our_settings_ends_at_the_bound(
+    silent_redis: str, tmp_path: Path
+) -> None:
+    (tmp_path / "workers.py").write_text(
+        "from sendkit_async.jobs import JsonLinesSink, worker_settings\n\n"
+        f"settings = worker_settings(sink=JsonLinesSink('out'), redis_url={silent_redis!r},\n"
+        f"                           redis_timeout={SHORT!r})\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "arq", "workers.settings"],
+        cwd=tmp_path, env={**clean, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    port = silent_redis.rsplit(":", 1)[1].split("/")[0]
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"redis.exceptions.TimeoutError: Timeout reading from 127.0.0.1:{port}"
+    )
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_the_settings_carry_a_bounded_client_for_arqs_own_command() -> None:
+    settings = worker_settings(
+        sink=JsonLinesSink("out"), redis_url="redis://127.0.0.1:1/3", redis_timeout=2.5
+    )
+    kwargs = settings["redis_pool"].connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (2.5, 2.5)
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", 1, 3)
+    assert settings["redis_pool"].default_queue_name == settings["queue_name"]
+    assert settings["redis_settings"].conn_timeout == 3  # arq's whole seconds, for --check

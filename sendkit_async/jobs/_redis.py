@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import ConfigurationError
 from ._config import QueueUnavailableError
 
-__all__ = ["connect", "unavailable", "where"]
+__all__ = ["bounded_client", "connect", "unavailable", "where"]
 
 
 def where(url: str) -> str:
@@ -52,14 +52,11 @@ def unavailable(url: str | None, timeout: float | None) -> Iterator[None]:
         raise QueueUnavailableError(f"{place} could not be reached ({type(exc).__name__})") from exc
 
 
-async def connect(url: str, queue: str, timeout: float) -> ArqRedis:
-    """arq's Redis client for ``url``: connect, read and write each bounded by ``timeout``.
-
-    The connection is checked with a PING before it is returned.
+def bounded_client(url: str, queue: str, timeout: float) -> ArqRedis:
+    """arq's Redis client for ``url``, not yet connected: connect, read and write each
+    bounded by ``timeout``. It connects on first use, in the loop that uses it.
 
     Raises:
-        QueueUnavailableError: Redis did not answer the PING within ``timeout`` seconds,
-            or refused the connection.
         ConfigurationError: ``url`` is not a Redis URL.
     """
     try:
@@ -68,7 +65,18 @@ async def connect(url: str, queue: str, timeout: float) -> ArqRedis:
         )
     except ValueError as exc:  # redis-py's words name the scheme, never the password
         raise ConfigurationError(f"unusable Redis URL for the job queue: {exc}") from None
-    pool = ArqRedis(connection_pool=connections, default_queue_name=queue)
+    return ArqRedis(connection_pool=connections, default_queue_name=queue)
+
+
+async def connect(url: str, queue: str, timeout: float) -> ArqRedis:
+    """:func:`bounded_client`, checked with a PING before it is returned.
+
+    Raises:
+        QueueUnavailableError: Redis did not answer the PING within ``timeout`` seconds,
+            or refused the connection.
+        ConfigurationError: ``url`` is not a Redis URL.
+    """
+    pool = bounded_client(url, queue, timeout)
     try:
         with unavailable(url, timeout):
             await pool.ping()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -11,7 +13,7 @@ from arq.worker import Worker, create_worker, func
 
 from ._config import DEFAULT_QUEUE, REDIS_TIMEOUT, TASK_NAME, JobsConfig, redis_url_from_env
 from ._keys import KeyResolver
-from ._redis import connect, unavailable
+from ._redis import bounded_client, connect, unavailable
 from ._sinks import Sink
 from ._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 
@@ -53,10 +55,13 @@ def worker_settings(
     - ``drain``: on SIGTERM, seconds to let running chunks finish before cancelling
       them; a cancelled chunk goes back to the queue at once (0: cancel at once).
     - ``redis_timeout``: seconds each Redis call of the worker may take (connect, read,
-      write) when run by :func:`run_worker`; arq's own ``arq`` command bounds the connect only.
+      write), also under arq's own ``arq`` command: the settings carry a Redis client
+      (``redis_pool``, connected on first use) with those bounds, and ``redis_settings``
+      with ``conn_timeout`` = ``redis_timeout`` rounded up to whole seconds (used by
+      ``arq --check`` only, which bounds the connect alone).
 
     Raises:
-        ConfigurationError: a value out of range.
+        ConfigurationError: a value out of range, or ``redis_url`` is not a Redis URL.
     """
     url = redis_url_from_env(redis_url)
     config = JobsConfig(
@@ -75,7 +80,13 @@ def worker_settings(
     )
     return {
         "functions": [task],
-        "redis_settings": RedisSettings.from_dsn(url),
+        # arq's Worker uses this client instead of building one from redis_settings,
+        # whose create_pool bounds the connect only (arq 0.28 passes no socket_timeout).
+        "redis_pool": bounded_client(url, queue_name, redis_timeout),
+        # arq types conn_timeout as whole seconds
+        "redis_settings": replace(
+            RedisSettings.from_dsn(url), conn_timeout=math.ceil(redis_timeout)
+        ),
         "queue_name": queue_name,
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
