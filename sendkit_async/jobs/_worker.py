@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from signal import Signals
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -17,7 +18,7 @@ from ._redis import bounded_client, connect, unavailable
 from ._sinks import Sink
 from ._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 
-__all__ = ["close_worker", "run_worker", "worker_settings"]
+__all__ = ["close_worker", "run_worker", "until_stopped", "worker_settings"]
 
 
 def worker_settings(
@@ -128,6 +129,7 @@ def run_worker(settings: Mapping[str, Any]) -> int:
             # arq marks a job in progress for its timeout + 10 s; our lease renews a shorter
             # mark, set from the start so a worker killed at once frees its chunks as fast.
             worker.in_progress_timeout_s = config.lease
+            worker.on_stop = until_stopped(worker, loop)
             worker.main_task = loop.create_task(worker.main())
             try:
                 loop.run_until_complete(worker.main_task)
@@ -139,6 +141,31 @@ def run_worker(settings: Mapping[str, Any]) -> int:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+RECANCEL = 0.2
+"""Seconds between the cancellations of a stopping worker's main task (see below)."""
+
+
+def until_stopped(worker: Worker, loop: asyncio.AbstractEventLoop) -> Callable[[Signals], None]:
+    """arq's ``on_stop``: after arq's one cancellation of the worker's main task, cancel
+    it again every ``RECANCEL`` seconds until it has ended.
+
+    On Python 3.11, redis-py's bounded send (``asyncio.wait_for``) swallows a
+    cancellation that lands as the send completes; arq's main loop would then go on
+    polling (and taking chunks) after SIGTERM, and the worker would never exit.
+    """
+
+    def again() -> None:
+        task = worker.main_task
+        if task is not None and not task.done():
+            task.cancel()
+            loop.call_later(RECANCEL, again)
+
+    def on_stop(_: Signals) -> None:
+        loop.call_later(RECANCEL, again)
+
+    return on_stop
 
 
 async def close_worker(worker: Worker) -> None:
