@@ -83,7 +83,7 @@ def worker_settings(
         "functions": [task],
         # arq's Worker uses this client instead of building one from redis_settings,
         # whose create_pool bounds the connect only (arq 0.28 passes no socket_timeout).
-        "redis_pool": bounded_client(url, queue_name, redis_timeout),
+        "redis_pool": bounded_client(url, queue_name, redis_timeout, ours=True),
         # arq types conn_timeout as whole seconds
         "redis_settings": replace(
             RedisSettings.from_dsn(url), conn_timeout=math.ceil(redis_timeout)
