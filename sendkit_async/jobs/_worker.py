@@ -106,7 +106,8 @@ def run_worker(settings: Mapping[str, Any]) -> int:
     burst mode); returns the number of jobs arq counted as failed.
 
     On SIGTERM arq cancels the running chunks, which go back to the queue at once
-    (after ``drain`` seconds when set). Unlike ``Worker.run()``, a chunk cancelled
+    (after ``drain`` seconds when set), and its main task, which is cancelled again
+    until it has ended (:func:`until_stopped`). Unlike ``Worker.run()``, a chunk cancelled
     before it started does not crash the shutdown: every job task is awaited, then
     the clients and the Redis pool are closed. Every Redis call of the worker is
     bounded by ``redis_timeout`` (see :func:`worker_settings`).
