@@ -33,7 +33,7 @@ echoes in an error answer is masked (``sk_***``) before the error is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +108,40 @@ def _restore(
     return exc
 
 
+class _Headers(Mapping[str, str]):
+    """A read-only view of response headers whose lookups ignore case (as HTTP does).
+
+    Iteration gives the names as the server sent them; ``headers["retry-after"]`` and
+    ``headers["Retry-After"]`` find the same value. Pickles as a plain dict of them.
+    """
+
+    __slots__ = ("_folded", "_items")
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        self._items = dict(items)
+        self._folded = {name.lower(): value for name, value in self._items.items()}
+
+    def __getitem__(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return self._folded[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._folded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Headers, (self._items,))
+
+
 class ClientClosedError(SendKitError):
     """The client was used after ``aclose()``."""
 
@@ -162,7 +196,8 @@ class APIStatusError(SendKitError):
         message: the envelope's ``message``, or a description of the body.
         code: the envelope's ``code``, or None.
         request_id: the server's request id header, when present.
-        headers: the response headers (read-only, credentials redacted).
+        headers: the response headers (read-only, credentials redacted); lookups
+            ignore case: ``headers["retry-after"]`` is ``headers["Retry-After"]``.
         body: the start of the raw body text (at most ``BODY_LIMIT`` characters).
     """
 
@@ -184,7 +219,7 @@ class APIStatusError(SendKitError):
         self.error = error
         self.code = code
         self.request_id = request_id
-        self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
+        self.headers: Mapping[str, str] = _Headers(headers or {})
         self.body = body[:BODY_LIMIT]
         self.method = method
         self.url = url

@@ -88,7 +88,8 @@ def test_every_error_round_trips_through_pickle(cls: type[errors.SendKitError]) 
         assert comparable(copy) == comparable(original)
         assert copy.attempts == 3
     if isinstance(original, errors.APIStatusError):
-        assert isinstance(copy.headers, MappingProxyType)  # still read-only
+        assert isinstance(copy.headers, type(original.headers))  # still read-only
+        assert copy.headers["x-request-id"] == "req-1"  # and case-insensitive
     if isinstance(original, errors.MissingDependencyError):
         assert (copy.name, copy.extra) == ("pandas", "pandas")
     if isinstance(original, errors.BulkError):
@@ -125,3 +126,25 @@ def test_shared_budget_error_lives_in_errors_and_keeps_its_old_path() -> None:
     assert redis_limiter.SharedBudgetUnavailableError is errors.SharedBudgetUnavailableError
     assert sendkit_async.SharedBudgetUnavailableError is errors.SharedBudgetUnavailableError
     assert issubclass(errors.SharedBudgetUnavailableError, errors.SendKitError)
+
+
+def test_status_error_headers_ignore_case_and_stay_read_only() -> None:
+    sent = {"Retry-After": "7", "X-Request-Id": "req-1"}
+    exc = errors.RateLimitError("slow down", status=429, headers=sent)
+    assert exc.headers["retry-after"] == exc.headers["Retry-After"] == "7"
+    assert exc.headers.get("RETRY-AFTER") == "7"
+    assert "x-request-id" in exc.headers
+    assert "X-Missing" not in exc.headers
+    assert 1 not in exc.headers  # type: ignore[comparison-overlap]
+    assert exc.headers.get("x-missing") is None
+    with pytest.raises(KeyError):
+        exc.headers["x-missing"]
+    assert list(exc.headers) == ["Retry-After", "X-Request-Id"]  # the server's spelling
+    assert dict(exc.headers) == sent
+    assert exc.headers == sent
+    assert len(exc.headers) == 2
+    with pytest.raises(TypeError):
+        exc.headers["Retry-After"] = "0"  # type: ignore[index]
+    sent["Retry-After"] = "99"  # a later change to the caller's dict does not leak in
+    assert exc.headers["retry-after"] == "7"
+    assert repr(exc.headers) == "{'Retry-After': '7', 'X-Request-Id': 'req-1'}"

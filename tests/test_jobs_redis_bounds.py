@@ -27,6 +27,7 @@ from sendkit_async.jobs import (
     wait_for_run,
     worker_settings,
 )
+from sendkit_async.jobs._redis import QueueClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = 0.05  # the bound, shortened for the tests (no test measures it)
@@ -179,3 +180,65 @@ async def test_a_url_that_is_not_redis_is_a_configuration_error_without_its_pass
     with pytest.raises(ConfigurationError, match="unusable Redis URL") as caught:
         await run_status("run1", redis_url="http://user:s3cret@127.0.0.1:1/0")
     assert "s3cret" not in str(caught.value)
+
+
+def test_arqs_own_command_with_our_settings_ends_at_the_bound(
+    silent_redis: str, tmp_path: Path
+) -> None:
+    (tmp_path / "workers.py").write_text(
+        "from sendkit_async.jobs import JsonLinesSink, worker_settings\n\n"
+        f"settings = worker_settings(sink=JsonLinesSink('out'), redis_url={silent_redis!r},\n"
+        f"                           redis_timeout={SHORT!r})\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "arq", "workers.settings"],
+        cwd=tmp_path, env={**clean, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    port = silent_redis.rsplit(":", 1)[1].split("/")[0]
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (  # arq prints the traceback; ours is the error
+        "sendkit_async.jobs._config.QueueUnavailableError: "
+        f"Redis at 127.0.0.1:{port} did not answer within {SHORT:g} s"
+    )
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_the_settings_carry_a_bounded_client_for_arqs_own_command() -> None:
+    settings = worker_settings(
+        sink=JsonLinesSink("out"), redis_url="redis://127.0.0.1:1/3", redis_timeout=2.5
+    )
+    assert isinstance(settings["redis_pool"], QueueClient)
+    kwargs = settings["redis_pool"].connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (2.5, 2.5)
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", 1, 3)
+    assert settings["redis_pool"].default_queue_name == settings["queue_name"]
+    assert settings["redis_settings"].conn_timeout == 3  # arq's whole seconds, for --check
+
+
+async def test_the_settings_client_raises_queue_unavailable_for_commands_and_pipelines(
+    hangs_after_hello: tuple[str, list[bytes]],
+) -> None:
+    url, seen = hangs_after_hello
+    client = worker_settings(sink=JsonLinesSink("out"), redis_url=url, redis_timeout=SHORT)[
+        "redis_pool"
+    ]
+    try:
+        assert await client.ping() is True  # answered: nothing changes for a working Redis
+        with pytest.raises(QueueUnavailableError, match=rf"did not answer within {SHORT:g} s"):
+            await client.zcard("q")
+        with pytest.raises(QueueUnavailableError, match=rf"did not answer within {SHORT:g} s"):
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hset("h", "f", "v")
+                await pipe.execute()
+        with pytest.raises(QueueUnavailableError, match=rf"did not answer within {SHORT:g} s"):
+            async with client.pipeline(transaction=True) as pipe:
+                await pipe.watch("job")
+    finally:
+        await client.aclose(close_connection_pool=True)
+    assert [n for n in seen if n in (b"ZCARD", b"MULTI", b"WATCH")] == [
+        b"ZCARD",
+        b"MULTI",
+        b"WATCH",
+    ]

@@ -6,6 +6,11 @@ hash; a worker killed at any point leaves the job in arq's queue, and its lease
 (arq's in-progress key, renewed while the chunk runs) runs out within
 ``JobsConfig.lease`` seconds so another worker takes the chunk again. The last
 allowed try records every id still without an answer as a failure.
+
+A retried chunk fetches only the ids no earlier try answered: each answer is also
+recorded in the chunk's partial-progress hash in Redis as it comes (see
+``_progress``), and a later try merges those rows with its own before the one sink
+write. The hash goes in the same Redis transaction that marks the chunk done.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from arq import Retry
@@ -23,6 +28,7 @@ from redis.asyncio import Redis
 
 from .. import AsyncSendKit, CampaignAnalytics, CampaignResult, errors
 from ._config import ChunkAbandonedError, JobsConfig, run_key
+from ._progress import ChunkProgress, partial_key, stop_task
 from ._sinks import ChunkOutput, Row
 
 __all__ = ["CONFIG_KEY", "fetch_chunk", "on_shutdown", "on_startup"]
@@ -94,33 +100,41 @@ async def _lease(redis: Redis, job_id: str, seconds: float) -> AsyncIterator[Non
     """
     key = in_progress_key_prefix + job_id
     ms = max(1, int(seconds * 1000))
+    done = asyncio.Event()
 
     async def renew() -> None:
-        while True:
+        while not done.is_set():  # not only the cancellation: redis-py may swallow it
             with contextlib.suppress(Exception):  # Redis hiccup: the next renewal retries
                 await redis.pexpire(key, ms)
-            await asyncio.sleep(seconds / 3)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), seconds / 3)
 
     task = asyncio.create_task(renew())
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done.set()
+        await stop_task(task)
 
 
 async def _fetch(
-    client: AsyncSendKit, ids: list[str], spec: dict[str, Any], timeout: float
+    client: AsyncSendKit,
+    ids: list[str],
+    spec: dict[str, Any],
+    timeout: float,
+    answered: Callable[[Row], None],
 ) -> tuple[dict[str, Row], bool]:
-    """Rows of every id answered within ``timeout``; True when the chunk ran out of time."""
+    """Rows of every id answered within ``timeout`` (each also handed to ``answered`` as
+    it comes); True when the chunk ran out of time."""
     rows: dict[str, Row] = {}
 
     def keep(done: int, total: int | None, last: CampaignResult[Any]) -> None:
         value: CampaignAnalytics | None = last.value
-        rows[last.id] = (
+        row = (
             Row(last.id, analytics=value) if last.error is None else Row.failed(last.id, last.error)
         )
+        rows[last.id] = row
+        answered(row)
 
     fetch = client.gather_campaigns(
         ids, return_exceptions=True, progress=keep, from_=spec.get("from"), to=spec.get("to")
@@ -153,22 +167,28 @@ async def fetch_chunk(ctx: dict[str, Any], spec: dict[str, Any]) -> dict[str, An
     ids = list(dict.fromkeys(spec["ids"]))
     last_try = job_try >= cfg.max_tries
     start = time.monotonic()
-    async with _lease(redis, ctx.get("job_id", ""), cfg.lease):
-        rows: dict[str, Row] = {}
+    async with (
+        _lease(redis, ctx.get("job_id", ""), cfg.lease),
+        ChunkProgress(redis, partial_key(run_id, ref, chunk)) as progress,
+    ):
+        rows = await progress.load(ids) if job_try > 1 else {}
+        todo = [i for i in ids if i not in rows]
         if job_try > cfg.max_tries:
             given_up = ChunkAbandonedError(f"chunk gave up after {cfg.max_tries} tries")
-            rows = {i: Row.failed(i, given_up) for i in ids}
-        else:
+            rows.update((i, Row.failed(i, given_up)) for i in todo)
+        elif todo:
             try:
                 client = await clients.get(ref)
             except errors.ConfigurationError as exc:  # no key for it here: nothing can succeed
-                rows = {i: Row.failed(i, exc) for i in ids}
+                rows.update((i, Row.failed(i, exc)) for i in todo)
             else:
-                rows, out_of_time = await _fetch(client, ids, spec, cfg.chunk_timeout)
+                got, out_of_time = await _fetch(client, todo, spec, cfg.chunk_timeout, progress.add)
+                rows.update(got)
                 if out_of_time and not last_try:
+                    await progress.flush()  # the next try starts where this one stopped
                     raise Retry(defer=cfg.retry_delay)
                 late = errors.APITimeoutError(f"chunk ran out of time ({cfg.chunk_timeout:g} s)")
-                for item in ids:
+                for item in todo:
                     rows.setdefault(item, Row.failed(item, late))
         output = ChunkOutput(run_id, ref, chunk, tuple(rows[i] for i in ids))
         try:
@@ -177,12 +197,14 @@ async def fetch_chunk(ctx: dict[str, Any], spec: dict[str, Any]) -> dict[str, An
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.hset(run_key(run_id, "chunks"), field, f"{output.succeeded} {output.failed}")
                 pipe.expire(run_key(run_id, "chunks"), int(cfg.keep_run))
+                pipe.delete(partial_key(run_id, ref, chunk))
                 await pipe.execute()
         except Exception as exc:
             if job_try > cfg.max_tries + 1:
                 raise
             logger.warning("chunk %s/%s/%d not recorded (%s): retrying", run_id, ref, chunk,
                            type(exc).__name__)  # fmt: skip
+            await progress.flush()  # the next try writes these rows without fetching them
             raise Retry(defer=cfg.retry_delay) from exc
     return {
         "succeeded": output.succeeded,

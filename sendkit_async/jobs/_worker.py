@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from signal import Signals
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -11,11 +14,11 @@ from arq.worker import Worker, create_worker, func
 
 from ._config import DEFAULT_QUEUE, REDIS_TIMEOUT, TASK_NAME, JobsConfig, redis_url_from_env
 from ._keys import KeyResolver
-from ._redis import connect, unavailable
+from ._redis import bounded_client, connect, unavailable
 from ._sinks import Sink
 from ._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 
-__all__ = ["close_worker", "run_worker", "worker_settings"]
+__all__ = ["close_worker", "run_worker", "until_stopped", "worker_settings"]
 
 
 def worker_settings(
@@ -53,10 +56,13 @@ def worker_settings(
     - ``drain``: on SIGTERM, seconds to let running chunks finish before cancelling
       them; a cancelled chunk goes back to the queue at once (0: cancel at once).
     - ``redis_timeout``: seconds each Redis call of the worker may take (connect, read,
-      write) when run by :func:`run_worker`; arq's own ``arq`` command bounds the connect only.
+      write), also under arq's own ``arq`` command: the settings carry a Redis client
+      (``redis_pool``, connected on first use) with those bounds, and ``redis_settings``
+      with ``conn_timeout`` = ``redis_timeout`` rounded up to whole seconds (used by
+      ``arq --check`` only, which bounds the connect alone).
 
     Raises:
-        ConfigurationError: a value out of range.
+        ConfigurationError: a value out of range, or ``redis_url`` is not a Redis URL.
     """
     url = redis_url_from_env(redis_url)
     config = JobsConfig(
@@ -75,7 +81,13 @@ def worker_settings(
     )
     return {
         "functions": [task],
-        "redis_settings": RedisSettings.from_dsn(url),
+        # arq's Worker uses this client instead of building one from redis_settings,
+        # whose create_pool bounds the connect only (arq 0.28 passes no socket_timeout).
+        "redis_pool": bounded_client(url, queue_name, redis_timeout, ours=True),
+        # arq types conn_timeout as whole seconds
+        "redis_settings": replace(
+            RedisSettings.from_dsn(url), conn_timeout=math.ceil(redis_timeout)
+        ),
         "queue_name": queue_name,
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
@@ -94,7 +106,8 @@ def run_worker(settings: Mapping[str, Any]) -> int:
     burst mode); returns the number of jobs arq counted as failed.
 
     On SIGTERM arq cancels the running chunks, which go back to the queue at once
-    (after ``drain`` seconds when set). Unlike ``Worker.run()``, a chunk cancelled
+    (after ``drain`` seconds when set), and its main task, which is cancelled again
+    until it has ended (:func:`until_stopped`). Unlike ``Worker.run()``, a chunk cancelled
     before it started does not crash the shutdown: every job task is awaited, then
     the clients and the Redis pool are closed. Every Redis call of the worker is
     bounded by ``redis_timeout`` (see :func:`worker_settings`).
@@ -117,6 +130,7 @@ def run_worker(settings: Mapping[str, Any]) -> int:
             # arq marks a job in progress for its timeout + 10 s; our lease renews a shorter
             # mark, set from the start so a worker killed at once frees its chunks as fast.
             worker.in_progress_timeout_s = config.lease
+            worker.on_stop = until_stopped(worker, loop)
             worker.main_task = loop.create_task(worker.main())
             try:
                 loop.run_until_complete(worker.main_task)
@@ -128,6 +142,31 @@ def run_worker(settings: Mapping[str, Any]) -> int:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+RECANCEL = 0.2
+"""Seconds between the cancellations of a stopping worker's main task (see below)."""
+
+
+def until_stopped(worker: Worker, loop: asyncio.AbstractEventLoop) -> Callable[[Signals], None]:
+    """arq's ``on_stop``: after arq's one cancellation of the worker's main task, cancel
+    it again every ``RECANCEL`` seconds until it has ended.
+
+    On Python 3.11, redis-py's bounded send (``asyncio.wait_for``) swallows a
+    cancellation that lands as the send completes; arq's main loop would then go on
+    polling (and taking chunks) after SIGTERM, and the worker would never exit.
+    """
+
+    def again() -> None:
+        task = worker.main_task
+        if task is not None and not task.done():
+            task.cancel()
+            loop.call_later(RECANCEL, again)
+
+    def on_stop(_: Signals) -> None:
+        loop.call_later(RECANCEL, again)
+
+    return on_stop
 
 
 async def close_worker(worker: Worker) -> None:
