@@ -169,11 +169,15 @@ class AdaptiveRate:
             self._set(min(fastest, max(self.rate, self._target(now, self.estimate))))
         return self.rate
 
-    def limited(self, now: float, since: float, current: float) -> float | None:
+    def limited(
+        self, now: float, since: float, current: float, cautious: bool = True
+    ) -> float | None:
         """The first 429 of an episode at send rate ``current``: the new, lower rate.
 
         Answers before ``since`` (the first request) do not count. None when unlimited
-        so far and nothing was accepted. Call :meth:`pause` next.
+        so far and nothing was accepted. ``cautious``: another episode is cheap (its
+        pause is ours, not a server's Retry-After), so past the slow start one episode
+        cuts the rate by at most ``1 - _BETA``. Call :meth:`pause` next.
         """
         previous, self._limited_at = self._limited_at, now
         start = max(since, previous)
@@ -215,11 +219,12 @@ class AdaptiveRate:
             sustained = _PLATEAU * self.estimate
             if sustained > best:
                 best, trust = sustained, 1.0
-        elif self.estimate is not None and best < _BETA * current:
+        elif cautious and self.estimate is not None and best < _BETA * current:
             # One episode past the slow start cuts the rate by at most CUBIC's 30 %: the
             # accepted rate since the last 429 bounds a token bucket's rate, but not that
             # of a window that counts refused requests too (they used up its room), and
-            # one such episode must not sink the run to a fraction of the limit.
+            # one such episode must not sink the run to a fraction of the limit. (With a
+            # Retry-After each episode costs seconds: the estimate is taken as it is.)
             best = _BETA * current
         self.estimate = min(best, current)
         self._set(_BELOW * self.estimate)

@@ -164,7 +164,7 @@ class RateController:
             self.episodes += 1
         decrease = self.adaptive and self.source != HEADERS and now >= self.hold_until
         if decrease and not self.shared:
-            self._decrease(now)
+            self._decrease(now, retry_after is None)
         cooldown = None
         if new_episode or retry_after is not None or (decrease and self.shared):
             cooldown = throttle_cooldown(self.episodes, self.rate, retry_after, reset_after)
@@ -181,10 +181,10 @@ class RateController:
         # 429s of requests sent before this decrease must not lower the rate again.
         self.hold_until = max(until, now + 2.0 * self.srtt)
 
-    def _decrease(self, now: float) -> None:
+    def _decrease(self, now: float, cautious: bool) -> None:
         since = self.first_sent if self.first_sent is not None else now
         current = math.inf if self.rate is None else self.rate
-        if self.aimd.limited(now, since, current) is None:
+        if self.aimd.limited(now, since, current, cautious) is None:
             self._start_slow(now, 0.5)  # limited before anything was learned
             return
         self.source = AIMD
@@ -262,14 +262,17 @@ class RateController:
         self.source = AIMD
         self.rate_at(now)
 
-    def lead(self, now: float, cooldown: float, accepted: list[float]) -> Schedule | None:
+    def lead(
+        self, now: float, cooldown: float, accepted: list[float], cautious: bool = True
+    ) -> Schedule | None:
         """An epoch's leader: decide the new rate from every process's accepted answers
-        (times on our clock); the climb to publish, or None if nothing can be learned."""
+        (times on our clock); the climb to publish, or None if nothing can be learned.
+        ``cautious``: the 429 carried no Retry-After (see ``AdaptiveRate.limited``)."""
         aimd = self.aimd
         aimd.load([t for t in accepted if t <= now])
         since = self.first_sent if self.first_sent is not None else now
         current = self.rate_at(now) or math.inf
-        if aimd.limited(now, since, current) is None or aimd.estimate is None:
+        if aimd.limited(now, since, current, cautious) is None or aimd.estimate is None:
             return None  # nothing learned: the host publishes restart()'s slow start
         self._pause(now, now + cooldown)
         self.source = AIMD

@@ -238,3 +238,17 @@ def test_one_episode_past_the_slow_start_cuts_the_rate_by_at_most_30_percent() -
     rate.limited(1.5, 0.0, sending)
     assert rate.estimate == pytest.approx(0.7 * sending)
     assert rate.rate == pytest.approx(0.95 * 0.7 * sending)
+
+
+def test_after_a_retry_after_the_estimate_is_taken_as_it_is() -> None:
+    rate = AdaptiveRate()
+    rate.start(0.0, 100.0)
+    for i in range(100):
+        rate.accepted(i / 100)
+    rate.limited(1.0, 0.0, 150.0, cautious=False)
+    rate.pause(3.0, 2.0, 0.01)
+    sending = rate.rate
+    rate.accepted(3.2)
+    rate.accepted(3.3)
+    rate.limited(3.5, 0.0, sending, cautious=False)  # each episode costs the server's 2 s
+    assert rate.estimate is not None and rate.estimate < 0.7 * sending

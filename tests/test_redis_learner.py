@@ -51,9 +51,11 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     leads: list[SharedRate] = []
     original = SharedRate.lead
 
-    def lead(self: SharedRate, now: float, cooldown: float, counts: dict[int, int]) -> list[str]:
+    def lead(
+        self: SharedRate, now: float, cooldown: float, counts: dict[int, int], cautious: bool
+    ) -> list[str]:
         leads.append(self)
-        return original(self, now, cooldown, counts)
+        return original(self, now, cooldown, counts, cautious)
 
     monkeypatch.setattr(SharedRate, "lead", lead)
     a.observe(429)

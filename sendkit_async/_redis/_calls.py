@@ -146,7 +146,7 @@ class _RedisCalls:
         learner.take(now, climb, start)
         return kind, wait, server_now
 
-    async def _claim_epoch(self, cooldown: float) -> None:
+    async def _claim_epoch(self, cooldown: float, cautious: bool = True) -> None:
         """A bare 429: lead a new epoch (one decrease and one cooldown for every process)
         or find that another process already does. Raises _RedisDown."""
         learner = self._learner
@@ -162,7 +162,7 @@ class _RedisCalls:
         self._reopen_at = max(self._reopen_at, now + cooldown)
         if not leader:
             return
-        args = [*learner.lead(now, cooldown, counts), repr(server_now + hold)]
+        args = [*learner.lead(now, cooldown, counts, cautious), repr(server_now + hold)]
         await self._run(self._schedule, self._keys[4:5], args)
 
     def _forget_waiter(self, waiter: str) -> None:
@@ -198,7 +198,7 @@ class _RedisCalls:
                     continue
             if p.claim is not None:
                 with contextlib.suppress(_RedisDown):  # the fallback (if any) learns meanwhile
-                    await self._claim_epoch(p.claim)
+                    await self._claim_epoch(p.claim, p.cautious)
             cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
             args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
             try:

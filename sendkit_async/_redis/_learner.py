@@ -64,7 +64,9 @@ class SharedRate:
             return None
         return started[0], started[1] + self.offset
 
-    def lead(self, now: float, cooldown: float, counts: dict[int, int]) -> list[str]:
+    def lead(
+        self, now: float, cooldown: float, counts: dict[int, int], cautious: bool = True
+    ) -> list[str]:
         """An epoch's leader: SCHEDULE's arguments but for the epoch's end (server times):
         the new climb, or a new slow start when nothing could be learned."""
         times: list[float] = []
@@ -73,7 +75,7 @@ class SharedRate:
             begin = index * BUCKET_SECONDS - self.offset
             times.extend(begin + (i + 0.5) * BUCKET_SECONDS / n for i in range(n))
         ctl = self.ctl
-        schedule = ctl.lead(now, cooldown, times)
+        schedule = ctl.lead(now, cooldown, times, cautious)
         if schedule is not None:
             estimate, start, climb, trust, count, seconds = schedule
             self._seen = (1.0, start + self.offset)

@@ -224,6 +224,7 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
             if decrease:
                 claim = cool or 0.0
                 p.claim = max(claim, p.claim or 0.0)
+                p.cautious = p.cautious and retry_after is None
                 self._local.cooldown(claim)  # this process stops at once, before Redis knows
                 if retry_after is None and reset_after is None:
                     cool = None  # a bare 429: the epoch's leader closes the gate, once

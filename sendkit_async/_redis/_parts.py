@@ -39,6 +39,7 @@ class _Pending:
     probe: str = ""
     accepted: int = 0  # answers accepted with no rate-limit headers, for the shared learner
     claim: float | None = None  # a bare 429's cooldown: claim a new epoch with it
+    cautious: bool = True  # ...and it carried no Retry-After (AdaptiveRate.limited)
     rate: float | None = None  # rate and burst learned from headers (by the controller)
     burst: float | None = None
     start: tuple[float, float] | None = None  # a slow start to publish (rate, server time)
