@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import NamedTuple
 
 from ._lanes import FifoSlots
 
-__all__ = ["AdaptiveRate", "FifoSlots", "TokenBucket", "early_rate"]
+__all__ = ["AdaptiveRate", "Climb", "FifoSlots", "TokenBucket", "early_rate"]
 
 _EPS = 1e-9  # float slack so that waiting exactly the computed delay yields a token
 # AdaptiveRate (see its docstring):
@@ -95,6 +96,26 @@ class TokenBucket:
     def restart_at(self, when: float) -> None:
         """Hold one token for ``when``; nothing accrues before it."""
         self.tokens, self.updated = 1.0, when
+
+
+class Climb(NamedTuple):
+    """What another process needs to follow an `AdaptiveRate`'s climb and to learn on
+    from it as that learner would (times on one clock)."""
+
+    estimate: float
+    start: float  # where the climb's cubic starts
+    length: float  # seconds from its start back to the estimate
+    trust: float  # share of the estimate's window that is not assumed burst
+    full_count: int  # accepted from a full server in the last episode (0: none)...
+    seconds: float  # ...in this many seconds
+    limited: float  # when the last 429 came
+    resumed: float  # when its gate reopened
+
+    def shifted(self, by: float) -> Climb:
+        """The same climb with every time moved by ``by`` seconds (to another clock)."""
+        return self._replace(
+            start=self.start + by, limited=self.limited + by, resumed=self.resumed + by
+        )
 
 
 class AdaptiveRate:
@@ -297,25 +318,33 @@ class AdaptiveRate:
             self._set(self.start_rate * 2.0 ** min(doublings, 40.0))
         return self.rate
 
-    def schedule(self) -> tuple[float, float, float, float, int, float] | None:
-        """What another process needs to follow this climb: (estimate, start of the
-        climb, its length, trust, accepted count and seconds of the last episode), with
-        times on this object's clock; None before the first 429."""
+    def schedule(self) -> Climb | None:
+        """This climb, for another process to follow (times on this object's clock);
+        None before the first 429."""
         if self.estimate is None:
             return None
         count, seconds = self._last if self._last is not None else (0, 0.0)
-        return (self.estimate, self._from, self._climb, self._trust, count, seconds)
+        return Climb(
+            self.estimate, self._from, self._climb, self._trust, count, seconds,
+            self._limited_at, self._resumed,
+        )  # fmt: skip
 
-    def adopt(self, now: float, schedule: tuple[float, float, float, float, int, float]) -> None:
-        """Follow ``schedule`` (another learner's, its times on our clock) from ``now``."""
-        estimate, start, climb, trust, count, seconds = schedule
-        if not (estimate > 0 and climb > 0):
+    def adopt(self, now: float, climb: Climb) -> None:
+        """Follow ``climb`` (another learner's, its times on our clock) from ``now``: the
+        next 429 is then learned from as that learner would have."""
+        if not (climb.estimate > 0 and climb.length > 0):
             return
-        self.estimate, self._climb, self._trust = estimate, climb, trust
-        self._from = self._resumed = self._limited_at = start
+        self.estimate, self._climb, self._trust = climb.estimate, climb.length, climb.trust
+        self._from = climb.start
+        self._limited_at, self._resumed = climb.limited, climb.resumed
         self._grown_at = now
-        self._last = (count, seconds) if count > 0 else None
-        self._set(self._target(max(now, start), estimate))
+        self._last = (climb.full_count, climb.seconds) if climb.full_count > 0 else None
+        self._set(self._target(max(now, climb.start), climb.estimate))
+
+    @property
+    def resumed(self) -> float:
+        """When the last 429's gate reopened (-inf before the first)."""
+        return self._resumed
 
     def load(self, accepted: list[float]) -> None:
         """Replace the accepted answers' times (e.g. with those of every process)."""

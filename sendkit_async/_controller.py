@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from ._bucket import AdaptiveRate, early_rate
+from ._bucket import AdaptiveRate, Climb, early_rate
 from ._overload import throttle_cooldown
 
 __all__ = ["AIMD", "CHANGED", "HEADERS", "NONE", "STARTED", "USER", "RateController"]
@@ -48,8 +48,8 @@ NONE, USER, HEADERS, AIMD = "none", "user", "headers", "aimd"
 # then lets one token through at first: paced from the start, no burst).
 KEEP, CHANGED, STARTED = 0, 1, 2
 
-Schedule = tuple[float, float, float, float, int, float]
-"""A published climb: (estimate, start, length, trust, last episode's count, its seconds)."""
+Schedule = Climb
+"""A published climb (see `Climb`)."""
 
 
 class RateController:
@@ -270,7 +270,9 @@ class RateController:
         ``cautious``: the 429 carried no Retry-After (see ``AdaptiveRate.limited``)."""
         aimd = self.aimd
         aimd.load([t for t in accepted if t <= now])
-        since = self.first_sent if self.first_sent is not None else now
+        # Every process's answers count, also those before this one's first request.
+        first = self.first_sent if self.first_sent is not None else now
+        since = min(accepted[0] - 1e-9, first) if accepted else first
         current = self.rate_at(now) or math.inf
         if aimd.limited(now, since, current, cautious) is None or aimd.estimate is None:
             return None  # nothing learned: the host publishes restart()'s slow start
@@ -292,7 +294,7 @@ class RateController:
         self.aimd.adopt(now, schedule)
         self.source = AIMD
         # 429s of requests sent before we follow it must not start another epoch.
-        self.hold_until = max(self.hold_until, schedule[1], now + 2.0 * self.srtt)
+        self.hold_until = max(self.hold_until, schedule.start, now + 2.0 * self.srtt)
         self.rate_at(now)
 
     # -- rate and burst -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.helpers import Script, scripted_server
+from tests.jobs_helpers import flush_db, jobs_db_url
 from tests.redis_fixtures import redis_url
 
 __all__ = ["redis_url"]  # a session fixture shared by the Redis and README tests
@@ -21,3 +22,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def server() -> AsyncIterator[Script]:
     async with scripted_server() as script:
         yield script
+
+
+@pytest.fixture
+async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
+    """The session's Redis, database 15 (the job-queue tests'), emptied after each test."""
+    url = jobs_db_url(redis_url)
+    await flush_db(url)
+    yield url
+    await flush_db(url)

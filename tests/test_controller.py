@@ -212,13 +212,21 @@ def test_the_leader_learns_from_every_process_and_followers_adopt_its_climb() ->
     accepted = [i / 100 for i in range(300)]  # every process together: 100/s for 3 s
     schedule = leader.lead(3.0, 1.0, accepted)
     assert schedule is not None
-    estimate, start, climb, trust, _, _ = schedule
+    estimate, start, climb, trust = (
+        schedule.estimate,
+        schedule.start,
+        schedule.length,
+        schedule.trust,
+    )
     assert 90.0 <= estimate <= 100.0
     assert start == pytest.approx(4.0)  # the climb starts as the gate opens
+    assert (schedule.limited, schedule.resumed) == (3.0, pytest.approx(4.0))
     assert climb > 0 and 0 < trust <= 1
     follower = RateController(shared=True)
     follower.follow(3.5, schedule)
     assert follower.aimd.estimate == estimate
+    # It would learn from the next 429 as the leader would: the same state.
+    assert follower.aimd.schedule() == schedule
     assert follower.hold_until >= start
     for now in (3.5, 4.0, 6.0, 30.0):
         assert follower.rate_at(now) == pytest.approx(leader.rate_at(now) or 0.0)
@@ -236,3 +244,25 @@ def test_an_epoch_that_taught_nothing_restarts_one_slow_start() -> None:
     ctl.measured = 100.0
     assert ctl.rate_at(1.55) == pytest.approx(50.0)
     assert ctl.slow_start() == pytest.approx((25.0, 1.5))
+
+
+def test_a_follower_that_leads_the_next_epoch_learns_as_the_first_leader_would() -> None:
+    # A window of 100 per second that counts refusals: from a full start it accepts 100
+    # at once, whatever the send rate. Process A leads the first episode...
+    first = RateController(shared=True)
+    first.sent(0.0)
+    first.follow_start(0.0, 1000.0, 0.0)
+    first.measured = 1e6
+    burst = [0.001 * i for i in range(1, 101)]
+    schedule = first.lead(0.2, 2.0, burst)
+    assert schedule is not None and schedule.estimate > 150.0  # fooled by the full window
+    # ...process B follows it, sees the same 100 accepted after the 2 s pause, and leads
+    # the second: the same count twice from a full window is the window's limit.
+    second = RateController(shared=True)
+    second.sent(0.0)
+    second.follow(2.1, schedule)
+    again = [2.201 + 0.005 * i for i in range(100)]
+    learned = second.lead(2.75, 2.0, burst + again)
+    assert learned is not None
+    assert learned.estimate == pytest.approx(100.0)
+    assert learned.trust == 1.0

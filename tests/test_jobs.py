@@ -34,18 +34,9 @@ from sendkit_async.jobs import (
 from sendkit_async.jobs._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 from sendkit_async.jobs._worker import close_worker
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
-from tests.jobs_helpers import flush_db, ids_by_row, jobs_db_url, new_key, redis_dump, unique
+from tests.jobs_helpers import ids_by_row, new_key, redis_dump, unique
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
-    """The session's Redis, database 15, emptied after each test."""
-    url = jobs_db_url(redis_url)
-    await flush_db(url)
-    yield url
-    await flush_db(url)
 
 
 # --- key references ---------------------------------------------------------------------

@@ -19,16 +19,7 @@ from arq.worker import create_worker
 from sendkit_async.jobs import ParquetSink, enqueue_run, wait_for_run, worker_settings
 from sendkit_async.jobs._worker import close_worker
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
-from tests.jobs_helpers import flush_db, jobs_db_url, new_key, unique
-
-
-@pytest.fixture
-async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
-    """The session's Redis, database 15, emptied after the test."""
-    url = jobs_db_url(redis_url)
-    await flush_db(url)
-    yield url
-    await flush_db(url)
+from tests.jobs_helpers import new_key, unique
 
 
 def _parquet_files(root: Path) -> list[str]:

@@ -28,18 +28,9 @@ from arq.jobs import Job
 
 from sendkit_async.jobs import enqueue_run, read_jsonl_run, wait_for_run
 from sendkit_async.simulator import Simulator, SimulatorConfig, run_simulator
-from tests.jobs_helpers import flush_db, ids_by_row, jobs_db_url, new_key, redis_dump, unique
+from tests.jobs_helpers import ids_by_row, new_key, redis_dump, unique
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
-    """The session's Redis, database 15, emptied after each test."""
-    url = jobs_db_url(redis_url)
-    await flush_db(url)
-    yield url
-    await flush_db(url)
 
 
 GUARD = 90.0  # seconds before a wait that must end fails the test (never an outcome)

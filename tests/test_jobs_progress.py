@@ -41,7 +41,7 @@ from sendkit_async.simulator import (
     make_app,
     run_simulator,
 )
-from tests.jobs_helpers import flush_db, jobs_db_url, new_key, unique
+from tests.jobs_helpers import new_key, unique
 
 GUARD = 60.0  # seconds before a wait that must end fails the test (never an outcome)
 ANALYTICS = "/v1/analytics/campaigns/"
@@ -83,15 +83,6 @@ async def gated_simulator(config: SimulatorConfig) -> AsyncIterator[tuple[Simula
     finally:
         gate.release.set()  # held handlers end before the server does
         await runner.cleanup()
-
-
-@pytest.fixture
-async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
-    """The session's Redis, database 15, emptied after each test."""
-    url = jobs_db_url(redis_url)
-    await flush_db(url)
-    yield url
-    await flush_db(url)
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:

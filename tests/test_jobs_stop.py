@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,18 +18,9 @@ from arq.worker import create_worker
 from sendkit_async.jobs import JsonLinesSink, run_worker, worker_settings
 from sendkit_async.jobs import _worker as worker_module
 from sendkit_async.jobs._worker import until_stopped
-from tests.jobs_helpers import flush_db, jobs_db_url, unique
+from tests.jobs_helpers import unique
 
 GUARD = 60.0  # seconds before a wait that must end fails the test (never an outcome)
-
-
-@pytest.fixture
-async def jobs_redis(redis_url: str) -> AsyncIterator[str]:
-    """The session's Redis, database 15, emptied after each test."""
-    url = jobs_db_url(redis_url)
-    await flush_db(url)
-    yield url
-    await flush_db(url)
 
 
 async def test_a_main_task_that_swallows_its_cancellation_is_cancelled_again() -> None:

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from redis.exceptions import RedisError
 
+from .._bucket import Climb
 from .._priority import INTERACTIVE, Priority
 from .._ratelimit import RateLimiter
 from ._learner import Schedule, SharedRate
@@ -33,6 +34,7 @@ _LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour withou
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 _GARBLED = (TypeError, ValueError, IndexError, KeyError, AttributeError, UnicodeError)
 _HISTORY = "10"  # seconds of every process's accepted answers an epoch's leader reads
+_SETTLE = 0.05  # a leader behind a long closed gate reads the counts again this much later
 
 
 class _RedisCalls:
@@ -46,6 +48,8 @@ class _RedisCalls:
     _acquire: AsyncScript
     _observe: AsyncScript
     _epoch: AsyncScript
+    _counts: AsyncScript
+    _sleep: Callable[[float], Awaitable[None]]
     _schedule: AsyncScript
     _leave: AsyncScript
     _learner: SharedRate
@@ -146,22 +150,32 @@ class _RedisCalls:
         learner.take(now, climb, start)
         return kind, wait, server_now
 
-    async def _claim_epoch(self, cooldown: float, cautious: bool = True) -> None:
+    async def _claim_epoch(self, cooldown: float, cautious: bool = True, mine: int = 0) -> None:
         """A bare 429: lead a new epoch (one decrease and one cooldown for every process)
-        or find that another process already does. Raises _RedisDown."""
+        or find that another process already does; ``mine``: this process's accepted
+        answers not yet counted in Redis. Raises _RedisDown.
+
+        A leader whose gate stays closed a while (a Retry-After) decides a moment later,
+        with the counts the other processes had in flight (they push them in the
+        background): the estimates compare counts of whole episodes, and a few answers
+        missing can hide a sliding window's limit.
+        """
         learner = self._learner
         # The epoch ends as the gate reopens (and the answers to requests sent before the
         # decrease are in): a 429 after that is a new episode, as in one process.
         hold = cooldown + min(0.05, max(0.005, 2.0 * learner.ctl.srtt))
         keys = [self._keys[1], self._keys[4], self._keys[5], self._keys[0]]
         leader, server_now, counts = await self._run(
-            self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY], _parse_epoch
+            self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY, str(mine)], _parse_epoch
         )
         now = self._now()
         learner.offset = server_now - now
         self._reopen_at = max(self._reopen_at, now + cooldown)
         if not leader:
             return
+        if cooldown >= 4 * _SETTLE:
+            await self._sleep(_SETTLE)
+            _, counts = await self._run(self._counts, self._keys[5:6], [_HISTORY], _parse_counts)
         args = [*learner.lead(now, cooldown, counts, cautious), repr(server_now + hold)]
         await self._run(self._schedule, self._keys[4:5], args)
 
@@ -198,7 +212,8 @@ class _RedisCalls:
                     continue
             if p.claim is not None:
                 with contextlib.suppress(_RedisDown):  # the fallback (if any) learns meanwhile
-                    await self._claim_epoch(p.claim, p.cautious)
+                    await self._claim_epoch(p.claim, p.cautious, p.accepted)
+                    p.accepted = 0  # counted by the claim
             cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
             args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
             try:
@@ -241,16 +256,22 @@ def _parse_acquire(reply: Any) -> _Acquired:
     if kind not in ("token", "open", "probe", "wait", "cooldown") or not math.isfinite(wait):
         raise ValueError(f"unexpected ACQUIRE reply kind {kind!r}")
     shared = tuple(_f(v) for v in reply[3:6])
-    fields = [_f(v) for v in reply[6:12]]
+    fields = [_f(v) for v in (*reply[6:12], *reply[14:16])]
     climb: Schedule | None = None
-    if len(fields) == 6 and all(v is not None for v in fields):
-        est, start, length, trust, count, seconds = (v or 0.0 for v in fields)
-        climb = (est, start, length, trust, int(count), seconds)
+    if len(fields) == 8 and all(v is not None for v in fields):
+        est, start, length, trust, count, seconds, limited, resumed = (v or 0.0 for v in fields)
+        climb = Climb(est, start, length, trust, int(count), seconds, limited, resumed)
     ss_rate, ss_from = (_f(v) for v in reply[12:14])
     begun = None if ss_rate is None or ss_from is None else (ss_rate, ss_from)
-    recent, span = float(_s(reply[14])), float(_s(reply[15]))
+    recent, span = float(_s(reply[16])), float(_s(reply[17]))
     accepted_rate = recent / span if span > 0 and math.isfinite(recent) else 0.0
     return _Acquired(kind, wait, server_now, shared, climb, begun, accepted_rate)
+
+
+def _parse_counts(reply: Any) -> tuple[float, dict[int, int]]:
+    """(server time, accepted answers per 100 ms bucket)."""
+    counts = {int(_s(reply[i])): int(_s(reply[i + 1])) for i in range(1, len(reply) - 1, 2)}
+    return float(_s(reply[0])), counts
 
 
 def _parse_epoch(reply: Any) -> tuple[bool, float, dict[int, int]]:

@@ -47,10 +47,10 @@ class SharedRate:
     def take(self, now: float, climb: Schedule | None, start: tuple[float, float] | None) -> None:
         """Follow the schedule an ACQUIRE reply carried (server times), if it is new."""
         if climb is not None:
-            seen = (1.0, climb[1])
+            seen = (1.0, climb.limited)
             if self._seen is None or seen > self._seen:
                 self._seen = seen
-                self.ctl.follow(now, (climb[0], climb[1] - self.offset, *climb[2:]))
+                self.ctl.follow(now, climb.shifted(-self.offset))
         elif start is not None:
             seen = (0.0, start[1])
             if self._seen is None or seen > self._seen:
@@ -69,20 +69,21 @@ class SharedRate:
     ) -> list[str]:
         """An epoch's leader: SCHEDULE's arguments but for the epoch's end (server times):
         the new climb, or a new slow start when nothing could be learned."""
+        ctl = self.ctl
+        resumed = ctl.aimd.resumed
         times: list[float] = []
         for index in sorted(counts):
             n = counts[index]
             begin = index * BUCKET_SECONDS - self.offset
-            times.extend(begin + (i + 0.5) * BUCKET_SECONDS / n for i in range(n))
-        ctl = self.ctl
+            end = begin + BUCKET_SECONDS
+            if begin < resumed < end:
+                begin = resumed  # nothing was accepted behind the closed gate
+            times.extend(begin + (i + 0.5) * (end - begin) / n for i in range(n))
         schedule = ctl.lead(now, cooldown, times, cautious)
         if schedule is not None:
-            estimate, start, climb, trust, count, seconds = schedule
-            self._seen = (1.0, start + self.offset)
-            return [repr(float(v)) for v in (estimate, start + self.offset, climb, trust)] + [
-                str(count),
-                repr(seconds),
-            ]
+            climb = schedule.shifted(self.offset)
+            self._seen = (1.0, climb.limited)
+            return [str(v) if isinstance(v, int) else repr(float(v)) for v in climb]
         started = ctl.restart(now + cooldown)
         self._seen = (0.0, started[1] + self.offset)
         return ["", repr(started[0]), repr(started[1] + self.offset)]

@@ -29,7 +29,17 @@ from ._connect import bounded_redis
 from ._learner import SharedRate
 from ._lifecycle import _Lifecycle
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
-from ._scripts import ACQUIRE, CHECK, EPOCH, LEAVE, OBSERVE, SCHEDULE, budget_id, budget_keys
+from ._scripts import (
+    ACQUIRE,
+    CHECK,
+    COUNTS,
+    EPOCH,
+    LEAVE,
+    OBSERVE,
+    SCHEDULE,
+    budget_id,
+    budget_keys,
+)
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
@@ -125,6 +135,7 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         self._observe = redis.register_script(OBSERVE)
         self._check = redis.register_script(CHECK)
         self._epoch = redis.register_script(EPOCH)
+        self._counts = redis.register_script(COUNTS)
         self._schedule = redis.register_script(SCHEDULE)
         self._leave = redis.register_script(LEAVE)
         self._learner = SharedRate(RateController(rate=rate, burst=burst, shared=True))

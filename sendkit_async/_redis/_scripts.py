@@ -33,7 +33,8 @@ from __future__ import annotations
 import hashlib
 
 __all__ = [
-    "ACQUIRE", "CHECK", "EPOCH", "LEAVE", "OBSERVE", "SCHEDULE", "budget_id", "budget_keys",
+    "ACQUIRE", "CHECK", "COUNTS", "EPOCH", "LEAVE", "OBSERVE", "SCHEDULE", "budget_id",
+    "budget_keys",
 ]  # fmt: skip
 
 
@@ -62,7 +63,7 @@ local function fmt(x) return string.format('%.6f', x) end
 -- The schedule learned from bare 429s (climb, slow start), appended to ACQUIRE's replies.
 local function climb(key)
   return redis.call('HMGET', key, 'est', 'from', 'climb', 'trust', 'count', 'seconds',
-                    'ss_rate', 'ss_from')
+                    'ss_rate', 'ss_from', 'limited', 'resumed')
 end
 -- ...and the answers every process accepted in the last two tenths of a second and
 -- this one so far (KEYS[6], per 100 ms), with the seconds they span.
@@ -75,7 +76,8 @@ local function reply(kind, wait, now, rate, burst, tokens, key)
   end
   return {kind, wait, fmt(now), rate or '', burst or '', tokens or '',
           c[1] or '', c[2] or '', c[3] or '', c[4] or '', c[5] or '', c[6] or '',
-          c[7] or '', c[8] or '', tostring(recent), fmt(now - (tenth - 2) / 10)}
+          c[7] or '', c[8] or '', c[9] or '', c[10] or '', tostring(recent),
+          fmt(now - (tenth - 2) / 10)}
 end
 -- The user's numbers are a ceiling; learned ones may only go below them.
 local function effective(learned, user_rate, user_burst)
@@ -112,7 +114,7 @@ ACQUIRE = (
 --       rate and burst learned from bare 429s ('' = none yet),
 --       lane ('i' interactive, 'b' background, '' none), waiter id, the share's step
 --       (background is owed step tokens per interactive one while both wait)
--- Reply: {kind, wait, now, rate, burst, tokens, <the schedule in aimd: 8 fields>, answers
+-- Reply: {kind, wait, now, rate, burst, tokens, <the schedule in aimd: 10 fields>, answers
 --   accepted lately by every process, the seconds they span}; kind is
 --   'token'    a token is reserved: send after `wait` seconds;
 --   'open'     no rate is known and the server sends no limit headers: send now;
@@ -280,7 +282,8 @@ return '0'
 EPOCH = (
     _COMMON
     + """
--- KEYS: cooldown, aimd, oks, bucket. ARGV: hold (s), cooldown (s), history (s)
+-- KEYS: cooldown, aimd, oks, bucket. ARGV: hold (s), cooldown (s), history (s), the
+-- caller's accepted answers not yet counted (counted first, so a leader reads them)
 -- A bare 429: the first process to call this once the last epoch is over leads the new
 -- one. Every caller closes the shared gate for its cooldown (only ever later: the 429s
 -- of one moment cost one stall) with one token when it reopens, as a cooldown does.
@@ -298,6 +301,11 @@ if cool and cool > 0 then
     end
   end
 end
+local mine = num(ARGV[4])
+if mine and mine > 0 then
+  redis.call('HINCRBY', KEYS[3], tostring(math.floor(now * 10)), mine)
+  redis.call('PEXPIRE', KEYS[3], 30000)
+end
 local epoch = num(redis.call('HGET', KEYS[2], 'epoch'))
 if epoch and now < epoch then return {'follower', fmt(now)} end
 redis.call('HSET', KEYS[2], 'epoch', fmt(now + tonumber(ARGV[1])))
@@ -305,6 +313,23 @@ redis.call('PEXPIRE', KEYS[2], 3600000)
 local out = {'leader', fmt(now)}
 local oldest = math.floor((now - tonumber(ARGV[3])) * 10)
 local h = redis.call('HGETALL', KEYS[3])
+for i = 1, #h, 2 do
+  if tonumber(h[i]) >= oldest then out[#out + 1] = h[i]; out[#out + 1] = h[i + 1] end
+end
+return out
+"""
+)
+
+COUNTS = (
+    _COMMON
+    + """
+-- KEYS: oks. ARGV: history (s). Reply: {now, bucket, count, bucket, count, ...}: the
+-- accepted answers of every process over the last `history` seconds (a leader that let
+-- the other processes' counts in flight land reads them again).
+local now = now_s()
+local out = {fmt(now)}
+local oldest = math.floor((now - tonumber(ARGV[1])) * 10)
+local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h, 2 do
   if tonumber(h[i]) >= oldest then out[#out + 1] = h[i]; out[#out + 1] = h[i + 1] end
 end
@@ -324,16 +349,18 @@ return 1
 SCHEDULE = (
     _COMMON
     + """
--- KEYS: aimd. ARGV: est, from (server time), climb, trust, count, seconds, epoch end;
--- or ('', rate, from, epoch end): a new slow start (nothing could be learned).
--- The leader publishes the schedule every process follows.
+-- KEYS: aimd. ARGV: est, from (server time), climb, trust, count, seconds, limited,
+-- resumed (server times), epoch end; or ('', rate, from, epoch end): a new slow start
+-- (nothing could be learned). The leader publishes the schedule every process follows.
 if ARGV[1] == '' then
-  redis.call('HDEL', KEYS[1], 'est', 'from', 'climb', 'trust', 'count', 'seconds')
+  redis.call('HDEL', KEYS[1], 'est', 'from', 'climb', 'trust', 'count', 'seconds',
+             'limited', 'resumed')
   redis.call('HSET', KEYS[1], 'ss_rate', ARGV[2], 'ss_from', ARGV[3], 'epoch', ARGV[4])
 else
   redis.call('HDEL', KEYS[1], 'ss_rate', 'ss_from')
   redis.call('HSET', KEYS[1], 'est', ARGV[1], 'from', ARGV[2], 'climb', ARGV[3],
-             'trust', ARGV[4], 'count', ARGV[5], 'seconds', ARGV[6], 'epoch', ARGV[7])
+             'trust', ARGV[4], 'count', ARGV[5], 'seconds', ARGV[6], 'limited', ARGV[7],
+             'resumed', ARGV[8], 'epoch', ARGV[9])
 end
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return 1
