@@ -87,6 +87,7 @@ async def test_a_process_started_later_begins_at_the_learned_rate(
     await settle(a)
     learned = rate_of(a)
     assert learned is not None
+    assert a.snapshot().rate == pytest.approx(learned, rel=0.05)  # not "unlimited"
     late = make(api_key=key)
     assert rate_of(late) is None  # nothing known yet
     await late._acquire_once("")

@@ -21,25 +21,16 @@ from redis.asyncio import Redis
 
 from .. import errors
 from .._config import resolve_base_url, resolve_key
-from .._controller import STARTED, RateController
+from .._controller import AIMD, STARTED, RateController
 from .._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, check_share
 from .._ratelimit import RateLimiter, RateLimitSnapshot
+from . import _scripts as scripts
 from ._calls import _parse_seconds, _RedisCalls
 from ._connect import bounded_redis
 from ._learner import SharedRate
 from ._lifecycle import _Lifecycle
 from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
-from ._scripts import (
-    ACQUIRE,
-    CHECK,
-    COUNTS,
-    EPOCH,
-    LEAVE,
-    OBSERVE,
-    SCHEDULE,
-    budget_id,
-    budget_keys,
-)
+from ._scripts import budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
@@ -131,13 +122,13 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         self._max_gate_wait = max_gate_wait
         self._sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
         self._random: Callable[[], float] = random or _random.random
-        self._acquire = redis.register_script(ACQUIRE)
-        self._observe = redis.register_script(OBSERVE)
-        self._check = redis.register_script(CHECK)
-        self._epoch = redis.register_script(EPOCH)
-        self._counts = redis.register_script(COUNTS)
-        self._schedule = redis.register_script(SCHEDULE)
-        self._leave = redis.register_script(LEAVE)
+        self._acquire = redis.register_script(scripts.ACQUIRE)
+        self._observe = redis.register_script(scripts.OBSERVE)
+        self._check = redis.register_script(scripts.CHECK)
+        self._epoch = redis.register_script(scripts.EPOCH)
+        self._counts = redis.register_script(scripts.COUNTS)
+        self._schedule = redis.register_script(scripts.SCHEDULE)
+        self._leave = redis.register_script(scripts.LEAVE)
         self._learner = SharedRate(RateController(rate=rate, burst=burst, shared=True))
         self._step = self._share / (1.0 - self._share)
         self._fallback = RateLimiter(
@@ -283,6 +274,9 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
             )
         sh, age = self._shared, max(0.0, now - self._shared_at)
         rate, burst, tokens = sh.get("rate"), sh.get("burst"), sh.get("tokens")
+        ctl = self._learner.ctl
+        if rate is None and ctl.source == AIMD:  # learned from bare 429s: not in OBSERVE's reply
+            rate, burst, tokens = ctl.rate_at(now), ctl.burst, None
         if rate is None:
             rate, burst, tokens = self._rate, self._burst, None
         elif tokens is not None and burst is not None:
