@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from sendkit_async._controller import AIMD
 from sendkit_async._redis._learner import SharedRate
+from sendkit_async._redis._parts import _Slot
 from tests.redis_fixtures import hgetall
 from tests.test_redis_limiter import Factory, make, new_key, redis, settle
 
@@ -108,3 +109,23 @@ async def test_the_learned_rate_paces_the_shared_bucket(make: Factory, redis: Re
     assert kind in ("token", "wait", "cooldown")
     bucket = await hgetall(redis, a._keys[0])
     assert "tokens" in bucket  # paced by the shared bucket, not sent 'open'
+
+
+async def test_a_bare_429_holds_this_process_before_redis_hears_of_it(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    a = make(api_key=new_key(), sleep=sleep)
+    await warm_up(a, 30)
+    monkeypatch.setattr(a, "_kick", lambda: None)  # the push to Redis has not happened yet
+    a.observe(429)
+    held = a._held_until - a._now()
+    assert held > 0
+    # Redis would grant a token at once; this process, which saw the 429, first waits
+    # out the cooldown it claimed (its requests already past the local gate included).
+    assert await a._admit(_Slot(a, "background")) is None
+    assert slept and slept[0] == pytest.approx(held, abs=0.05)

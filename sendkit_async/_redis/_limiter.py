@@ -144,7 +144,7 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         self._sending = 0
         self._shared = {}
         self._shared_at = 0.0
-        self._reopen_at = -math.inf
+        self._reopen_at = self._held_until = -math.inf  # _held_until: see observe()
         self._throttled = 0.0
         self._throttle_events = 0
         self._rate_limited = 0
@@ -227,7 +227,9 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
                 claim = cool or 0.0
                 p.claim = max(claim, p.claim or 0.0)
                 p.cautious = p.cautious and retry_after is None
-                self._local.cooldown(claim)  # this process stops at once, before Redis knows
+                self._local.cooldown(claim)  # this process stops at once, before Redis
+                self._held_until = max(self._held_until, now + claim)  # knows (see _admit)
+                self._reopen_at = max(self._reopen_at, now + claim)
                 if retry_after is None and reset_after is None:
                     cool = None  # a bare 429: the epoch's leader closes the gate, once
         elif status < 500 and ctl.accepted(now, limit is not None) == STARTED:
@@ -354,14 +356,18 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
                         if kind == "probe":
                             slot.probe = token
                         if wait <= 0:
-                            admitted = True
-                            return None
+                            # A 429 this process saw closes the gate before Redis knows.
+                            wait = self._held_until - self._now()
+                            if wait <= 0:
+                                admitted = True
+                                return None
                         waited = True
                         await self._sleep(wait)
                         # A cooldown may have closed the gate while we waited for our token.
                         closed = await slot.ask(
                             self._run(self._check, self._keys[1:2], [], _parse_seconds)
                         )
+                        closed = max(closed, self._held_until - self._now())
                         if closed <= 0:
                             admitted = True
                             return None
