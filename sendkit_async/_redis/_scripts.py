@@ -91,6 +91,16 @@ local function effective(learned, user_rate, user_burst)
   if user_rate then return user_rate, user_burst or math.max(1, user_rate) end
   return nil, nil
 end
+-- Appends to `out` the accepted answers per 100 ms (bucket, count, ...) of the last
+-- `history` seconds, from the hash at `key` (every process's counts).
+local function accepted(key, now, history, out)
+  local oldest = math.floor((now - history) * 10)
+  local h = redis.call('HGETALL', key)
+  for i = 1, #h, 2 do
+    if tonumber(h[i]) >= oldest then out[#out + 1] = h[i]; out[#out + 1] = h[i + 1] end
+  end
+  return out
+end
 local function load_bucket(key, now, rate, burst)
   local b = redis.call('HMGET', key, 'tokens', 'ts')
   local tokens, ts = num(b[1]), num(b[2])
@@ -311,12 +321,7 @@ if epoch and now < epoch then return {'follower', fmt(now)} end
 redis.call('HSET', KEYS[2], 'epoch', fmt(now + tonumber(ARGV[1])))
 redis.call('PEXPIRE', KEYS[2], 3600000)
 local out = {'leader', fmt(now)}
-local oldest = math.floor((now - tonumber(ARGV[3])) * 10)
-local h = redis.call('HGETALL', KEYS[3])
-for i = 1, #h, 2 do
-  if tonumber(h[i]) >= oldest then out[#out + 1] = h[i]; out[#out + 1] = h[i + 1] end
-end
-return out
+return accepted(KEYS[3], now, tonumber(ARGV[3]), out)
 """
 )
 
@@ -328,12 +333,7 @@ COUNTS = (
 -- the other processes' counts in flight land reads them again).
 local now = now_s()
 local out = {fmt(now)}
-local oldest = math.floor((now - tonumber(ARGV[1])) * 10)
-local h = redis.call('HGETALL', KEYS[1])
-for i = 1, #h, 2 do
-  if tonumber(h[i]) >= oldest then out[#out + 1] = h[i]; out[#out + 1] = h[i + 1] end
-end
-return out
+return accepted(KEYS[1], now, tonumber(ARGV[1]), out)
 """
 )
 
