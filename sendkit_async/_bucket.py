@@ -235,11 +235,11 @@ class AdaptiveRate:
             best, trust = fitted, 1.0
         elif self.estimate is not None and current > self.estimate and self._trust >= _TRUSTED:
             # Throttled while probing past a sound estimate, whose plateau went without a
-            # 429: the server takes at least that. (The accepted rate since the last 429
-            # only bounds it by what we chose to send, and would ratchet it down.)
-            sustained = _PLATEAU * self.estimate
-            if sustained > best:
-                best, trust = sustained, 1.0
+            # 429: the estimate stands, and so does the plateau below it. (The accepted
+            # rate since the last 429 only bounds it by what we chose to send; the
+            # plateau itself, 98 % of it, would ratchet it down 2 % per probe.)
+            if self.estimate > best:
+                best, trust = self.estimate, 1.0
         elif cautious and self.estimate is not None and best < _BETA * current:
             # One episode past the slow start cuts the rate by at most CUBIC's 30 %: the
             # accepted rate since the last 429 bounds a token bucket's rate, but not that

@@ -14,7 +14,7 @@ from sendkit_async._controller import (
     USER,
     RateController,
 )
-from sendkit_async._overload import MAX_THROTTLE_COOLDOWN, PACED_COOLDOWN
+from sendkit_async._overload import ESCALATION, MAX_THROTTLE_COOLDOWN, PACED_COOLDOWN
 
 
 def run_at(ctl: RateController, start: float, rate: float, seconds: float) -> float:
@@ -66,20 +66,21 @@ def test_remaining_is_net_of_requests_still_on_the_wire() -> None:
     assert RateController.net_remaining(4, -1) == 4.0
 
 
-def test_cooldowns_double_per_episode_and_an_accepted_answer_resets_them() -> None:
+def test_cooldowns_escalate_per_episode_and_an_accepted_answer_resets_them() -> None:
     ctl = RateController(rate=10.0, adaptive=False)
     gate = -1.0
     seen = []
-    for now in (0.0, 2.0, 4.0, 6.0):
+    for now in (0.0, 2.0, 4.0, 6.0, 8.0):
         cooldown, decrease = ctl.throttled(now, gate, None, None)
         assert decrease is False  # not adaptive
         assert cooldown is not None
         seen.append(cooldown)
         gate = now + cooldown
     base = max(PACED_COOLDOWN, 4.0 / 10.0)
-    assert seen == [base, min(MAX_THROTTLE_COOLDOWN, 2 * base), MAX_THROTTLE_COOLDOWN, 1.0]
-    ctl.accepted(7.0, hinted=False)
-    assert ctl.throttled(8.0, gate, None, None)[0] == base
+    grown = [base * ESCALATION**k for k in range(3)]
+    assert seen == pytest.approx([*grown, MAX_THROTTLE_COOLDOWN, MAX_THROTTLE_COOLDOWN])
+    ctl.accepted(9.0, hinted=False)
+    assert ctl.throttled(10.0, gate, None, None)[0] == base
 
 
 def test_a_429_inside_a_closed_gate_is_the_same_episode() -> None:
@@ -96,7 +97,7 @@ def test_retry_after_zero_is_never_a_tight_loop() -> None:
     ctl = RateController(adaptive=False)
     gate = -1.0
     cooldowns = []
-    for now in range(6):
+    for now in range(10):
         cooldown, _ = ctl.throttled(float(now), gate, 0.0, None)
         assert cooldown is not None
         cooldowns.append(cooldown)

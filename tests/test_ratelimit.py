@@ -360,8 +360,8 @@ async def test_429_with_reset_only_probes_early_and_escalates(clock: FakeClock) 
     assert limiter.snapshot().cooldown_remaining == pytest.approx(0.4)  # 4 token intervals
     clock.now += 0.4
     limiter.observe(429, reset_after=29.6)
-    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.8)  # escalated
-    clock.now += 0.8
+    assert limiter.snapshot().cooldown_remaining == pytest.approx(0.6)  # escalated (x 1.5)
+    clock.now += 0.6
     limiter.observe(200)
     limiter.observe(429, reset_after=0.2)
     assert limiter.snapshot().cooldown_remaining == pytest.approx(0.2)
