@@ -129,3 +129,27 @@ async def test_a_bare_429_holds_this_process_before_redis_hears_of_it(
     # out the cooldown it claimed (its requests already past the local gate included).
     assert await a._admit(_Slot(a, "background")) is None
     assert slept and slept[0] == pytest.approx(held, abs=0.05)
+
+
+async def test_answers_pushed_late_count_in_the_100ms_they_were_answered_in(
+    make: Factory, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A leader compares whole episodes: answers pushed after the 429 that ends one must
+    # still count in it, not after it.
+    a = make(api_key=new_key())
+    await warm_up(a, 1)  # its clock offset to Redis is known from here on
+    before = await hgetall(redis, a._keys[5])
+    real_now = a._now
+    monkeypatch.setattr(a, "_now", lambda: real_now() - 3.0)  # answered 3 s ago...
+    monkeypatch.setattr(a, "_kick", lambda: None)  # ...and not pushed yet
+    for _ in range(5):
+        a.observe(200)
+    monkeypatch.undo()
+    a._kick()
+    await settle(a)
+    after = await hgetall(redis, a._keys[5])
+    added = {int(b): int(n) - int(before.get(b, 0)) for b, n in after.items()}
+    added = {b: n for b, n in added.items() if n}
+    answered = a._learner.bucket(a._now() - 3.0)
+    assert sum(added.values()) == 5
+    assert set(added) <= {answered - 1, answered, answered + 1}  # Redis time moved on a bit

@@ -150,10 +150,10 @@ class _RedisCalls:
         learner.take(now, climb, start)
         return kind, wait, server_now
 
-    async def _claim_epoch(self, cooldown: float, cautious: bool = True, mine: int = 0) -> None:
+    async def _claim_epoch(self, cooldown: float, cautious: bool = True, mine: str = "") -> None:
         """A bare 429: lead a new epoch (one decrease and one cooldown for every process)
         or find that another process already does; ``mine``: this process's accepted
-        answers not yet counted in Redis. Raises _RedisDown.
+        answers not yet counted in Redis (as `_Pending.accepted_arg`). Raises _RedisDown.
 
         A leader whose gate stays closed a while (a Retry-After) decides a moment later,
         with the counts the other processes had in flight (they push them in the
@@ -166,7 +166,7 @@ class _RedisCalls:
         hold = cooldown + min(0.05, max(0.005, 2.0 * learner.ctl.srtt))
         keys = [self._keys[1], self._keys[4], self._keys[5], self._keys[0]]
         leader, server_now, counts = await self._run(
-            self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY, str(mine)], _parse_epoch
+            self._epoch, keys, [repr(hold), repr(cooldown), _HISTORY, mine], _parse_epoch
         )
         now = self._now()
         learner.offset = server_now - now
@@ -212,8 +212,8 @@ class _RedisCalls:
                     continue
             if p.claim is not None:
                 with contextlib.suppress(_RedisDown):  # the fallback (if any) learns meanwhile
-                    await self._claim_epoch(p.claim, p.cautious, p.accepted)
-                    p.accepted = 0  # counted by the claim
+                    await self._claim_epoch(p.claim, p.cautious, p.accepted_arg())
+                    p.accepted = {}  # counted by the claim
             cool = None if p.reopen_at is None else max(0.0, p.reopen_at - self._now())
             args = p.to_args(self._user_args(), cool, _LEARNED_TTL_MS)
             try:

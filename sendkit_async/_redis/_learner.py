@@ -18,6 +18,8 @@ schedule last followed, and the arguments of the scripts. No I/O here.
 
 from __future__ import annotations
 
+import math
+
 from .._controller import AIMD, RateController, Schedule
 
 __all__ = ["BUCKET_SECONDS", "Schedule", "SharedRate"]
@@ -35,6 +37,11 @@ class SharedRate:
         self.ctl = ctl
         self.offset = 0.0  # Redis server time minus our clock
         self._seen: tuple[float, float] | None = None  # (kind, start) followed, server time
+
+    def bucket(self, now: float) -> int:
+        """The 100 ms bucket of server time that our ``now`` falls in (as the scripts
+        count accepted answers)."""
+        return math.floor((now + self.offset) / BUCKET_SECONDS)
 
     def args(self, now: float) -> list[str]:
         """ACQUIRE's 'rate and burst learned from bare 429s' ('' = none yet)."""

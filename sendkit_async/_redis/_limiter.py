@@ -246,7 +246,7 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
             self._reopen_at = max(self._reopen_at, now + cool)
         p.no_headers = p.no_headers or (no_headers and status < 400)
         if no_headers and status < 400:
-            p.accepted += 1
+            p.count_accepted(self._learner.bucket(now))
         self._pending = p
         self._kick()
 

@@ -37,7 +37,10 @@ class _Pending:
     reopen_at: float | None = None  # loop time
     no_headers: bool = False
     probe: str = ""
-    accepted: int = 0  # answers accepted with no rate-limit headers, for the shared learner
+    # Answers accepted with no rate-limit headers, for the shared learner: how many per
+    # 100 ms of server time in which they were answered (not in which they are pushed:
+    # a leader compares whole episodes, and a push lands after the 429 that ends one).
+    accepted: dict[int, int] = attrs.Factory(dict)
     claim: float | None = None  # a bare 429's cooldown: claim a new epoch with it
     cautious: bool = True  # ...and it carried no Retry-After (AdaptiveRate.limited)
     rate: float | None = None  # rate and burst learned from headers (by the controller)
@@ -48,6 +51,14 @@ class _Pending:
     def only_gone(self) -> bool:
         """True when nothing but waiters that left is pending (OBSERVE has nothing to do)."""
         return self == _Pending(gone=self.gone)
+
+    def count_accepted(self, bucket: int) -> None:
+        """One more accepted answer in 100 ms bucket ``bucket`` (of server time)."""
+        self.accepted[bucket] = self.accepted.get(bucket, 0) + 1
+
+    def accepted_arg(self) -> str:
+        """The accepted answers as the scripts read them: "bucket count bucket count ..."."""
+        return " ".join(f"{bucket} {count}" for bucket, count in self.accepted.items())
 
     def to_args(self, user: list[str], cooldown: float | None, ttl_ms: int) -> list[str]:
         """ARGV of the OBSERVE script."""
@@ -61,7 +72,7 @@ class _Pending:
             "1" if self.no_headers else "0",
             self.probe,
             str(ttl_ms),
-            str(self.accepted),
+            self.accepted_arg(),
             _arg(self.rate),
             _arg(self.burst),
             "" if self.start is None else repr(self.start[0]),

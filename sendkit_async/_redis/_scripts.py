@@ -91,6 +91,18 @@ local function effective(learned, user_rate, user_burst)
   if user_rate then return user_rate, user_burst or math.max(1, user_rate) end
   return nil, nil
 end
+-- Adds the accepted answers in `spec` ("bucket count bucket count ...", per 100 ms of
+-- server time) to the hash at `key`; none is placed after `now` (a caller's clock offset
+-- is only as good as its last reply).
+local function count_accepted(key, now, spec)
+  local last = math.floor(now * 10)
+  local any = false
+  for b, c in string.gmatch(spec or '', '(%-?%d+) (%d+)') do
+    redis.call('HINCRBY', key, tostring(math.min(tonumber(b), last)), tonumber(c))
+    any = true
+  end
+  if any then redis.call('PEXPIRE', key, 30000) end
+end
 -- Appends to `out` the accepted answers per 100 ms (bucket, count, ...) of the last
 -- `history` seconds, from the hash at `key` (every process's counts).
 local function accepted(key, now, history, out)
@@ -203,7 +215,8 @@ OBSERVE = (
     + """
 -- KEYS: bucket, cooldown, learned, probe, aimd, oks
 -- ARGV: user_rate, user_burst, limit, remaining, reset_after, window, cooldown (s),
---       no_headers ('1'), probe_token to release, learned_ttl (ms), accepted answers,
+--       no_headers ('1'), probe_token to release, learned_ttl (ms), accepted answers
+--       ("bucket count ...", see count_accepted),
 --       rate and burst learned from headers, a slow start to publish unless one or a
 --       climb is (rate, server time)  ('' = none)
 -- Reply: {rate, burst, tokens, cooldown_left, limit, remaining, reset_after, max_reset,
@@ -240,11 +253,7 @@ if ss_rate and ss_rate > 0 and ss_from then
     redis.call('PEXPIRE', KEYS[5], 3600000)
   end
 end
-local accepted = num(ARGV[11])
-if accepted and accepted > 0 then
-  redis.call('HINCRBY', KEYS[6], tostring(math.floor(now * 10)), accepted)
-  redis.call('PEXPIRE', KEYS[6], 30000)
-end
+count_accepted(KEYS[6], now, ARGV[11])
 if redis.call('EXISTS', L) == 1 then redis.call('PEXPIRE', L, ARGV[10]) end
 rate, burst = effective(L, user_rate, user_burst)
 if rate then
@@ -293,7 +302,7 @@ EPOCH = (
     _COMMON
     + """
 -- KEYS: cooldown, aimd, oks, bucket. ARGV: hold (s), cooldown (s), history (s), the
--- caller's accepted answers not yet counted (counted first, so a leader reads them)
+-- caller's accepted answers not yet counted, as OBSERVE's (counted first: a leader reads them)
 -- A bare 429: the first process to call this once the last epoch is over leads the new
 -- one. Every caller closes the shared gate for its cooldown (only ever later: the 429s
 -- of one moment cost one stall) with one token when it reopens, as a cooldown does.
@@ -311,11 +320,7 @@ if cool and cool > 0 then
     end
   end
 end
-local mine = num(ARGV[4])
-if mine and mine > 0 then
-  redis.call('HINCRBY', KEYS[3], tostring(math.floor(now * 10)), mine)
-  redis.call('PEXPIRE', KEYS[3], 30000)
-end
+count_accepted(KEYS[3], now, ARGV[4])
 local epoch = num(redis.call('HGET', KEYS[2], 'epoch'))
 if epoch and now < epoch then return {'follower', fmt(now)} end
 redis.call('HSET', KEYS[2], 'epoch', fmt(now + tonumber(ARGV[1])))
