@@ -21,10 +21,12 @@ from redis.asyncio import Redis
 from sendkit_async import AsyncSendKit, ClientClosedError, RateBudget, SendKitError
 from sendkit_async.redis_limiter import RedisRateLimiter, SharedBudgetUnavailableError
 from sendkit_async.simulator import SimulatorConfig, run_simulator
+from tests.helpers import FakeClock
 from tests.redis_fixtures import RedisServer, hgetall, require_redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "http://api.test"
+SERVER_T0 = 1_000_000.0  # an injected Redis server time: far from the real one, exact
 
 Factory = Callable[..., RedisRateLimiter]
 
@@ -89,29 +91,31 @@ async def test_instances_share_one_bucket(make: Factory) -> None:
 
 
 async def test_no_token_means_wait_then_retry(make: Factory) -> None:
-    # One token per 100 s: no stall of this machine refills the bucket meanwhile.
+    # Redis's clock moves only when the test moves it; binary fractions keep it exact.
+    clock = FakeClock(start=SERVER_T0)
     key = new_key()
     a = make(api_key=key, rate=0.01, burst=2, horizon=0)
-    # The burst, then one token reserved ahead (at most one interval away), then none.
-    replies = [await a._acquire_once("") for _ in range(3)]
-    assert [kind for kind, _, _ in replies] == ["token"] * 3
-    assert [wait for _, wait, _ in replies][:2] == [0.0, 0.0]
-    assert 0 < replies[2][1] <= 100
-    kind, wait, _ = await a._acquire_once("")
-    assert kind == "wait"
-    assert 0 < wait <= 100
-    # At 20 per second: once told to wait, waiting that long (or longer) finds a token.
+    a._server_clock = clock.time
+    # The burst, then one token reserved ahead (one interval away), then none.
+    replies = [await a._acquire_once("") for _ in range(4)]
+    assert [(kind, wait) for kind, wait, _ in replies] == [
+        ("token", 0.0), ("token", 0.0), ("token", 100.0), ("wait", 100.0)
+    ]  # fmt: skip
+    # At 16 per second: once told to wait, waiting that long finds a token (and not sooner).
     key = new_key()
-    a, b = make(api_key=key, rate=20, burst=2, horizon=0), make(api_key=key, rate=20, burst=2)
-    kinds: list[str] = []
-    while not kinds or kinds[-1] != "wait":
-        kind, wait, _ = await a._acquire_once("")
-        kinds.append(kind)
-        assert len(kinds) <= 100  # 100 asked faster than 20 per second would run dry
-    await asyncio.sleep(wait)
+    a, b = make(api_key=key, rate=16, burst=2, horizon=0), make(api_key=key, rate=16, burst=2)
+    a._server_clock = b._server_clock = clock.time
+    replies = [await a._acquire_once("") for _ in range(4)]
+    assert [kind for kind, _, _ in replies] == ["token", "token", "token", "wait"]
+    told, start = replies[-1][1], clock.now
+    assert told == 1 / 16
+    clock.now = start + told - 0.001
+    kind, _, _ = await b._acquire_once("")
+    assert kind == "wait"
+    clock.now = start + told
     kind, wait, _ = await b._acquire_once("")
     assert kind == "token"
-    assert wait <= 1 / 20
+    assert wait <= 1 / 16
 
 
 async def test_slots_of_many_instances_stay_under_the_rate(
