@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from sendkit_async import AsyncSendKit, ClientClosedError, RateBudget, SendKitError
 from sendkit_async.redis_limiter import RedisRateLimiter, SharedBudgetUnavailableError
 from sendkit_async.simulator import SimulatorConfig, run_simulator
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, VirtualClock
 from tests.redis_fixtures import RedisServer, hgetall, require_redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,8 +122,12 @@ async def test_no_token_means_wait_then_retry(make: Factory) -> None:
 async def test_slots_of_many_instances_stay_under_the_rate(
     make: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = VirtualClock(start=SERVER_T0)  # the limiters' sleeps and Redis time: no waiting
     key = new_key()
-    limiters = [make(api_key=key, rate=40, burst=4, max_concurrency=4) for _ in range(3)]
+    options: dict[str, Any] = {"rate": 40, "burst": 4, "max_concurrency": 4}
+    limiters = [make(api_key=key, sleep=clock.sleep, **options) for _ in range(3)]
+    for lim in limiters:
+        lim._server_clock = clock.time
     # The times Redis granted each slot its token (server time plus the reserved wait):
     # a time read after admission would also carry this machine's scheduling delays.
     granted: list[float] = []
