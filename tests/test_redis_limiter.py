@@ -389,13 +389,20 @@ async def test_two_clients_share_the_simulators_limit(make: Factory) -> None:
     config = SimulatorConfig(
         campaigns=2 * n, rate_limit=rate, burst=burst, rate_limit_headers="none"
     )
+    clock = VirtualClock(start=SERVER_T0)  # the server's, Redis's and the clients' time
     async with run_simulator(config) as sim:
+        sim.clock = clock.time
         key = config.api_keys[0] if config.api_keys else "sk_test_sim"
         ids = sim.campaign_ids
-        limiters = [
-            make(api_key=key, base_url=sim.base_url, rate=rate, burst=burst) for _ in range(2)
-        ]
-        clients = [AsyncSendKit(key, base_url=sim.base_url, rate_limiter=lim) for lim in limiters]
+        options: dict[str, Any] = {"base_url": sim.base_url, "rate": rate, "burst": burst}
+        limiters = [make(api_key=key, sleep=clock.sleep, **options) for _ in range(2)]
+        for lim in limiters:
+            lim._server_clock = clock.time
+        clients = [
+            AsyncSendKit(key, base_url=sim.base_url, rate_limiter=lim, clock=clock.time,
+                         sleep=clock.sleep)
+            for lim in limiters
+        ]  # fmt: skip
         try:
             results = await asyncio.gather(
                 clients[0].gather_campaigns(ids[:n]), clients[1].gather_campaigns(ids[n:])
