@@ -27,8 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,69 +40,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from _servers import PER_KEY, start_nginx, start_redis, stop  # noqa: E402
+
 from sendkit_async.jobs import enqueue_run, read_jsonl_run, wait_for_run  # noqa: E402
 
 KEYS = {"alpha": "sk_bench_alpha_0001", "beta": "sk_bench_beta_0002"}
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  log_format st '$status';
-  access_log {prefix}/access.log st;
-  client_body_temp_path {prefix}/tmp;
-  proxy_temp_path {prefix}/tmp;
-  fastcgi_temp_path {prefix}/tmp;
-  uwsgi_temp_path {prefix}/tmp;
-  scgi_temp_path {prefix}/tmp;
-  limit_req_zone $http_x_api_key zone=perkey:1m rate={rate}r/s;
-  upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      limit_req zone=perkey burst=20 nodelay;
-      limit_req_status 429;
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      error_page 429 = @throttled;
-    }}
-    location @throttled {{
-      return 429 '{{"error": "Too Many Requests", "message": "slow down", "code": 429}}';
-    }}
-  }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[Any], what: str) -> None:
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start")
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    proc.wait()
 
 
 def start_sim(args: list[str]) -> tuple[subprocess.Popen[str], str]:
@@ -116,20 +56,6 @@ def start_sim(args: list[str]) -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise RuntimeError("simulator did not start")
     return proc, found.group(0)
-
-
-def start_nginx(backend: str, rate: float, tmp: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    (tmp / "tmp").mkdir(exist_ok=True)
-    os.chmod(tmp, 0o777)  # noqa: S103 - nginx's worker runs as nobody
-    os.chmod(tmp / "tmp", 0o777)  # noqa: S103
-    conf = NGINX_CONF.format(prefix=tmp, rate=int(rate), port=port,
-                             backend=backend.rsplit(":", 1)[1])  # fmt: skip
-    (tmp / "nginx.conf").write_text(conf)
-    cmd = [shutil.which("nginx") or "nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)  # noqa: S603
-    wait_port(port, proc, "nginx")
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def get_json(url: str) -> Any:
@@ -150,7 +76,8 @@ def one_run(
     try:
         url = sim_url
         if front == "nginx":
-            nginx, url = start_nginx(sim_url, rate, tmp)
+            backend = int(sim_url.rsplit(":", 1)[1])
+            nginx, url = start_nginx(backend, rate, tmp, key=PER_KEY, log_statuses=True)
         queue = f"bench:{front}:{time.time_ns()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENDKIT_")}
         env.update({f"SENDKIT_KEY_{ref.upper()}": key for ref, key in KEYS.items()})
@@ -234,18 +161,6 @@ async def _run(ids: list[str], redis_url: str, queue: str, run_id: str) -> Any:
     await enqueue_run(dict.fromkeys(KEYS, ids), redis_url=redis_url, queue_name=queue,
                       run_id=run_id, chunk_size=100)  # fmt: skip
     return await wait_for_run(run_id, timeout=600, redis_url=redis_url, poll=0.05)
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
-    given = os.environ.get("SENDKIT_BENCH_REDIS_URL")
-    if given:
-        return None, given
-    port = free_port()
-    cmd = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-           "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # noqa: S603
-    wait_port(port, proc, "redis-server")
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def main() -> int:

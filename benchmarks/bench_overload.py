@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,43 +30,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _servers import start_nginx, start_redis, stop
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLIENTS = ("aiohttp+tenacity", "sendkit_async")
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {prefix}/tmp;
-  proxy_temp_path {prefix}/tmp;
-  fastcgi_temp_path {prefix}/tmp;
-  uwsgi_temp_path {prefix}/tmp;
-  scgi_temp_path {prefix}/tmp;
-  limit_req_zone $server_name zone=api:1m rate={rate}r/s;
-  upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{port};
-    server_name bench;
-    location / {{
-      limit_req zone=api burst=20 nodelay;
-      limit_req_status 429;
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      error_page 429 = @throttled;
-    }}
-    location @throttled {{
-      {retry_after}
-      return 429 '{{"error": "Too Many Requests", "message": "slow down", "code": 429}}';
-    }}
-  }}
-}}
-"""
 
 # name: (front, gateway options, nginx Retry-After or None)
 SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
@@ -102,12 +67,6 @@ SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(cmd: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(  # noqa: S603 - our own scripts, fixed arguments
         cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -120,40 +79,6 @@ def start(cmd: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
     return proc, line.rsplit(" ", 1)[-1].strip()
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def run_nginx(backend: int, rate: float, retry_after: int | None, tmp: str) -> tuple[Any, str]:
-    port = free_port()
-    scratch = Path(tmp) / "tmp"
-    scratch.mkdir(exist_ok=True)
-    # nginx's worker drops root for nobody, who must write its temp files here.
-    os.chmod(tmp, 0o777)  # noqa: S103
-    os.chmod(scratch, 0o777)  # noqa: S103
-    ra = "" if retry_after is None else f"add_header Retry-After {retry_after} always;"
-    conf = NGINX_CONF.format(prefix=tmp, rate=int(rate), backend=backend, port=port,
-                             retry_after=ra)  # fmt: skip
-    Path(f"{tmp}/nginx.conf").write_text(conf)
-    nginx = shutil.which("nginx") or "nginx"
-    cmd = [nginx, "-p", tmp, "-c", f"{tmp}/nginx.conf"]
-    proc = subprocess.Popen(  # noqa: S603 - fixed arguments
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
-    )
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}"
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("nginx did not start")
-
-
 def one_run(name: str, client: str, n: int, rate: float, processes: int) -> dict[str, Any]:
     front, gw_args, nginx_ra = SCENARIOS[name]
     gw_cmd = [sys.executable, "_gateway.py", "--limit", str(rate), *gw_args]
@@ -163,7 +88,8 @@ def one_run(name: str, client: str, n: int, rate: float, processes: int) -> dict
     try:
         url = gw_url
         if front == "nginx":
-            nginx, url = run_nginx(int(gw_url.rsplit(":", 1)[1]), rate, nginx_ra, tmp)
+            backend = int(gw_url.rsplit(":", 1)[1])
+            nginx, url = start_nginx(backend, rate, Path(tmp), retry_after=nginx_ra)
         ids = [f"{i:024x}" for i in range(n)]
         ids_file = Path(tmp) / "ids.txt"
         reports = []
@@ -278,27 +204,7 @@ def outage_figures(
     return {"outage_attempts_per_s": round(during, 1)}
 
 
-REDIS_URL = [os.environ.get("SENDKIT_BENCH_REDIS_URL", "")]
-
-
-def start_redis() -> subprocess.Popen[str] | None:
-    """A throwaway redis-server on loopback for the shared budget, unless one is given."""
-    if REDIS_URL[0]:
-        return None
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("--processes needs redis-server on PATH or SENDKIT_BENCH_REDIS_URL")
-    port = free_port()
-    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, text=True)  # noqa: S603
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                REDIS_URL[0] = f"redis://127.0.0.1:{port}/0"
-                return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
+REDIS_URL = [""]  # main() sets it with --processes > 1 (SENDKIT_BENCH_REDIS_URL or our own)
 
 
 def main() -> int:
@@ -314,7 +220,9 @@ def main() -> int:
     if shutil.which("nginx") is None:
         print("nginx not installed (apt-get install nginx-light): skipping nginx scenarios")
         names = [s for s in names if SCENARIOS[s][0] != "nginx"]
-    redis = start_redis() if args.processes > 1 else None
+    redis = None
+    if args.processes > 1:
+        redis, REDIS_URL[0] = start_redis()
     try:
         run_all(args, names)
     finally:

@@ -1,6 +1,7 @@
 """RedisRateLimiter against a real redis-server: one budget for many limiters and processes.
 
-Times are read from Redis (the scripts' server clock), never asserted on the wall clock.
+Times are read from Redis (the scripts' server clock), never asserted on the wall clock;
+a test that needs Redis time to pass sets ``_server_clock`` and moves it (no sleeping).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from redis.asyncio import Redis
 from sendkit_async import AsyncSendKit, ClientClosedError, RateBudget, SendKitError
 from sendkit_async.redis_limiter import RedisRateLimiter, SharedBudgetUnavailableError
 from sendkit_async.simulator import SimulatorConfig, run_simulator
+from tests.helpers import FakeClock, VirtualClock
 from tests.redis_fixtures import RedisServer, hgetall, require_redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "http://api.test"
+SERVER_T0 = 1_000_000.0  # an injected Redis server time: far from the real one, exact
 
 Factory = Callable[..., RedisRateLimiter]
 
@@ -89,36 +92,42 @@ async def test_instances_share_one_bucket(make: Factory) -> None:
 
 
 async def test_no_token_means_wait_then_retry(make: Factory) -> None:
-    # One token per 100 s: no stall of this machine refills the bucket meanwhile.
+    # Redis's clock moves only when the test moves it; binary fractions keep it exact.
+    clock = FakeClock(start=SERVER_T0)
     key = new_key()
     a = make(api_key=key, rate=0.01, burst=2, horizon=0)
-    # The burst, then one token reserved ahead (at most one interval away), then none.
-    replies = [await a._acquire_once("") for _ in range(3)]
-    assert [kind for kind, _, _ in replies] == ["token"] * 3
-    assert [wait for _, wait, _ in replies][:2] == [0.0, 0.0]
-    assert 0 < replies[2][1] <= 100
-    kind, wait, _ = await a._acquire_once("")
-    assert kind == "wait"
-    assert 0 < wait <= 100
-    # At 20 per second: once told to wait, waiting that long (or longer) finds a token.
+    a._server_clock = clock.time
+    # The burst, then one token reserved ahead (one interval away), then none.
+    replies = [await a._acquire_once("") for _ in range(4)]
+    assert [(kind, wait) for kind, wait, _ in replies] == [
+        ("token", 0.0), ("token", 0.0), ("token", 100.0), ("wait", 100.0)
+    ]  # fmt: skip
+    # At 16 per second: once told to wait, waiting that long finds a token (and not sooner).
     key = new_key()
-    a, b = make(api_key=key, rate=20, burst=2, horizon=0), make(api_key=key, rate=20, burst=2)
-    kinds: list[str] = []
-    while not kinds or kinds[-1] != "wait":
-        kind, wait, _ = await a._acquire_once("")
-        kinds.append(kind)
-        assert len(kinds) <= 100  # 100 asked faster than 20 per second would run dry
-    await asyncio.sleep(wait)
+    a, b = make(api_key=key, rate=16, burst=2, horizon=0), make(api_key=key, rate=16, burst=2)
+    a._server_clock = b._server_clock = clock.time
+    replies = [await a._acquire_once("") for _ in range(4)]
+    assert [kind for kind, _, _ in replies] == ["token", "token", "token", "wait"]
+    told, start = replies[-1][1], clock.now
+    assert told == 1 / 16
+    clock.now = start + told - 0.001
+    kind, _, _ = await b._acquire_once("")
+    assert kind == "wait"
+    clock.now = start + told
     kind, wait, _ = await b._acquire_once("")
     assert kind == "token"
-    assert wait <= 1 / 20
+    assert wait <= 1 / 16
 
 
 async def test_slots_of_many_instances_stay_under_the_rate(
     make: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = VirtualClock(start=SERVER_T0)  # the limiters' sleeps and Redis time: no waiting
     key = new_key()
-    limiters = [make(api_key=key, rate=40, burst=4, max_concurrency=4) for _ in range(3)]
+    options: dict[str, Any] = {"rate": 40, "burst": 4, "max_concurrency": 4}
+    limiters = [make(api_key=key, sleep=clock.sleep, **options) for _ in range(3)]
+    for lim in limiters:
+        lim._server_clock = clock.time
     # The times Redis granted each slot its token (server time plus the reserved wait):
     # a time read after admission would also carry this machine's scheduling delays.
     granted: list[float] = []
@@ -150,25 +159,26 @@ async def test_slots_of_many_instances_stay_under_the_rate(
     assert not conforms(granted, rate=40, burst=3)  # the burst was used, then the rate
 
 
-async def test_cooldown_from_one_blocks_the_others(make: Factory, redis: Redis) -> None:
+async def test_cooldown_from_one_blocks_the_others(make: Factory) -> None:
+    clock = FakeClock(start=SERVER_T0)  # Redis time moves only when c sleeps
     key = new_key()
     a, b = make(api_key=key), make(api_key=key)
-    # Long enough that no stall of this machine ends it before b asks.
+    a._server_clock = b._server_clock = clock.time
     a.observe(429, retry_after=60)
     await settle(a)
     kind, wait, _ = await b._acquire_once("")
     assert kind == "cooldown"
-    assert 0 < wait <= 60
+    assert 59 < wait <= 60
     waits: list[float] = []
 
-    async def gate_expires(seconds: float) -> None:
-        # Instead of waiting: the shared gate ends now, as it would once `seconds` passed.
+    async def sleep(seconds: float) -> None:
         waits.append(seconds)
-        await redis.delete(a._keys[1])
+        clock.now += seconds
 
-    c = make(api_key=key, sleep=gate_expires)
+    c = make(api_key=key, sleep=sleep)
+    c._server_clock = clock.time
     async with c.slot():
-        assert waits and 0 < waits[0] <= 60.05  # it waited for a's gate (plus jitter)
+        assert waits and wait <= waits[0] <= wait + 0.05  # it waited for a's gate (+ jitter)
     assert len(waits) == 1
     assert c.snapshot().throttle_events == 1
 
@@ -379,13 +389,20 @@ async def test_two_clients_share_the_simulators_limit(make: Factory) -> None:
     config = SimulatorConfig(
         campaigns=2 * n, rate_limit=rate, burst=burst, rate_limit_headers="none"
     )
+    clock = VirtualClock(start=SERVER_T0)  # the server's, Redis's and the clients' time
     async with run_simulator(config) as sim:
+        sim.clock = clock.time
         key = config.api_keys[0] if config.api_keys else "sk_test_sim"
         ids = sim.campaign_ids
-        limiters = [
-            make(api_key=key, base_url=sim.base_url, rate=rate, burst=burst) for _ in range(2)
-        ]
-        clients = [AsyncSendKit(key, base_url=sim.base_url, rate_limiter=lim) for lim in limiters]
+        options: dict[str, Any] = {"base_url": sim.base_url, "rate": rate, "burst": burst}
+        limiters = [make(api_key=key, sleep=clock.sleep, **options) for _ in range(2)]
+        for lim in limiters:
+            lim._server_clock = clock.time
+        clients = [
+            AsyncSendKit(key, base_url=sim.base_url, rate_limiter=lim, clock=clock.time,
+                         sleep=clock.sleep)
+            for lim in limiters
+        ]  # fmt: skip
         try:
             results = await asyncio.gather(
                 clients[0].gather_campaigns(ids[:n]), clients[1].gather_campaigns(ids[n:])

@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from sendkit_async._priority import Priority
 from sendkit_async.redis_limiter import RedisRateLimiter
 from tests import test_redis_limiter as shared
-from tests.helpers import GUARD
+from tests.helpers import GUARD, FakeClock, VirtualClock, wait_until
 from tests.redis_fixtures import free_port
-from tests.test_redis_limiter import Factory, new_key
+from tests.test_redis_limiter import SERVER_T0, Factory, new_key
 
 make, redis = shared.make, shared.redis  # the fixtures
 
@@ -74,9 +74,12 @@ async def test_a_waiting_background_caller_is_announced_with_an_expiry(
 async def test_interactive_calls_of_one_process_overtake_background_of_another(
     make: Factory,
 ) -> None:
+    # Virtual time for both processes and Redis: tokens come at 20/s of it, never of ours.
+    clock = VirtualClock(start=SERVER_T0)
     key = new_key()
-    worker = make(api_key=key, rate=20, burst=1, max_concurrency=12)
-    web = make(api_key=key, rate=20, burst=1, max_concurrency=4)
+    worker = make(api_key=key, rate=20, burst=1, max_concurrency=12, sleep=clock.sleep)
+    web = make(api_key=key, rate=20, burst=1, max_concurrency=4, sleep=clock.sleep)
+    worker._server_clock = web._server_clock = clock.time
     order: list[str] = []
     stop = asyncio.Event()
 
@@ -91,16 +94,12 @@ async def test_interactive_calls_of_one_process_overtake_background_of_another(
 
     workers = [asyncio.create_task(background()) for _ in range(12)]
     try:
-
-        async def until(count: int) -> None:
-            while len(order) < count:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(until(5), GUARD)  # the worker saturates the budget
+        await wait_until(lambda: len(order) >= 5)  # the worker saturates the budget
         start = len(order)
         await asyncio.wait_for(asyncio.gather(*(interactive() for _ in range(4))), GUARD)
         during = order[start:]
-        await asyncio.wait_for(until(len(order) + 3), GUARD)  # background goes on after
+        after = len(order) + 3
+        await wait_until(lambda: len(order) >= after)  # background goes on after
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*workers), GUARD)
@@ -130,7 +129,8 @@ async def test_priority_survives_redis_being_down() -> None:
 
 
 async def test_a_cancelled_waiter_leaves_its_lane_at_once(make: Factory, redis: Redis) -> None:
-    a = make(api_key=new_key(), rate=0.5, burst=1)  # one token, the next in 2 s
+    a = make(api_key=new_key(), rate=0.5, burst=1)  # one token, the next in 2 s...
+    a._server_clock = FakeClock(start=SERVER_T0).time  # ...of a Redis time that stands still
     async with a.slot(priority="background"):
         pass  # the burst
 

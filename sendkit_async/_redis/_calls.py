@@ -22,6 +22,7 @@ from .._priority import INTERACTIVE, Priority
 from .._ratelimit import RateLimiter
 from ._learner import Schedule, SharedRate
 from ._parts import _arg, _f, _Pending, _RedisDown, _s
+from ._scripts import CLOCKED
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -70,6 +71,9 @@ class _RedisCalls:
     _shared: dict[str, float | None]  # as last seen from Redis
     _shared_at: float
     _reopen_at: float
+    # Tests only: the Redis server time the scripts use instead of TIME (see
+    # _scripts.CLOCKED), read at each call. Never set in production: no argument is sent.
+    _server_clock: Callable[[], float] | None = None
 
     if TYPE_CHECKING:
 
@@ -92,6 +96,8 @@ class _RedisCalls:
         that is not Redis, or not ours) counts as Redis failing, never escapes."""
         if self._down and self._now() < self._down_until:
             raise _RedisDown
+        if self._server_clock is not None and script.script in CLOCKED:
+            args = [*args, repr(self._server_clock())]
         try:
             result = await script(keys=list(keys), args=list(args), client=self._redis)
             if parse is not None:

@@ -24,8 +24,10 @@ The braces are a Redis Cluster hash tag, so one script may touch every key.
   tokens background is owed while both kinds wait (as ``_priority.Turns``).
 
 Every script reads the clock with ``redis.call('TIME')``: machines' clocks never
-matter. Floats cross the boundary as strings (a Lua number reply is truncated
-to an integer by Redis).
+matter. Only tests set that clock instead: each script that reads it (``CLOCKED``)
+takes the server time to use as one optional argument after its own, which
+production never passes (no extra round trip, no extra argument). Floats cross the
+boundary as strings (a Lua number reply is truncated to an integer by Redis).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from __future__ import annotations
 import hashlib
 
 __all__ = [
-    "ACQUIRE", "CHECK", "COUNTS", "EPOCH", "LEAVE", "OBSERVE", "SCHEDULE", "budget_id",
-    "budget_keys",
+    "ACQUIRE", "CHECK", "CLOCKED", "COUNTS", "EPOCH", "LEAVE", "OBSERVE", "SCHEDULE",
+    "budget_id", "budget_keys",
 ]  # fmt: skip
 
 
@@ -51,7 +53,10 @@ def budget_keys(prefix: str, budget: str) -> list[str]:
 
 
 _COMMON = """
-local function now_s()
+-- `clock`: the ARGV after the script's own, set only by tests (a server time to use);
+-- nil (never passed) in production: the server's TIME.
+local function now_s(clock)
+  if clock ~= nil and clock ~= '' then return tonumber(clock) end
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
@@ -135,7 +140,8 @@ ACQUIRE = (
 -- ARGV: user_rate, user_burst, horizon (s), probe_ttl (ms), probe_token,
 --       rate and burst learned from bare 429s ('' = none yet),
 --       lane ('i' interactive, 'b' background, '' none), waiter id, the share's step
---       (background is owed step tokens per interactive one while both wait)
+--       (background is owed step tokens per interactive one while both wait),
+--       [tests only: the server time to use, see now_s]
 -- Reply: {kind, wait, now, rate, burst, tokens, <the schedule in aimd: 10 fields>, answers
 --   accepted lately by every process, the seconds they span}; kind is
 --   'token'    a token is reserved: send after `wait` seconds;
@@ -144,7 +150,7 @@ ACQUIRE = (
 --   'wait'     nothing reserved: try again after `wait` (0: follow the schedule in
 --              aimd first, the caller passed no rate but one is published);
 --   'cooldown' the shared gate is closed for `wait` more seconds.
-local now = now_s()
+local now = now_s(ARGV[11])
 local cd = num(redis.call('GET', KEYS[2]))
 if cd and cd > now then return reply('cooldown', fmt(cd - now), now, nil, nil, nil, KEYS[5]) end
 local rate, burst = effective(KEYS[3], num(ARGV[1]), num(ARGV[2]))
@@ -218,10 +224,11 @@ OBSERVE = (
 --       no_headers ('1'), probe_token to release, learned_ttl (ms), accepted answers
 --       ("bucket count ...", see count_accepted),
 --       rate and burst learned from headers, a slow start to publish unless one or a
---       climb is (rate, server time)  ('' = none)
+--       climb is (rate, server time)  ('' = none),
+--       [tests only: the server time to use, see now_s]
 -- Reply: {rate, burst, tokens, cooldown_left, limit, remaining, reset_after, max_reset,
 --         window} ('' = unknown)
-local now = now_s()
+local now = now_s(ARGV[16])
 local user_rate, user_burst = num(ARGV[1]), num(ARGV[2])
 local limit, remaining = num(ARGV[3]), num(ARGV[4])
 local reset_after, window, cooldown = num(ARGV[5]), num(ARGV[6]), num(ARGV[7])
@@ -290,8 +297,9 @@ return {rate and fmt(rate) or '', burst and fmt(burst) or '', tokens and fmt(tok
 CHECK = (
     _COMMON
     + """
--- KEYS: cooldown. Reply: seconds until the shared gate reopens (0 = open).
-local now = now_s()
+-- KEYS: cooldown. ARGV: [tests only: the server time to use, see now_s]
+-- Reply: seconds until the shared gate reopens (0 = open).
+local now = now_s(ARGV[1])
 local cd = num(redis.call('GET', KEYS[1]))
 if cd and cd > now then return fmt(cd - now) end
 return '0'
@@ -302,13 +310,14 @@ EPOCH = (
     _COMMON
     + """
 -- KEYS: cooldown, aimd, oks, bucket. ARGV: hold (s), cooldown (s), history (s), the
--- caller's accepted answers not yet counted, as OBSERVE's (counted first: a leader reads them)
+-- caller's accepted answers not yet counted, as OBSERVE's (counted first: a leader reads
+-- them), [tests only: the server time to use, see now_s]
 -- A bare 429: the first process to call this once the last epoch is over leads the new
 -- one. Every caller closes the shared gate for its cooldown (only ever later: the 429s
 -- of one moment cost one stall) with one token when it reopens, as a cooldown does.
 -- Reply: {'follower', now} or {'leader', now, bucket, count, bucket, count, ...}
 -- with the accepted answers of every process over the last `history` seconds.
-local now = now_s()
+local now = now_s(ARGV[5])
 local cool = num(ARGV[2])
 if cool and cool > 0 then
   local reopen = now + cool
@@ -333,10 +342,11 @@ return accepted(KEYS[3], now, tonumber(ARGV[3]), out)
 COUNTS = (
     _COMMON
     + """
--- KEYS: oks. ARGV: history (s). Reply: {now, bucket, count, bucket, count, ...}: the
--- accepted answers of every process over the last `history` seconds (a leader that let
--- the other processes' counts in flight land reads them again).
-local now = now_s()
+-- KEYS: oks. ARGV: history (s), [tests only: the server time to use, see now_s]
+-- Reply: {now, bucket, count, bucket, count, ...}: the accepted answers of every process
+-- over the last `history` seconds (a leader that let the other processes' counts in
+-- flight land reads them again).
+local now = now_s(ARGV[2])
 local out = {fmt(now)}
 return accepted(KEYS[1], now, tonumber(ARGV[1]), out)
 """
@@ -371,3 +381,7 @@ redis.call('PEXPIRE', KEYS[1], 3600000)
 return 1
 """
 )
+
+CLOCKED = frozenset({ACQUIRE, OBSERVE, CHECK, EPOCH, COUNTS})
+"""The scripts that read the server clock: each takes, after its own ARGV (a fixed number
+of them), an optional server time to use instead (set by tests, never in production)."""
