@@ -30,6 +30,7 @@ from .. import AsyncSendKit, CampaignAnalytics, CampaignResult, errors
 from ._config import ChunkAbandonedError, JobsConfig, run_key
 from ._progress import ChunkProgress, partial_key, stop_task
 from ._sinks import ChunkOutput, Row
+from ._stop import insist_on_stop
 
 __all__ = ["CONFIG_KEY", "fetch_chunk", "on_shutdown", "on_startup"]
 
@@ -80,8 +81,11 @@ class _Clients:
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    """arq ``on_startup``: prepare the per-key clients (made lazily)."""
+    """arq ``on_startup``: prepare the per-key clients (made lazily), and make sure the
+    worker's main task (the current one) ends once stopped (:func:`insist_on_stop`), also
+    under arq's own ``arq`` command."""
     ctx[_CLIENTS] = _Clients(ctx[CONFIG_KEY])
+    insist_on_stop()
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
