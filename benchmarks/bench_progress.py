@@ -9,12 +9,14 @@ interleaved per repeat, ``time.process_time()`` per row of:
 - ``request``: one ``client.analytics.campaign(id)`` through the request pipeline, with a
   stand-in transport that answers at once (as ``bench_hooks_pipeline.py``): the part of
   a request's CPU that is sendkit_async's own, the yardstick;
-- ``encode``: turning one row into the hash's JSON value (what the writer does per row);
-- ``record``: the whole progress path against a throwaway ``redis-server`` on loopback:
-  10 chunks at once receiving 500 answers/s between them (real time: a write gathers
-  what arrived meanwhile), ``add`` per answer and the background writes, minus the
-  same loop without them (the server's CPU is its own process's, not counted);
-- ``sink``: the sink's own ``to_wire`` per row (``ChunkOutput.records()``), for scale.
+- ``to_wire``: the row's analytics as the API's JSON data, made once per row and shared
+  by the hash and the sink (which needs it anyway), for scale;
+- ``encode``: the hash's value of one row from that data (the hash's own share);
+- ``record``: the hash's whole cost against a throwaway ``redis-server`` on loopback:
+  10 chunks of 100 ids at once in one worker, 500 answers/s between them in real time
+  (a chunk ends after its 100th answer and the next one starts), ``add`` per answer and
+  the worker's writer, minus the same loop without them (the server's CPU is its own
+  process's, not counted).
 
 Rows are the seed fixture's analytics (``seed``) and the current API shape's (``current``).
 """
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # in this process (as bench_hooks_pipeline): this
 FIXTURES = ROOT / "tests" / "fixtures"
 SHAPES = ("seed", "current")
 CHUNKS = 10  # chunks running at once in one worker (worker_settings' max_jobs)
+CHUNK = 100  # ids per chunk (`sendkit-async jobs enqueue --chunk-size 100`)
 RATE = 500.0  # answers per second in that worker (e.g. two keys at 250/s)
 TICK = 0.01  # answers arrive in RATE * TICK groups
 OVERHEAD_US = 175.0  # bench_overhead: sendkit_async CPU per request, end to end (README)
@@ -56,6 +59,25 @@ def request_us(n: int) -> float:
     return asyncio.run(one_run("none", n))
 
 
+def fresh(rows: list[Any], *, wire: bool) -> list[Any]:
+    """New rows (nothing cached); with ``wire``, each one's API JSON already made, as the
+    sink needs it anyway (``to_wire`` once per row, shared by the hash and the sink)."""
+    from sendkit_async.jobs import Row
+
+    made = [Row(r.id, analytics=r.analytics) for r in rows]
+    if wire:
+        for r in made:
+            r._wire  # noqa: B018 - the cached property is the point
+    return made
+
+
+def to_wire_us(rows: list[Any]) -> float:
+    start = time.process_time()
+    for row in rows:
+        row._wire  # noqa: B018
+    return (time.process_time() - start) / len(rows) * 1e6
+
+
 def encode_us(rows: list[Any]) -> float:
     from sendkit_async.jobs._progress import dump_row
 
@@ -65,34 +87,37 @@ def encode_us(rows: list[Any]) -> float:
     return (time.process_time() - start) / len(rows) * 1e6
 
 
-def sink_us(rows: list[Any]) -> float:
-    from sendkit_async.jobs import ChunkOutput
-
-    output = ChunkOutput("run", "acme", 0, tuple(rows))
-    start = time.process_time()
-    output.records()
-    return (time.process_time() - start) / len(rows) * 1e6
-
-
 async def _answers(redis: Any, rows: list[Any], record: bool) -> float:
-    """CPU seconds of feeding ``rows`` as answers of ``CHUNKS`` chunks at once, ``RATE`` per
-    second (one answer per chunk in turn, as the pipeline delivers them)."""
-    from contextlib import AsyncExitStack
-
-    from sendkit_async.jobs._progress import ChunkProgress
+    """CPU seconds of feeding ``rows`` as the answers of ``CHUNKS`` chunks running at once,
+    ``RATE`` per second between them (one chunk after the other); a chunk ends after
+    ``CHUNK`` answers and the next one starts (their ends staggered)."""
+    from sendkit_async.jobs._progress import ChunkProgress, ProgressWriter
 
     per_tick = max(1, round(RATE * TICK))
     start = time.process_time()
-    async with AsyncExitStack() as stack:
-        chunks = [
-            await stack.enter_async_context(ChunkProgress(redis, f"bench:partial:{c}"))
-            for c in range(CHUNKS)
-        ]
+    writer = ProgressWriter(redis)  # one per worker, as on_startup makes it
+    writer.start()
+    running: list[ChunkProgress | None] = [None] * CHUNKS
+    counts = [c * CHUNK // CHUNKS for c in range(CHUNKS)]
+    made = 0
+    try:
         for i, row in enumerate(rows):
+            c = i % CHUNKS
+            progress = running[c]
+            if progress is None:
+                progress = running[c] = ChunkProgress(writer, f"bench:partial:{made}")
+                await progress.__aenter__()
+                made += 1
             if record:
-                chunks[i % CHUNKS].add(row)
+                progress.add(row)
+            counts[c] += 1
+            if counts[c] >= CHUNK:  # done: its rows not yet written never will be
+                await progress.__aexit__(None, None, None)
+                running[c], counts[c] = None, 0
             if i % per_tick == per_tick - 1:
                 await asyncio.sleep(TICK)  # the next answers arrive
+    finally:
+        await writer.aclose()
     return time.process_time() - start
 
 
@@ -127,12 +152,13 @@ def run(*, quick: bool = False, repeats: int = 5, redis: bool = True) -> list[Se
         for _ in range(repeats):
             runs["request"].append(request_us(n))
             for shape in SHAPES:
-                runs.setdefault(f"encode {shape}", []).append(encode_us(rows[shape]))
-                runs.setdefault(f"sink {shape}", []).append(sink_us(rows[shape]))
+                base_rows = rows[shape]
+                add = runs.setdefault
+                add(f"to_wire {shape}", []).append(to_wire_us(fresh(base_rows, wire=False)))
+                add(f"encode {shape}", []).append(encode_us(fresh(base_rows, wire=True)))
                 if redis:
-                    runs.setdefault(f"record {shape}", []).append(
-                        record_us(url, rows[shape][:paced])
-                    )
+                    paced_rows = fresh(base_rows[:paced], wire=True)
+                    add(f"record {shape}", []).append(record_us(url, paced_rows))
     finally:
         if proc is not None:
             proc.terminate()
@@ -147,15 +173,16 @@ def run(*, quick: bool = False, repeats: int = 5, redis: bool = True) -> list[Se
         {
             "title": "The progress hash of a chunk: CPU per answered row",
             "about": (
-                f"{n:,} rows per run ({paced:,} for `record`), median (and range) of "
-                f"{repeats} interleaved runs, `time.process_time()` of this process. "
-                "`request`: one `client.analytics.campaign(id)` through the pipeline with a "
-                "transport that answers at once; `encode`: the hash's value of one row; "
-                f"`record`: {CHUNKS} chunks receiving {RATE:g} answers/s between them, add "
-                "+ background writes to redis-server on loopback, minus the same loop "
-                "without them; `sink`: the sink's `to_wire` per row. "
-                f"Last column: share of bench_overhead's {OVERHEAD_US:g} us of CPU per "
-                "request, end to end."
+                f"{n:,} rows per run ({paced:,} for `record`, fed in real time), median "
+                f"(and range) of {repeats} interleaved runs, `time.process_time()` of this "
+                "process. `request`: one `client.analytics.campaign(id)` through the "
+                "pipeline with a transport that answers at once; `to_wire`: a row's API "
+                "JSON data, made once and shared by the hash and the sink; `encode`: the "
+                f"hash's value of a row from it; `record`: {CHUNKS} chunks of {CHUNK} ids "
+                f"at once, {RATE:g} answers/s between them, `add` + the worker's writer "
+                "against redis-server on loopback, minus the same loop without them. Last "
+                f"column: share of bench_overhead's {OVERHEAD_US:g} us of CPU per request, "
+                "end to end."
             ),
             "columns": ["per row", "CPU us", "range", "vs request", "vs end-to-end request"],
             "rows": table,

@@ -29,6 +29,7 @@ from sendkit_async.jobs import worker_settings as make_settings
 from sendkit_async.jobs._progress import (
     PARTIAL_TTL,
     ChunkProgress,
+    ProgressWriter,
     dump_row,
     load_row,
     partial_key,
@@ -281,29 +282,38 @@ async def test_the_lease_and_the_progress_writer_stop_even_if_redis_swallows_the
 
     redis = SwallowingRedis()
 
-    async def write_then_leave() -> None:
-        async with ChunkProgress(redis, "k") as progress:  # type: ignore[arg-type]
-            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
-            await redis.entered.wait()  # the writer is inside its Redis call
+    async def write_then_stop() -> None:
+        writer = ProgressWriter(redis, every=0)  # type: ignore[arg-type]
+        writer.start()
+        try:
+            async with ChunkProgress(writer, "k") as progress:
+                progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+                await redis.entered.wait()  # the writer is inside its Redis call
+        finally:
+            await writer.aclose()
 
-    await asyncio.wait_for(write_then_leave(), GUARD)
+    await asyncio.wait_for(write_then_stop(), GUARD)
     assert redis.calls == 1
 
 
-async def test_leaving_the_progress_block_never_swallows_the_callers_cancellation() -> None:
+async def test_stopping_the_writer_never_swallows_the_callers_cancellation() -> None:
     release = asyncio.Event()
     redis = SwallowingRedis(then=release)
 
     async def body() -> None:
-        async with ChunkProgress(redis, "k") as progress:  # type: ignore[arg-type]
-            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
-            await redis.entered.wait()
-        # leaving: the writer swallowed its cancel and is still in its Redis call
+        writer = ProgressWriter(redis, every=0)  # type: ignore[arg-type]
+        writer.start()
+        try:
+            async with ChunkProgress(writer, "k") as progress:
+                progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+                await redis.entered.wait()
+        finally:  # stopping: the writer swallowed its cancel and is still in its Redis call
+            await writer.aclose()
 
     task = asyncio.create_task(body())
     try:
         await asyncio.wait_for(redis.swallowed.wait(), GUARD)
-        task.cancel()  # the chunk is cancelled while it waits for the writer to end
+        task.cancel()  # the worker is cancelled while it waits for the writer to end
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(task), GUARD)
     finally:

@@ -80,9 +80,8 @@ async def test_on_startup_makes_a_main_task_that_swallows_its_stop_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stop_module, "RECANCEL", 0.001)
-    ctx = dict(
-        worker_settings(sink=JsonLinesSink(tmp_path), redis_url="redis://127.0.0.1:1/0")["ctx"]
-    )
+    settings = worker_settings(sink=JsonLinesSink(tmp_path), redis_url="redis://127.0.0.1:1/0")
+    ctx = {**settings["ctx"], "redis": settings["redis_pool"]}  # never used: no chunk runs
     started, swallowed = asyncio.Event(), asyncio.Event()
 
     async def main() -> None:  # arq's Worker.main, as run by its own command
@@ -105,6 +104,7 @@ async def test_on_startup_makes_a_main_task_that_swallows_its_stop_end(
     finally:
         task.cancel()
         await on_shutdown(ctx)
+        await settings["redis_pool"].aclose()
 
 
 class _ScriptedTask:
