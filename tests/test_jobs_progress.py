@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import marshal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,7 @@ async def test_a_chunk_past_its_tries_keeps_the_rows_recorded_before(
     ]
 
 
-async def test_rows_round_trip_through_their_json_and_bad_ones_are_fetched_again() -> None:
+async def test_rows_round_trip_through_their_stored_form_and_bad_ones_are_fetched_again() -> None:
     async with (
         run_simulator(SimulatorConfig(campaigns=3, seed=1)) as sim,
         AsyncSendKit("sk_test_rows", base_url=sim.base_url) as client,
@@ -218,9 +219,24 @@ async def test_rows_round_trip_through_their_json_and_bad_ones_are_fetched_again
         got = await client.analytics.campaign(sim.campaign_ids[0])
     ok, bad = Row(got.id, analytics=got), Row.failed("x", NotFoundError("gone", status=404))
     assert load_row(got.id, dump_row(ok)) == ok
-    assert load_row("x", dump_row(bad).encode()) == bad
-    for junk in ("", "{", "[]", '{"a": {"campaign": 3}}', '{"e": 1, "m": null, "s": null}'):
-        assert load_row("x", junk) is None
+    assert load_row("x", dump_row(bad)) == bad
+    junk: list[Any] = [
+        b"",
+        b"{",
+        '{"a": {}}',  # a str (a client decoding answers): not ours
+        b'{"a": {"campaign": {"id": "x"}}}',  # JSON, as an earlier version wrote
+        marshal.dumps([]),
+        marshal.dumps(3),
+        marshal.dumps({"a": 1}),
+        marshal.dumps(("a", {"campaign": 3})),
+        marshal.dumps(("a", {}, 1)),
+        marshal.dumps(("e", 1, None, None)),
+        marshal.dumps(("e", "NotFoundError", 3, None)),
+        marshal.dumps(("e", "NotFoundError", None, "404")),
+        marshal.dumps(("x", "NotFoundError", None, None)),
+    ]
+    for value in junk:
+        assert load_row("x", value) is None, value
 
 
 class SwallowingRedis:
@@ -258,7 +274,7 @@ class SwallowingRedis:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def hset(self, key: str, mapping: dict[str, str]) -> None:
+    def hset(self, key: str, mapping: dict[str, bytes]) -> None:
         return None
 
     def expire(self, key: str, seconds: int) -> None:

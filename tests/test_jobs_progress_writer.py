@@ -66,7 +66,7 @@ class RecordingRedis:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def hset(self, key: str, mapping: dict[str, str]) -> None:
+    def hset(self, key: str, mapping: dict[str, bytes]) -> None:
         self._commands.append(("hset", key, {i: load_row(i, v) for i, v in mapping.items()}))
 
     def expire(self, key: str, seconds: int) -> None:

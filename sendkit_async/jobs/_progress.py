@@ -2,9 +2,10 @@
 
 While a chunk runs, every row the fetch produces (a result or a recorded failure) is
 also written to a Redis hash of that chunk, ``sendkit:jobs:run:<run_id>:partial:<key_ref>:<chunk>``
-(field: the id; value: the row as JSON, analytics in the API's own field names). A
-later try of the same chunk (after a crash, a SIGTERM, a chunk timeout or a failing
-sink) reads the hash first and fetches only the ids without a row.
+(field: the id; value: the row in ``marshal`` form, analytics in the API's own field
+names; see :func:`dump_row`). A later try of the same chunk (after a crash, a SIGTERM,
+a chunk timeout or a failing sink) reads the hash first and fetches only the ids
+without a row.
 
 This is an optimisation only; exactly-once does not depend on it. The sink still
 receives the whole chunk in one replaceable write (the loaded rows merged with the
@@ -23,10 +24,10 @@ after it was enqueued). It holds key references and rows, never an API key.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import marshal
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, cast
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -75,26 +76,35 @@ def partial_key(run_id: str, key_ref: str, chunk: int) -> str:
     return run_key(run_id, f"partial:{key_ref}:{chunk}")
 
 
-def dump_row(row: Row) -> str:
-    """``row`` as compact JSON (without its id, which is the hash field)."""
+def dump_row(row: Row) -> bytes:
+    """``row`` as the hash's value (without its id, which is the hash field): ``marshal``
+    of plain data, the analytics in the API's own field names.
+
+    ``marshal``, not JSON: four times cheaper to write, and this runs for every answer.
+    It reads only plain values back (never code to run, unlike arq's own pickled jobs
+    in the same Redis); a value it cannot read is fetched again.
+    """
     wire = row._wire
     if wire is not None:
-        data: dict[str, Any] = {"a": wire}
-    else:
-        data = {"e": row.error, "m": row.message, "s": row.status}
-    return json.dumps(data, separators=(",", ":"))
+        return marshal.dumps(("a", wire))
+    return marshal.dumps(("e", row.error, row.message, row.status))
 
 
-def load_row(id: str, text: bytes | str) -> Row | None:
+def load_row(id: str, value: bytes) -> Row | None:
     """The row :func:`dump_row` wrote, or None when it cannot be read (fetched again)."""
     try:
-        data = json.loads(text)
-        if "a" in data:
-            return Row(id, analytics=from_wire(data["a"], CampaignAnalytics))
-        error, message, status = data["e"], data["m"], data["s"]
-    except (ValueError, TypeError, KeyError, SendKitError):
+        data = marshal.loads(value)  # noqa: S302 - plain values only; see dump_row
+        if data[0] == "a" and len(data) == 2:
+            return Row(id, analytics=from_wire(data[1], CampaignAnalytics))
+        kind, error, message, status = data
+    except (ValueError, TypeError, EOFError, IndexError, KeyError, SendKitError):
         return None
-    if not isinstance(error, str):
+    if (
+        kind != "e"
+        or not isinstance(error, str)
+        or not isinstance(message, str | None)
+        or not isinstance(status, int | None)
+    ):
         return None
     return Row(id, error=error, message=message, status=status)
 
