@@ -1,22 +1,25 @@
-"""CPU cost of a chunk's progress hash (``sendkit_async.jobs``), per answered row.
+"""CPU cost of a chunk's progress list (``sendkit_async.jobs``), per answered row.
 
     python benchmarks/bench_progress.py [--quick] [--repeats N] [--no-redis]
 
-While a chunk runs, every answered row is also recorded in a Redis hash (JSON per row)
-so that a retried chunk fetches only unanswered ids. This measures, in one process,
-interleaved per repeat, ``time.process_time()`` per row of:
+While a chunk runs, every answered row is also recorded in a Redis list (the worker's
+one progress writer appends each chunk's new rows as one value every 0.5 s) so that a
+retried chunk fetches only unanswered ids. This measures, in one process, interleaved
+per repeat, ``time.process_time()`` per row of:
 
 - ``request``: one ``client.analytics.campaign(id)`` through the request pipeline, with a
   stand-in transport that answers at once (as ``bench_hooks_pipeline.py``): the part of
   a request's CPU that is sendkit_async's own, the yardstick;
 - ``to_wire``: the row's analytics as the API's JSON data, made once per row and shared
-  by the hash and the sink (which needs it anyway), for scale;
-- ``encode``: the hash's value of one row from that data (the hash's own share);
-- ``record``: the hash's whole cost against a throwaway ``redis-server`` on loopback:
-  10 chunks of 100 ids at once in one worker, 500 answers/s between them in real time
-  (a chunk ends after its 100th answer and the next one starts), ``add`` per answer and
-  the worker's writer, minus the same loop without them (the server's CPU is its own
-  process's, not counted).
+  by the list and the sink (which needs it anyway), for scale;
+- ``encode``: the stored form of a row from that data, in a chunk's batch of one write
+  (25 rows: 500/s over 10 chunks for 0.5 s);
+- ``record``: the list's whole cost against a throwaway ``redis-server`` on loopback:
+  10 chunks of 100 ids at once in one worker, 500 answers/s between them (in virtual
+  time: the writer's 0.5 s pause ends after 250 answers; a chunk ends after its 100th
+  answer and the next one starts, its rows not yet written dropped), ``add`` per
+  answer and the worker's writes, minus the same loop without them (the server's CPU
+  is its own process's, not counted).
 
 Rows are the seed fixture's analytics (``seed``) and the current API shape's (``current``).
 """
@@ -39,7 +42,7 @@ SHAPES = ("seed", "current")
 CHUNKS = 10  # chunks running at once in one worker (worker_settings' max_jobs)
 CHUNK = 100  # ids per chunk (`sendkit-async jobs enqueue --chunk-size 100`)
 RATE = 500.0  # answers per second in that worker (e.g. two keys at 250/s)
-TICK = 0.01  # answers arrive in RATE * TICK groups
+WRITE_EVERY = 0.5  # sendkit_async.jobs._progress.WRITE_EVERY
 OVERHEAD_US = 175.0  # bench_overhead: sendkit_async CPU per request, end to end (README)
 
 
@@ -61,7 +64,7 @@ def request_us(n: int) -> float:
 
 def fresh(rows: list[Any], *, wire: bool) -> list[Any]:
     """New rows (nothing cached); with ``wire``, each one's API JSON already made, as the
-    sink needs it anyway (``to_wire`` once per row, shared by the hash and the sink)."""
+    sink needs it anyway (``to_wire`` once per row, shared by the list and the sink)."""
     from sendkit_async.jobs import Row
 
     made = [Row(r.id, analytics=r.analytics) for r in rows]
@@ -79,23 +82,46 @@ def to_wire_us(rows: list[Any]) -> float:
 
 
 def encode_us(rows: list[Any]) -> float:
-    from sendkit_async.jobs._progress import dump_row
+    from sendkit_async.jobs._progress import dump_rows
 
+    batch = round(RATE * WRITE_EVERY / CHUNKS)  # one chunk's answers in one write
     start = time.process_time()
-    for row in rows:
-        dump_row(row)
+    for first in range(0, len(rows), batch):
+        dump_rows(rows[first : first + batch])
     return (time.process_time() - start) / len(rows) * 1e6
 
 
+class Pauses:
+    """The writer's pause between writes, in virtual time: it ends when the benchmark has
+    fed a pause's worth of answers (``RATE * WRITE_EVERY``), so no run waits for real."""
+
+    def __init__(self) -> None:
+        self.sleeping = asyncio.Event()
+        self._over = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping.set()
+        await self._over.wait()
+        self._over.clear()
+
+    async def end(self) -> None:
+        """End the pause the writer is in (if any) and let its write start."""
+        if self.sleeping.is_set():
+            self.sleeping.clear()
+            self._over.set()
+            await asyncio.sleep(0)
+
+
 async def _answers(redis: Any, rows: list[Any], record: bool) -> float:
-    """CPU seconds of feeding ``rows`` as the answers of ``CHUNKS`` chunks running at once,
-    ``RATE`` per second between them (one chunk after the other); a chunk ends after
-    ``CHUNK`` answers and the next one starts (their ends staggered)."""
+    """CPU seconds of feeding ``rows`` as the answers of ``CHUNKS`` chunks running at once
+    (one chunk after the other), a write every ``RATE * WRITE_EVERY`` answers; a chunk
+    ends after ``CHUNK`` answers and the next one starts (their ends staggered)."""
     from sendkit_async.jobs._progress import ChunkProgress, ProgressWriter
 
-    per_tick = max(1, round(RATE * TICK))
+    per_pause = round(RATE * WRITE_EVERY)
+    pauses = Pauses()
     start = time.process_time()
-    writer = ProgressWriter(redis)  # one per worker, as on_startup makes it
+    writer = ProgressWriter(redis, sleep=pauses.sleep)  # one per worker (on_startup)
     writer.start()
     running: list[ChunkProgress | None] = [None] * CHUNKS
     counts = [c * CHUNK // CHUNKS for c in range(CHUNKS)]
@@ -114,8 +140,10 @@ async def _answers(redis: Any, rows: list[Any], record: bool) -> float:
             if counts[c] >= CHUNK:  # done: its rows not yet written never will be
                 await progress.__aexit__(None, None, None)
                 running[c], counts[c] = None, 0
-            if i % per_tick == per_tick - 1:
-                await asyncio.sleep(TICK)  # the next answers arrive
+            if i % per_pause == per_pause - 1:
+                await asyncio.sleep(0)  # the writer, woken by the first answer, pauses
+                await pauses.end()
+                await writer.flush("")  # waits for the write in flight
     finally:
         await writer.aclose()
     return time.process_time() - start
@@ -140,7 +168,6 @@ def record_us(url: str, rows: list[Any]) -> float:
 
 def run(*, quick: bool = False, repeats: int = 5, redis: bool = True) -> list[Section]:
     n = 1_000 if quick else 10_000
-    paced = 200 if quick else 500  # answers fed in real time (RATE/s) for ``record``
     proc, url = None, ""
     if redis:
         from bench_redis import start_redis
@@ -157,8 +184,7 @@ def run(*, quick: bool = False, repeats: int = 5, redis: bool = True) -> list[Se
                 add(f"to_wire {shape}", []).append(to_wire_us(fresh(base_rows, wire=False)))
                 add(f"encode {shape}", []).append(encode_us(fresh(base_rows, wire=True)))
                 if redis:
-                    paced_rows = fresh(base_rows[:paced], wire=True)
-                    add(f"record {shape}", []).append(record_us(url, paced_rows))
+                    add(f"record {shape}", []).append(record_us(url, fresh(base_rows, wire=True)))
     finally:
         if proc is not None:
             proc.terminate()
@@ -171,15 +197,17 @@ def run(*, quick: bool = False, repeats: int = 5, redis: bool = True) -> list[Se
                       f"{us / base:.1%}", f"{us / OVERHEAD_US:.1%}"])  # fmt: skip
     return [
         {
-            "title": "The progress hash of a chunk: CPU per answered row",
+            "title": "The progress list of a chunk: CPU per answered row",
             "about": (
-                f"{n:,} rows per run ({paced:,} for `record`, fed in real time), median "
+                f"{n:,} rows per run, median "
                 f"(and range) of {repeats} interleaved runs, `time.process_time()` of this "
                 "process. `request`: one `client.analytics.campaign(id)` through the "
                 "pipeline with a transport that answers at once; `to_wire`: a row's API "
-                "JSON data, made once and shared by the hash and the sink; `encode`: the "
-                f"hash's value of a row from it; `record`: {CHUNKS} chunks of {CHUNK} ids "
-                f"at once, {RATE:g} answers/s between them, `add` + the worker's writer "
+                "JSON data, made once and shared by the progress list and the sink; "
+                "`encode`: the stored form of a row from it (in batches of one chunk's "
+                f"write); `record`: {CHUNKS} chunks of {CHUNK} ids "
+                f"at once, {RATE:g} answers/s between them (virtual time: a write every "
+                f"{RATE * WRITE_EVERY:g} answers), `add` + the worker's writes "
                 "against redis-server on loopback, minus the same loop without them. Last "
                 f"column: share of bench_overhead's {OVERHEAD_US:g} us of CPU per request, "
                 "end to end."

@@ -31,8 +31,8 @@ from sendkit_async.jobs._progress import (
     PARTIAL_TTL,
     ChunkProgress,
     ProgressWriter,
-    dump_row,
-    load_row,
+    dump_rows,
+    load_rows,
     partial_key,
 )
 from sendkit_async.jobs._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
@@ -127,8 +127,7 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
                 first = asyncio.create_task(fetch_chunk(ctx, spec))
 
                 async def answered_recorded() -> bool:
-                    count: int = await redis.hlen(key)
-                    return count == len(answered)
+                    return await recorded(redis, key, ids) == set(answered)
 
                 async def all_asked() -> bool:
                     return set(gate.requested) == set(ids)
@@ -141,8 +140,7 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
                     with pytest.raises(asyncio.CancelledError):
                         await first
             assert list(read_jsonl_run(tmp_path, "r")) == []  # nothing reached the sink
-            recorded = {k.decode() for k in await redis.hkeys(key)}
-            assert recorded == set(answered)
+            assert await recorded(redis, key, ids) == set(answered)
             assert 0 < await redis.ttl(key) <= PARTIAL_TTL
 
             gate.requested.clear()
@@ -200,7 +198,7 @@ async def test_a_chunk_past_its_tries_keeps_the_rows_recorded_before(
     spec = {"run_id": "r", "key_ref": "acme", "chunk": 1, "ids": ["a", "b"]}
     async with Redis.from_url(jobs_redis) as redis:
         gone = Row.failed("a", NotFoundError("gone", status=404))
-        await redis.hset(partial_key("r", "acme", 1), "a", dump_row(gone))
+        await redis.rpush(partial_key("r", "acme", 1), dump_rows([gone]))
         async with worker_ctx(settings, redis, job_try=3) as ctx:
             result = await fetch_chunk(ctx, spec)
     assert (result["succeeded"], result["failed"]) == (0, 2)
@@ -218,25 +216,37 @@ async def test_rows_round_trip_through_their_stored_form_and_bad_ones_are_fetche
     ):
         got = await client.analytics.campaign(sim.campaign_ids[0])
     ok, bad = Row(got.id, analytics=got), Row.failed("x", NotFoundError("gone", status=404))
-    assert load_row(got.id, dump_row(ok)) == ok
-    assert load_row("x", dump_row(bad)) == bad
+    assert load_rows(dump_rows([ok, bad]), {got.id, "x"}) == {got.id: ok, "x": bad}
+    assert load_rows(dump_rows([ok, bad]), {"x", "y"}) == {"x": bad}  # only those asked
     junk: list[Any] = [
         b"",
         b"{",
         '{"a": {}}',  # a str (a client decoding answers): not ours
-        b'{"a": {"campaign": {"id": "x"}}}',  # JSON, as an earlier version wrote
+        b'{"x": {"campaign": {"id": "x"}}}',  # JSON
         marshal.dumps([]),
-        marshal.dumps(3),
-        marshal.dumps({"a": 1}),
-        marshal.dumps(("a", {"campaign": 3})),
-        marshal.dumps(("a", {}, 1)),
-        marshal.dumps(("e", 1, None, None)),
-        marshal.dumps(("e", "NotFoundError", 3, None)),
-        marshal.dumps(("e", "NotFoundError", None, "404")),
-        marshal.dumps(("x", "NotFoundError", None, None)),
+        marshal.dumps(("e", "NotFoundError", None, None)),  # a row without its id
     ]
     for value in junk:
-        assert load_row("x", value) is None, value
+        assert load_rows(value, {"x"}) == {}, value
+    bad_rows: list[Any] = [
+        3,
+        (),
+        ("a", {"campaign": 3}),
+        ("a", {}, 1),
+        ("e", 1, None, None),
+        ("e", "NotFoundError", 3, None),
+        ("e", "NotFoundError", None, "404"),
+        ("x", "NotFoundError", None, None),
+    ]
+    for data in bad_rows:  # a bad row costs its own fetch only
+        value = marshal.dumps({"x": data, "y": ("e", "NotFoundError", None, 404)})
+        assert list(load_rows(value, {"x", "y"})) == ["y"], data
+
+
+async def recorded(redis: Redis, key: str, ids: list[str]) -> set[str]:
+    """Those of ``ids`` with a row in a chunk's progress list."""
+    values: list[bytes] = await redis.lrange(key, 0, -1)  # type: ignore[misc]
+    return {i for value in values for i in load_rows(value, ids)}
 
 
 class SwallowingRedis:
@@ -274,7 +284,7 @@ class SwallowingRedis:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def hset(self, key: str, mapping: dict[str, bytes]) -> None:
+    def rpush(self, key: str, value: bytes) -> None:
         return None
 
     def expire(self, key: str, seconds: int) -> None:

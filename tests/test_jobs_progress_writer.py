@@ -1,5 +1,6 @@
 """One progress writer per worker: every running chunk's answers gathered for a moment and
-written in one transaction (a transaction per answer cost more CPU than the request)."""
+written in one transaction, one value per chunk (a transaction per answer cost more CPU
+than the request)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sendkit_async.jobs._progress import (
     WRITE_EVERY,
     ChunkProgress,
     ProgressWriter,
-    load_row,
+    load_rows,
 )
 
 GUARD = 60.0  # seconds before a wait that must end fails the test (never an outcome)
@@ -66,8 +67,8 @@ class RecordingRedis:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def hset(self, key: str, mapping: dict[str, bytes]) -> None:
-        self._commands.append(("hset", key, {i: load_row(i, v) for i, v in mapping.items()}))
+    def rpush(self, key: str, value: bytes) -> None:
+        self._commands.append(("rpush", key, load_rows(value, "abcd")))
 
     def expire(self, key: str, seconds: int) -> None:
         self._commands.append(("expire", key, seconds))
@@ -99,9 +100,9 @@ async def test_every_running_chunks_answers_go_in_one_transaction_after_the_paus
     assert pause.asked == [WRITE_EVERY]
     assert redis.transactions == [
         [
-            ("hset", "k1", {"a": row("a"), "c": row("c")}),
+            ("rpush", "k1", {"a": row("a"), "c": row("c")}),
             ("expire", "k1", PARTIAL_TTL),
-            ("hset", "k2", {"b": row("b")}),
+            ("rpush", "k2", {"b": row("b")}),
             ("expire", "k2", PARTIAL_TTL),
         ]
     ]
@@ -118,7 +119,7 @@ async def test_flush_writes_one_chunk_at_once_and_an_ended_chunks_rows_are_dropp
                 two.add(row("b"))
                 await one.flush()  # a chunk given back: no pause, its rows only
                 assert redis.transactions == [
-                    [("hset", "k1", {"a": row("a")}), ("expire", "k1", PARTIAL_TTL)]
+                    [("rpush", "k1", {"a": row("a")}), ("expire", "k1", PARTIAL_TTL)]
                 ]
                 one.add(row("c"))
             one.add(row("d"))  # after its end: ignored
@@ -127,7 +128,10 @@ async def test_flush_writes_one_chunk_at_once_and_an_ended_chunks_rows_are_dropp
             await asyncio.wait_for(_writes(redis, 2), GUARD)
     finally:
         await writer.aclose()
-    assert redis.transactions[1] == [("hset", "k2", {"b": row("b")}), ("expire", "k2", PARTIAL_TTL)]
+    assert redis.transactions[1] == [
+        ("rpush", "k2", {"b": row("b")}),
+        ("expire", "k2", PARTIAL_TTL),
+    ]
 
 
 async def _writes(redis: RecordingRedis, count: int) -> None:
@@ -159,6 +163,6 @@ async def test_a_failed_write_keeps_the_rows_of_running_chunks_for_the_next(
     finally:
         await writer.aclose()
     assert redis.transactions == [
-        [("hset", "k1", {"a": row("a"), "c": row("c")}), ("expire", "k1", PARTIAL_TTL)]
+        [("rpush", "k1", {"a": row("a"), "c": row("c")}), ("expire", "k1", PARTIAL_TTL)]
     ]
     assert "partial rows of 2 chunk(s) not recorded (ConnectionError), e.g. k1" in caplog.text

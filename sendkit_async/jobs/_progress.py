@@ -1,23 +1,24 @@
 """A chunk's partial progress in Redis: ids already answered are not fetched again.
 
 While a chunk runs, every row the fetch produces (a result or a recorded failure) is
-also written to a Redis hash of that chunk, ``sendkit:jobs:run:<run_id>:partial:<key_ref>:<chunk>``
-(field: the id; value: the row in ``marshal`` form, analytics in the API's own field
-names; see :func:`dump_row`). A later try of the same chunk (after a crash, a SIGTERM,
-a chunk timeout or a failing sink) reads the hash first and fetches only the ids
-without a row.
+also written to a Redis list of that chunk, ``sendkit:jobs:run:<run_id>:partial:<key_ref>:<chunk>``
+(each element: the rows of one write, id -> row, in ``marshal`` form, analytics in the
+API's own field names; see :func:`dump_rows`). A later try of the same chunk (after a
+crash, a SIGTERM, a chunk timeout or a failing sink) reads the list first and fetches
+only the ids without a row.
 
 This is an optimisation only; exactly-once does not depend on it. The sink still
 receives the whole chunk in one replaceable write (the loaded rows merged with the
-new ones, one per id), and the hash is deleted in the same Redis transaction that
-marks the chunk done. A hash that cannot be read or written costs only re-fetches.
+new ones, one per id), and the list is deleted in the same Redis transaction that
+marks the chunk done. A list that cannot be read or written costs only re-fetches.
 
 Cost and bounds: one writer per worker gathers the answers of every running chunk for
-``WRITE_EVERY`` seconds and writes them in one transaction (a transaction per answer
-cost more client CPU than the request; see ``benchmarks/bench_progress.py``), so a
+``WRITE_EVERY`` seconds and writes them in one transaction, one ``RPUSH`` of one value
+per chunk (a transaction per answer cost more client CPU than the request, a hash
+field per answer about three times this; see ``benchmarks/bench_progress.py``), so a
 crash re-fetches at most the answers of the last ``WRITE_EVERY`` seconds and of the
 write in flight. A chunk given back (chunk timeout, failing sink) flushes its rows
-first. The hash expires a day after its last write (arq itself drops a job a day
+first. The list expires a day after its last write (arq itself drops a job a day
 after it was enqueued). It holds key references and rows, never an API key.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import marshal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import cast
 
 from redis.asyncio import Redis
@@ -42,8 +43,8 @@ __all__ = [
     "WRITE_EVERY",
     "ChunkProgress",
     "ProgressWriter",
-    "dump_row",
-    "load_row",
+    "dump_rows",
+    "load_rows",
     "partial_key",
     "stop_task",
 ]
@@ -72,33 +73,55 @@ async def stop_task(task: asyncio.Task[None]) -> None:
 
 
 def partial_key(run_id: str, key_ref: str, chunk: int) -> str:
-    """The Redis hash of one chunk's rows recorded so far."""
+    """The Redis list of one chunk's rows recorded so far."""
     return run_key(run_id, f"partial:{key_ref}:{chunk}")
 
 
-def dump_row(row: Row) -> bytes:
-    """``row`` as the hash's value (without its id, which is the hash field): ``marshal``
-    of plain data, the analytics in the API's own field names.
+def dump_rows(rows: Iterable[Row]) -> bytes:
+    """``rows`` as one element of a chunk's list: ``marshal`` of plain data (id -> the
+    analytics in the API's own field names, or the failure).
 
-    ``marshal``, not JSON: four times cheaper to write, and this runs for every answer.
-    It reads only plain values back (never code to run, unlike arq's own pickled jobs
-    in the same Redis); a value it cannot read is fetched again.
+    ``marshal``, not JSON: several times cheaper to write, and this runs for every
+    answer. It reads only plain values back (never code to run, unlike arq's own
+    pickled jobs in the same Redis); a value it cannot read is fetched again.
     """
-    wire = row._wire
-    if wire is not None:
-        return marshal.dumps(("a", wire))
-    return marshal.dumps(("e", row.error, row.message, row.status))
+    plain: dict[str, tuple[object, ...]] = {}
+    for row in rows:
+        wire = row._wire
+        if wire is not None:
+            plain[row.id] = ("a", wire)
+        else:
+            plain[row.id] = ("e", row.error, row.message, row.status)
+    return marshal.dumps(plain)
 
 
-def load_row(id: str, value: bytes) -> Row | None:
-    """The row :func:`dump_row` wrote, or None when it cannot be read (fetched again)."""
+def load_rows(value: bytes, wanted: Collection[str]) -> dict[str, Row]:
+    """The rows of ``wanted`` ids in one element :func:`dump_rows` wrote; an element or a
+    row that cannot be read gives nothing (fetched again)."""
     try:
-        data = marshal.loads(value)  # noqa: S302 - plain values only; see dump_row
-        if data[0] == "a" and len(data) == 2:
-            return Row(id, analytics=from_wire(data[1], CampaignAnalytics))
-        kind, error, message, status = data
-    except (ValueError, TypeError, EOFError, IndexError, KeyError, SendKitError):
+        plain = marshal.loads(value)  # noqa: S302 - plain values only; see dump_rows
+    except (ValueError, TypeError, EOFError):
+        return {}
+    if not isinstance(plain, dict):
+        return {}
+    rows: dict[str, Row] = {}
+    for id, data in plain.items():
+        if id in wanted and (row := _row(id, data)) is not None:
+            rows[id] = row
+    return rows
+
+
+def _row(id: str, data: object) -> Row | None:
+    if not isinstance(data, tuple):
         return None
+    if data[:1] == ("a",) and len(data) == 2:
+        try:
+            return Row(id, analytics=from_wire(data[1], CampaignAnalytics))
+        except (SendKitError, ValueError, TypeError, KeyError):
+            return None
+    if len(data) != 4:
+        return None
+    kind, error, message, status = data
     if (
         kind != "e"
         or not isinstance(error, str)
@@ -114,11 +137,11 @@ class ProgressWriter:
 
     :meth:`add` queues a row (no await); one background task writes what was queued,
     at most every ``every`` seconds, every chunk's rows in one transaction (one
-    ``HSET`` and ``EXPIRE`` per chunk): a transaction per answer cost more client CPU
-    than the request itself. :meth:`flush` writes one chunk's rows at once (before the
-    chunk is given back). A failed write is logged once and its rows kept for the next;
-    the rows of a chunk that has ended (:meth:`close`) are dropped. ``start()`` in the
-    running loop, ``aclose()`` at the end.
+    ``RPUSH`` of one value and an ``EXPIRE`` per chunk): a transaction per answer cost
+    more client CPU than the request itself. :meth:`flush` writes one chunk's rows at
+    once (before the chunk is given back). A failed write is logged once and its rows
+    kept for the next; the rows of a chunk that has ended (:meth:`close`) are dropped.
+    ``start()`` in the running loop, ``aclose()`` at the end.
     """
 
     __slots__ = ("_closing", "_every", "_failed", "_live", "_lock", "_sleep", "_task", "_wake",
@@ -155,7 +178,7 @@ class ProgressWriter:
             await stop_task(task)
 
     def open(self, key: str) -> None:
-        """A chunk whose rows go to the hash ``key`` has started."""
+        """A chunk whose rows go to the list ``key`` has started."""
         self._live.setdefault(key, {})
 
     def close(self, key: str) -> None:
@@ -195,7 +218,7 @@ class ProgressWriter:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for key, rows in batch.items():
-                    pipe.hset(key, mapping={i: dump_row(r) for i, r in rows.items()})
+                    pipe.rpush(key, dump_rows(rows.values()))
                     pipe.expire(key, PARTIAL_TTL)
                 await pipe.execute()
         except Exception as exc:  # kept for the next write; at worst fetched again
@@ -233,22 +256,20 @@ class ChunkProgress:
 
     async def load(self, ids: Iterable[str]) -> dict[str, Row]:
         """Rows recorded for ``ids`` by earlier tries of this chunk (none if unreadable)."""
-        wanted = list(ids)
+        wanted = set(ids)
         if not wanted:
             return {}
         try:
             # redis-py types its commands as sync-or-async; this client is async
             values = await cast(
-                "Awaitable[list[bytes | None]]", self._writer.redis.hmget(self._key, wanted)
+                "Awaitable[list[bytes]]", self._writer.redis.lrange(self._key, 0, -1)
             )
         except Exception as exc:  # a Redis hiccup: fetch them all again
             logger.warning("partial rows of %s not read (%s)", self._key, type(exc).__name__)
             return {}
         rows: dict[str, Row] = {}
-        for item, text in zip(wanted, values, strict=True):
-            row = None if text is None else load_row(item, text)
-            if row is not None:
-                rows[item] = row
+        for value in values:  # in the order written: a later answer wins
+            rows.update(load_rows(value, wanted))
         return rows
 
     def add(self, row: Row) -> None:
