@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from sendkit_async import AsyncSendKit, NotFoundError
 from sendkit_async.jobs import CallbackSink, ChunkOutput, JsonLinesSink, Row, read_jsonl_run
+from sendkit_async.jobs import _progress as progress_module
 from sendkit_async.jobs import worker_settings as make_settings
 from sendkit_async.jobs._progress import (
     PARTIAL_TTL,
@@ -157,6 +158,41 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
     assert [(r["id"], r["error"]["type"]) for r in rows if not r["ok"]] == [
         (MISSING, "NotFoundError")
     ]
+
+
+async def test_a_cancelled_chunk_records_its_answers_before_it_goes_back(
+    tmp_path: Path, jobs_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress_module, "WRITE_EVERY", 3600.0)  # the writer never would
+    added: list[str] = []
+    add = ProgressWriter.add
+
+    def counted(self: ProgressWriter, key: str, row: Row) -> None:
+        added.append(row.id)
+        add(self, key, row)
+
+    monkeypatch.setattr(ProgressWriter, "add", counted)
+    async with gated_simulator(SimulatorConfig(campaigns=6, seed=3)) as (sim, base_url, gate):
+        ids = sim.campaign_ids[:6]
+        gate.hold = set(ids[2:])
+        settings = make_settings(sink=JsonLinesSink(tmp_path), keys={"acme": new_key()},
+                                 redis_url=jobs_redis, base_url=base_url)  # fmt: skip
+        spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": ids}
+        key = partial_key("r", "acme", 0)
+        async with Redis.from_url(jobs_redis) as redis:
+            async with worker_ctx(settings, redis, job_try=1) as ctx:
+                task = asyncio.create_task(fetch_chunk(ctx, spec))
+
+                async def two_answered() -> bool:
+                    return len(added) == 2
+
+                try:
+                    await until(two_answered, "two answers handed to the progress writer")
+                finally:
+                    task.cancel()  # SIGTERM: arq cancels the chunk
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+            assert await recorded(redis, key, ids) == set(ids[:2])
 
 
 async def test_a_chunk_whose_sink_failed_is_written_on_its_retry_without_fetching(

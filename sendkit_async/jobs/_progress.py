@@ -136,7 +136,7 @@ class ProgressWriter:
     """Records the answered rows of every running chunk of one worker in Redis.
 
     :meth:`add` queues a row (no await); one background task writes what was queued,
-    at most every ``every`` seconds, every chunk's rows in one transaction (one
+    at most every ``every`` seconds (``WRITE_EVERY``), every chunk's rows in one transaction (one
     ``RPUSH`` of one value and an ``EXPIRE`` per chunk): a transaction per answer cost
     more client CPU than the request itself. :meth:`flush` writes one chunk's rows at
     once (before the chunk is given back). A failed write is logged once and its rows
@@ -151,11 +151,11 @@ class ProgressWriter:
         self,
         redis: Redis,
         *,
-        every: float = WRITE_EVERY,
+        every: float | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.redis = redis
-        self._every = every
+        self._every = WRITE_EVERY if every is None else every
         self._sleep = sleep
         self._live: dict[str, dict[str, Row]] = {}  # running chunk's key -> rows to write
         self._wake = asyncio.Event()

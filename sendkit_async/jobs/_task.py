@@ -196,7 +196,13 @@ async def fetch_chunk(ctx: dict[str, Any], spec: dict[str, Any]) -> dict[str, An
             except errors.ConfigurationError as exc:  # no key for it here: nothing can succeed
                 rows.update((i, Row.failed(i, exc)) for i in todo)
             else:
-                got, out_of_time = await _fetch(client, todo, spec, cfg.chunk_timeout, progress.add)
+                try:
+                    got, out_of_time = await _fetch(
+                        client, todo, spec, cfg.chunk_timeout, progress.add
+                    )
+                except asyncio.CancelledError:  # SIGTERM: the next try starts from here
+                    await progress.flush()
+                    raise
                 rows.update(got)
                 if out_of_time and not last_try:
                     await progress.flush()  # the next try starts where this one stopped
