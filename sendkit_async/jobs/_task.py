@@ -8,10 +8,10 @@ hash; a worker killed at any point leaves the job in arq's queue, and its lease
 allowed try records every id still without an answer as a failure.
 
 A retried chunk fetches only the ids no earlier try answered: each answer is also
-recorded in the chunk's partial-progress hash in Redis (by the worker's one writer,
-within ``WRITE_EVERY`` seconds; see ``_progress``), and a later try merges those rows
-with its own before the one sink write. The hash goes in the same Redis transaction
-that marks the chunk done.
+recorded in the chunk's partial-progress list in Redis (by the worker's one writer,
+within ``WRITE_EVERY`` seconds, at once when the chunk is given back; see
+``_progress``), and a later try merges those rows with its own before the one sink
+write. The list is deleted in the same Redis transaction that marks the chunk done.
 """
 
 from __future__ import annotations
