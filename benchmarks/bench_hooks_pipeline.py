@@ -30,6 +30,7 @@ class InstantTransport:
     """Answers every request at once with ``BODY`` (200); what the pipeline needs of one."""
 
     closed = False
+    owns_session = True
     _secrets = ("sk_bench_key",)
 
     def __init__(self) -> None:

@@ -115,3 +115,25 @@ def test_bench_webapp_quick_figure_runs_the_example_app_end_to_end(tmp_path: Pat
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         answered, unavailable, other = (int(c.replace(",", "")) for c in cells[4:7])
         assert answered + unavailable + other == 400  # every request got an answer
+
+
+@pytest.mark.timeout(120)
+def test_bench_progress_runs_small(tmp_path: Path) -> None:
+    import shutil
+
+    with_redis = shutil.which("redis-server") is not None  # else the encoding alone
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, str(BENCH / "bench_progress.py"), "--quick"]
+        + ([] if with_redis else ["--no-redis"]),
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split(" | ")[0] for line in done.stdout.splitlines() if line.startswith("| ")]
+    kinds = ("to_wire", "encode", "record") if with_redis else ("to_wire", "encode")
+    shapes = [f"| {what} {shape}" for shape in ("seed", "current") for what in kinds]
+    assert rows[1:] == ["| request", *shapes]

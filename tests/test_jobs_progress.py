@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import marshal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,14 @@ from redis.asyncio import Redis
 
 from sendkit_async import AsyncSendKit, NotFoundError
 from sendkit_async.jobs import CallbackSink, ChunkOutput, JsonLinesSink, Row, read_jsonl_run
+from sendkit_async.jobs import _progress as progress_module
 from sendkit_async.jobs import worker_settings as make_settings
 from sendkit_async.jobs._progress import (
     PARTIAL_TTL,
     ChunkProgress,
-    dump_row,
-    load_row,
+    ProgressWriter,
+    dump_rows,
+    load_rows,
     partial_key,
 )
 from sendkit_async.jobs._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
@@ -125,8 +128,7 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
                 first = asyncio.create_task(fetch_chunk(ctx, spec))
 
                 async def answered_recorded() -> bool:
-                    count: int = await redis.hlen(key)
-                    return count == len(answered)
+                    return await recorded(redis, key, ids) == set(answered)
 
                 async def all_asked() -> bool:
                     return set(gate.requested) == set(ids)
@@ -139,8 +141,7 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
                     with pytest.raises(asyncio.CancelledError):
                         await first
             assert list(read_jsonl_run(tmp_path, "r")) == []  # nothing reached the sink
-            recorded = {k.decode() for k in await redis.hkeys(key)}
-            assert recorded == set(answered)
+            assert await recorded(redis, key, ids) == set(answered)
             assert 0 < await redis.ttl(key) <= PARTIAL_TTL
 
             gate.requested.clear()
@@ -157,6 +158,41 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
     assert [(r["id"], r["error"]["type"]) for r in rows if not r["ok"]] == [
         (MISSING, "NotFoundError")
     ]
+
+
+async def test_a_cancelled_chunk_records_its_answers_before_it_goes_back(
+    tmp_path: Path, jobs_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress_module, "WRITE_EVERY", 3600.0)  # the writer never would
+    added: list[str] = []
+    add = ProgressWriter.add
+
+    def counted(self: ProgressWriter, key: str, row: Row) -> None:
+        added.append(row.id)
+        add(self, key, row)
+
+    monkeypatch.setattr(ProgressWriter, "add", counted)
+    async with gated_simulator(SimulatorConfig(campaigns=6, seed=3)) as (sim, base_url, gate):
+        ids = sim.campaign_ids[:6]
+        gate.hold = set(ids[2:])
+        settings = make_settings(sink=JsonLinesSink(tmp_path), keys={"acme": new_key()},
+                                 redis_url=jobs_redis, base_url=base_url)  # fmt: skip
+        spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": ids}
+        key = partial_key("r", "acme", 0)
+        async with Redis.from_url(jobs_redis) as redis:
+            async with worker_ctx(settings, redis, job_try=1) as ctx:
+                task = asyncio.create_task(fetch_chunk(ctx, spec))
+
+                async def two_answered() -> bool:
+                    return len(added) == 2
+
+                try:
+                    await until(two_answered, "two answers handed to the progress writer")
+                finally:
+                    task.cancel()  # SIGTERM: arq cancels the chunk
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+            assert await recorded(redis, key, ids) == set(ids[:2])
 
 
 async def test_a_chunk_whose_sink_failed_is_written_on_its_retry_without_fetching(
@@ -198,7 +234,7 @@ async def test_a_chunk_past_its_tries_keeps_the_rows_recorded_before(
     spec = {"run_id": "r", "key_ref": "acme", "chunk": 1, "ids": ["a", "b"]}
     async with Redis.from_url(jobs_redis) as redis:
         gone = Row.failed("a", NotFoundError("gone", status=404))
-        await redis.hset(partial_key("r", "acme", 1), "a", dump_row(gone))
+        await redis.rpush(partial_key("r", "acme", 1), dump_rows([gone]))
         async with worker_ctx(settings, redis, job_try=3) as ctx:
             result = await fetch_chunk(ctx, spec)
     assert (result["succeeded"], result["failed"]) == (0, 2)
@@ -209,17 +245,44 @@ async def test_a_chunk_past_its_tries_keeps_the_rows_recorded_before(
     ]
 
 
-async def test_rows_round_trip_through_their_json_and_bad_ones_are_fetched_again() -> None:
+async def test_rows_round_trip_through_their_stored_form_and_bad_ones_are_fetched_again() -> None:
     async with (
         run_simulator(SimulatorConfig(campaigns=3, seed=1)) as sim,
         AsyncSendKit("sk_test_rows", base_url=sim.base_url) as client,
     ):
         got = await client.analytics.campaign(sim.campaign_ids[0])
     ok, bad = Row(got.id, analytics=got), Row.failed("x", NotFoundError("gone", status=404))
-    assert load_row(got.id, dump_row(ok)) == ok
-    assert load_row("x", dump_row(bad).encode()) == bad
-    for junk in ("", "{", "[]", '{"a": {"campaign": 3}}', '{"e": 1, "m": null, "s": null}'):
-        assert load_row("x", junk) is None
+    assert load_rows(dump_rows([ok, bad]), {got.id, "x"}) == {got.id: ok, "x": bad}
+    assert load_rows(dump_rows([ok, bad]), {"x", "y"}) == {"x": bad}  # only those asked
+    junk: list[Any] = [
+        b"",
+        b"{",
+        '{"a": {}}',  # a str (a client decoding answers): not ours
+        b'{"x": {"campaign": {"id": "x"}}}',  # JSON
+        marshal.dumps([]),
+        marshal.dumps(("e", "NotFoundError", None, None)),  # a row without its id
+    ]
+    for value in junk:
+        assert load_rows(value, {"x"}) == {}, value
+    bad_rows: list[Any] = [
+        3,
+        (),
+        ("a", {"campaign": 3}),
+        ("a", {}, 1),
+        ("e", 1, None, None),
+        ("e", "NotFoundError", 3, None),
+        ("e", "NotFoundError", None, "404"),
+        ("x", "NotFoundError", None, None),
+    ]
+    for data in bad_rows:  # a bad row costs its own fetch only
+        value = marshal.dumps({"x": data, "y": ("e", "NotFoundError", None, 404)})
+        assert list(load_rows(value, {"x", "y"})) == ["y"], data
+
+
+async def recorded(redis: Redis, key: str, ids: list[str]) -> set[str]:
+    """Those of ``ids`` with a row in a chunk's progress list."""
+    values: list[bytes] = await redis.lrange(key, 0, -1)  # type: ignore[misc]
+    return {i for value in values for i in load_rows(value, ids)}
 
 
 class SwallowingRedis:
@@ -257,7 +320,7 @@ class SwallowingRedis:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def hset(self, key: str, mapping: dict[str, str]) -> None:
+    def rpush(self, key: str, value: bytes) -> None:
         return None
 
     def expire(self, key: str, seconds: int) -> None:
@@ -281,29 +344,38 @@ async def test_the_lease_and_the_progress_writer_stop_even_if_redis_swallows_the
 
     redis = SwallowingRedis()
 
-    async def write_then_leave() -> None:
-        async with ChunkProgress(redis, "k") as progress:  # type: ignore[arg-type]
-            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
-            await redis.entered.wait()  # the writer is inside its Redis call
+    async def write_then_stop() -> None:
+        writer = ProgressWriter(redis, every=0)  # type: ignore[arg-type]
+        writer.start()
+        try:
+            async with ChunkProgress(writer, "k") as progress:
+                progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+                await redis.entered.wait()  # the writer is inside its Redis call
+        finally:
+            await writer.aclose()
 
-    await asyncio.wait_for(write_then_leave(), GUARD)
+    await asyncio.wait_for(write_then_stop(), GUARD)
     assert redis.calls == 1
 
 
-async def test_leaving_the_progress_block_never_swallows_the_callers_cancellation() -> None:
+async def test_stopping_the_writer_never_swallows_the_callers_cancellation() -> None:
     release = asyncio.Event()
     redis = SwallowingRedis(then=release)
 
     async def body() -> None:
-        async with ChunkProgress(redis, "k") as progress:  # type: ignore[arg-type]
-            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
-            await redis.entered.wait()
-        # leaving: the writer swallowed its cancel and is still in its Redis call
+        writer = ProgressWriter(redis, every=0)  # type: ignore[arg-type]
+        writer.start()
+        try:
+            async with ChunkProgress(writer, "k") as progress:
+                progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+                await redis.entered.wait()
+        finally:  # stopping: the writer swallowed its cancel and is still in its Redis call
+            await writer.aclose()
 
     task = asyncio.create_task(body())
     try:
         await asyncio.wait_for(redis.swallowed.wait(), GUARD)
-        task.cancel()  # the chunk is cancelled while it waits for the writer to end
+        task.cancel()  # the worker is cancelled while it waits for the writer to end
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(task), GUARD)
     finally:

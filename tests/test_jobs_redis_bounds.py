@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -242,3 +243,12 @@ async def test_the_settings_client_raises_queue_unavailable_for_commands_and_pip
         b"MULTI",
         b"WATCH",
     ]
+
+
+async def test_arqs_close_of_the_settings_client_does_not_warn(jobs_redis: str) -> None:
+    client = worker_settings(sink=JsonLinesSink("out"), redis_url=jobs_redis)["redis_pool"]
+    assert await client.ping() is True
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        await client.close(close_connection_pool=True)  # what arq's Worker.close() calls
+    assert [str(w.message) for w in seen] == []

@@ -85,6 +85,11 @@ class QueueClient(ArqRedis):
         with unavailable(*self._sendkit_where):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
+    async def close(self, close_connection_pool: bool | None = None) -> None:
+        """:meth:`aclose`: arq's worker closes its pool with redis-py's deprecated
+        ``close()``, which would warn at every stop of arq's own command."""
+        await self.aclose(close_connection_pool)
+
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         pipe._sendkit_where = self._sendkit_where

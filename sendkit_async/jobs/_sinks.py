@@ -9,6 +9,7 @@ chunk's earlier output instead of adding to it, so each id ends in the run once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 import json
@@ -56,6 +57,11 @@ class Row:
         """True for a result."""
         return self.error is None
 
+    @functools.cached_property
+    def _wire(self) -> dict[str, JSON] | None:
+        # computed once per row: the progress hash and the sink both need it
+        return None if self.analytics is None else to_wire(self.analytics)
+
 
 @attrs.frozen
 class ChunkOutput:
@@ -85,7 +91,7 @@ class ChunkOutput:
                 "chunk": self.chunk,
                 "id": row.id,
                 "ok": row.ok,
-                "analytics": None if row.analytics is None else to_wire(row.analytics),
+                "analytics": row._wire,
                 "error": None
                 if row.ok
                 else {"type": row.error, "message": row.message, "status": row.status},
@@ -226,7 +232,7 @@ class ParquetSink:
                 "status": row.status,
                 "name": a.campaign.name if a is not None else None,
                 "campaign_status": a.campaign.status if a is not None else None,
-                "analytics": None if a is None else json.dumps(to_wire(a)),
+                "analytics": None if a is None else json.dumps(row._wire),
             }
             for name in ("sent", "delivered", "opened", "clicked", "bounced", "replied",
                          "unsubscribed"):  # fmt: skip

@@ -8,9 +8,10 @@ hash; a worker killed at any point leaves the job in arq's queue, and its lease
 allowed try records every id still without an answer as a failure.
 
 A retried chunk fetches only the ids no earlier try answered: each answer is also
-recorded in the chunk's partial-progress hash in Redis as it comes (see
+recorded in the chunk's partial-progress list in Redis (by the worker's one writer,
+within ``WRITE_EVERY`` seconds, at once when the chunk is given back; see
 ``_progress``), and a later try merges those rows with its own before the one sink
-write. The hash goes in the same Redis transaction that marks the chunk done.
+write. The list is deleted in the same Redis transaction that marks the chunk done.
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from redis.asyncio import Redis
 
 from .. import AsyncSendKit, CampaignAnalytics, CampaignResult, errors
 from ._config import ChunkAbandonedError, JobsConfig, run_key
-from ._progress import ChunkProgress, partial_key, stop_task
+from ._progress import ChunkProgress, ProgressWriter, partial_key, stop_task
 from ._sinks import ChunkOutput, Row
+from ._stop import insist_on_stop
 
 __all__ = ["CONFIG_KEY", "fetch_chunk", "on_shutdown", "on_startup"]
 
 CONFIG_KEY = "sendkit_jobs"
 _CLIENTS = "sendkit_jobs_clients"
+_PROGRESS = "sendkit_jobs_progress"
 logger = logging.getLogger("sendkit_async.jobs")
 
 
@@ -80,15 +83,26 @@ class _Clients:
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    """arq ``on_startup``: prepare the per-key clients (made lazily)."""
+    """arq ``on_startup``: prepare the per-key clients (made lazily) and start the worker's
+    progress writer (chunks' answers to Redis, see ``_progress``), and make sure the
+    worker's main task (the current one) ends once stopped (:func:`insist_on_stop`), also
+    under arq's own ``arq`` command."""
     ctx[_CLIENTS] = _Clients(ctx[CONFIG_KEY])
+    writer = ctx[_PROGRESS] = ProgressWriter(ctx["redis"])
+    writer.start()
+    insist_on_stop()
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
-    """arq ``on_shutdown``: close every client and its Redis budget."""
+    """arq ``on_shutdown``: stop the progress writer, close every client and its budget."""
+    writer: ProgressWriter | None = ctx.pop(_PROGRESS, None)
     clients = ctx.pop(_CLIENTS, None)
-    if clients is not None:
-        await clients.aclose()
+    try:
+        if writer is not None:
+            await writer.aclose()
+    finally:
+        if clients is not None:
+            await clients.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -169,7 +183,7 @@ async def fetch_chunk(ctx: dict[str, Any], spec: dict[str, Any]) -> dict[str, An
     start = time.monotonic()
     async with (
         _lease(redis, ctx.get("job_id", ""), cfg.lease),
-        ChunkProgress(redis, partial_key(run_id, ref, chunk)) as progress,
+        ChunkProgress(ctx[_PROGRESS], partial_key(run_id, ref, chunk)) as progress,
     ):
         rows = await progress.load(ids) if job_try > 1 else {}
         todo = [i for i in ids if i not in rows]
@@ -182,7 +196,13 @@ async def fetch_chunk(ctx: dict[str, Any], spec: dict[str, Any]) -> dict[str, An
             except errors.ConfigurationError as exc:  # no key for it here: nothing can succeed
                 rows.update((i, Row.failed(i, exc)) for i in todo)
             else:
-                got, out_of_time = await _fetch(client, todo, spec, cfg.chunk_timeout, progress.add)
+                try:
+                    got, out_of_time = await _fetch(
+                        client, todo, spec, cfg.chunk_timeout, progress.add
+                    )
+                except asyncio.CancelledError:  # SIGTERM: the next try starts from here
+                    await progress.flush()
+                    raise
                 rows.update(got)
                 if out_of_time and not last_try:
                     await progress.flush()  # the next try starts where this one stopped

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from signal import Signals
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -16,6 +15,7 @@ from ._config import DEFAULT_QUEUE, REDIS_TIMEOUT, TASK_NAME, JobsConfig, redis_
 from ._keys import KeyResolver
 from ._redis import bounded_client, connect, unavailable
 from ._sinks import Sink
+from ._stop import until_stopped
 from ._task import CONFIG_KEY, fetch_chunk, on_shutdown, on_startup
 
 __all__ = ["close_worker", "run_worker", "until_stopped", "worker_settings"]
@@ -142,31 +142,6 @@ def run_worker(settings: Mapping[str, Any]) -> int:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-
-
-RECANCEL = 0.2
-"""Seconds between the cancellations of a stopping worker's main task (see below)."""
-
-
-def until_stopped(worker: Worker, loop: asyncio.AbstractEventLoop) -> Callable[[Signals], None]:
-    """arq's ``on_stop``: after arq's one cancellation of the worker's main task, cancel
-    it again every ``RECANCEL`` seconds until it has ended.
-
-    On Python 3.11, redis-py's bounded send (``asyncio.wait_for``) swallows a
-    cancellation that lands as the send completes; arq's main loop would then go on
-    polling (and taking chunks) after SIGTERM, and the worker would never exit.
-    """
-
-    def again() -> None:
-        task = worker.main_task
-        if task is not None and not task.done():
-            task.cancel()
-            loop.call_later(RECANCEL, again)
-
-    def on_stop(_: Signals) -> None:
-        loop.call_later(RECANCEL, again)
-
-    return on_stop
 
 
 async def close_worker(worker: Worker) -> None:
