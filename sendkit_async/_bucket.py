@@ -203,7 +203,9 @@ class AdaptiveRate:
         previous, self._limited_at = self._limited_at, now
         start = max(since, previous)
         self._learned = True
-        if not self._oks or self._oks[-1] <= start:  # nothing accepted since the last 429
+        if not self._oks or self._oks[-1] <= max(start, self._resumed):
+            # Nothing accepted since the last 429's gate reopened (answers before that
+            # were to requests sent before that 429: they show nothing new).
             if self.estimate is not None:
                 # The server takes nothing for now (an outage of 429s): the cooldown
                 # helps; the climb goes on as it was, so full speed is back soon after.

@@ -256,3 +256,17 @@ def test_after_a_retry_after_the_estimate_is_taken_as_it_is() -> None:
     rate.accepted(3.3)
     rate.limited(3.5, 0.0, sending, cautious=False)  # each episode costs the server's 2 s
     assert rate.estimate is not None and rate.estimate < 0.7 * sending
+
+
+def test_answers_before_the_gate_reopened_teach_nothing_new() -> None:
+    adaptive = AdaptiveRate()
+    accepted, refused = drain(100.0, 10.0, 300.0)
+    limited_after(adaptive, accepted, refused, 300.0)
+    estimate, rate = adaptive.estimate, adaptive.rate
+    adaptive.pause(refused + 0.05, 0.05, rtt=0.001)
+    # Answers to requests sent before that 429 land while the gate is closed; the first
+    # request after it reopens is refused again (the server has not refilled yet).
+    adaptive.accepted(refused + 0.01)
+    adaptive.accepted(refused + 0.02)
+    assert adaptive.limited(refused + 0.06, since=0.0, current=rate) == rate
+    assert adaptive.estimate == estimate
