@@ -129,8 +129,9 @@ class AdaptiveRate:
     estimate is the largest such bound over the windows since the previous 429, with
     b = ``_BURST_GUESS`` (doubled whenever a 429 arrives below the last estimate: the
     burst was larger than assumed). A sliding one-second window shows itself by
-    accepting the same count twice from a full start: that count per second is then
-    the estimate (:meth:`_window_limit`). The rate drops to ``_BELOW`` times the
+    accepting the same count twice from a full start, or in the second before two
+    probes past the plateau in a row: that count per second is then the estimate
+    (:meth:`_window_limit`, :meth:`_probe_limit`). The rate drops to ``_BELOW`` times the
     estimate and climbs back like TCP CUBIC to a plateau at ``_PLATEAU`` of it, holds
     there for ``_HOLD`` climbs when the estimate rests on measured time (a steady run
     has no second episode), then probes faster past it (the limit may have grown). The
@@ -232,6 +233,7 @@ class AdaptiveRate:
             # burst to assume. It rests on sending time only as far as the pause was short.
             best = count / (now - start)
             trust = max(0.0, now - max(start, self._resumed)) / (now - start)
+        last = self._last
         fitted = self._window_limit(now, start, previous < since)
         if fitted is not None:
             best, trust = fitted, 1.0
@@ -240,8 +242,10 @@ class AdaptiveRate:
             # 429: the estimate stands, and so does the plateau below it. (The accepted
             # rate since the last 429 only bounds it by what we chose to send; the
             # plateau itself, 98 % of it, would ratchet it down 2 % per probe.)
-            if self.estimate > best:
-                best, trust = self.estimate, 1.0
+            # Two such probes in a row may show a window's limit (:meth:`_probe_limit`).
+            sustained = max(self.estimate, self._probe_limit(now, last) or 0.0)
+            if sustained > best:
+                best, trust = sustained, 1.0
         elif cautious and self.estimate is not None and best < _BETA * current:
             # One episode past the slow start cuts the rate by at most CUBIC's 30 %: the
             # accepted rate since the last 429 bounds a token bucket's rate, but not that
@@ -253,6 +257,26 @@ class AdaptiveRate:
         self._set(_BELOW * self.estimate)
         self._trust = trust
         return self.rate
+
+    def _probe_limit(self, now: float, last: tuple[int, float] | None) -> float | None:
+        """A sliding window's limit, when two probes past the plateau in a row show one.
+
+        A window of L requests per second refuses a probe once the last second holds L
+        (a steady plateau refused nothing before it): the count accepted in the second
+        before the 429 is then L, the same every time. (A token bucket's count there is
+        its rate plus what the probe drained of its burst, which varies with the probe.)
+        """
+        count = 0
+        for at in reversed(self._oks):
+            if at <= now - _WINDOW:
+                break
+            count += 1
+        self._last = (count, -_WINDOW)  # negative: a probe's count (see _window_limit)
+        if last is None or last[1] >= 0 or count < _MIN_WINDOW:
+            return None
+        if abs(count - last[0]) <= _SAME_COUNT * max(count, last[0]):
+            return min(count, last[0]) / _WINDOW
+        return None
 
     def _window_limit(self, now: float, start: float, first: bool) -> float | None:
         """A sliding window's limit, when this episode and the last one show one.
@@ -277,7 +301,7 @@ class AdaptiveRate:
         full = first or (self._resumed > start and quiet >= _REFILLED)
         seconds = now - resumed
         last, self._last = self._last, (count, seconds) if full else None
-        if last is None or not full or count == 0:
+        if last is None or not full or count == 0 or last[1] < 0:
             return None
         count1, seconds1 = last
         same = abs(count - count1) <= _SAME_COUNT * max(count, count1)

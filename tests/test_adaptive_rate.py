@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sendkit_async._bucket import AdaptiveRate
+from sendkit_async._bucket import AdaptiveRate, Climb
 
 
 def drain(rate: float, burst: float, send: float, start: float = 0.0) -> tuple[list[float], float]:
@@ -270,3 +270,35 @@ def test_answers_before_the_gate_reopened_teach_nothing_new() -> None:
     adaptive.accepted(refused + 0.02)
     assert adaptive.limited(refused + 0.06, since=0.0, current=rate) == rate
     assert adaptive.estimate == estimate
+
+
+def probe_past(adaptive: AdaptiveRate, at: float, accepted_last_second: int) -> float:
+    """A probe past the plateau refused at ``at`` after the last second accepted
+    ``accepted_last_second`` evenly; returns the estimate after it."""
+    for i in range(accepted_last_second):
+        adaptive.accepted(at - 1.0 + (i + 0.5) / accepted_last_second)
+    adaptive.limited(at, since=0.0, current=130.0)
+    adaptive.pause(at + 0.05, 0.05, rtt=0.001)
+    assert adaptive.estimate is not None
+    return adaptive.estimate
+
+
+def test_two_probes_in_a_row_show_a_windows_limit() -> None:
+    # A sound estimate of 90 (say, depressed by refusals still in a charging window).
+    adaptive = AdaptiveRate(ceiling=400.0)
+    adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    # A window of 100 a second refuses each probe once its last second holds 100.
+    assert probe_past(adaptive, 10.0, 100) < 95.0  # one probe: not yet evidence
+    assert probe_past(adaptive, 20.0, 100) == pytest.approx(100.0)
+    assert adaptive.rate == pytest.approx(95.0)
+
+
+def test_probes_of_a_token_bucket_are_not_taken_for_a_window() -> None:
+    # A bucket's count in the second before a probe's 429 is its rate plus what the
+    # probe drained of its burst, which differs from probe to probe.
+    adaptive = AdaptiveRate(ceiling=400.0)
+    adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    probe_past(adaptive, 10.0, 104)
+    # Not 104 a second: the estimate from accepted time (118 in the last second, with
+    # the burst assumed), as for any probe.
+    assert probe_past(adaptive, 20.0, 118) == pytest.approx(118 / 1.1, rel=0.01)
