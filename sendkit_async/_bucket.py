@@ -242,8 +242,10 @@ class AdaptiveRate:
             # 429: the estimate stands, and so does the plateau below it. (The accepted
             # rate since the last 429 only bounds it by what we chose to send; the
             # plateau itself, 98 % of it, would ratchet it down 2 % per probe.)
-            # Two such probes in a row may show a window's limit (:meth:`_probe_limit`).
-            sustained = max(self.estimate, self._probe_limit(now, last) or 0.0)
+            # Two such probes in a row may show a window's limit (:meth:`_probe_limit`);
+            # not behind a Retry-After, where a wrong guess costs the server's seconds.
+            probed = self._probe_limit(now, last) if cautious else None
+            sustained = max(self.estimate, probed or 0.0)
             if sustained > best:
                 best, trust = sustained, 1.0
         elif cautious and self.estimate is not None and best < _BETA * current:

@@ -272,12 +272,14 @@ def test_answers_before_the_gate_reopened_teach_nothing_new() -> None:
     assert adaptive.estimate == estimate
 
 
-def probe_past(adaptive: AdaptiveRate, at: float, accepted_last_second: int) -> float:
+def probe_past(
+    adaptive: AdaptiveRate, at: float, accepted_last_second: int, cautious: bool = True
+) -> float:
     """A probe past the plateau refused at ``at`` after the last second accepted
     ``accepted_last_second`` evenly; returns the estimate after it."""
     for i in range(accepted_last_second):
         adaptive.accepted(at - 1.0 + (i + 0.5) / accepted_last_second)
-    adaptive.limited(at, since=0.0, current=130.0)
+    adaptive.limited(at, since=0.0, current=130.0, cautious=cautious)
     adaptive.pause(at + 0.05, 0.05, rtt=0.001)
     assert adaptive.estimate is not None
     return adaptive.estimate
@@ -291,6 +293,11 @@ def test_two_probes_in_a_row_show_a_windows_limit() -> None:
     assert probe_past(adaptive, 10.0, 100) < 95.0  # one probe: not yet evidence
     assert probe_past(adaptive, 20.0, 100) == pytest.approx(100.0)
     assert adaptive.rate == pytest.approx(95.0)
+    # Behind a Retry-After a wrong guess costs the server's seconds: no such guess.
+    cautious = AdaptiveRate(ceiling=400.0)
+    cautious.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    probe_past(cautious, 10.0, 100, cautious=False)
+    assert probe_past(cautious, 20.0, 100, cautious=False) < 95.0
 
 
 def test_probes_of_a_token_bucket_are_not_taken_for_a_window() -> None:
