@@ -29,17 +29,22 @@ def bench_env(results: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.timeout(180)
-def test_run_all_quick_prints_every_table(tmp_path: Path) -> None:
-    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
-        [sys.executable, str(BENCH / "run_all.py"), "--quick"],
+def run(results: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``python *args`` from the repository root with a clean benchmark environment."""
+    return subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, *args],
         cwd=ROOT,
-        env=bench_env(tmp_path),
+        env=bench_env(results),
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=timeout,
         check=False,
     )
+
+
+@pytest.mark.timeout(180)
+def test_run_all_quick_prints_every_table(tmp_path: Path) -> None:
+    done = run(tmp_path, [str(BENCH / "run_all.py"), "--quick"], 150)
     assert done.returncode == 0, done.stderr[-3000:]
     for heading in HEADINGS:
         assert heading in done.stdout
@@ -54,15 +59,7 @@ def test_plot_without_matplotlib_says_so(tmp_path: Path) -> None:
         "print(_plot.draw([], 1.0, Path(sys.argv[2])))"
     )
     png = tmp_path / "timeline.png"
-    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
-        [sys.executable, "-c", code, str(BENCH), str(png)],
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run(tmp_path, ["-c", code, str(BENCH), str(png)], 60)
     assert done.returncode == 0, done.stderr
     assert "matplotlib is not installed" in done.stdout
     assert not png.exists()
@@ -70,15 +67,7 @@ def test_plot_without_matplotlib_says_so(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_bench_frames_runs_small(tmp_path: Path) -> None:
-    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
-        [sys.executable, str(BENCH / "bench_frames.py"), "--rows", "2000", "--repeats", "1"],
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
+    done = run(tmp_path, [str(BENCH / "bench_frames.py"), "--rows", "2000", "--repeats", "1"], 110)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in rows[1:]] == [
@@ -93,15 +82,7 @@ def test_bench_frames_runs_small(tmp_path: Path) -> None:
 @pytest.mark.timeout(240)
 def test_bench_webapp_quick_figure_runs_the_example_app_end_to_end(tmp_path: Path) -> None:
     # Simulator, FastAPI example under uvicorn and load generator, each its own process.
-    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
-        [sys.executable, str(BENCH / "bench_webapp.py"), "--quick", "--only", "figure"],
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-    )
+    done = run(tmp_path, [str(BENCH / "bench_webapp.py"), "--quick", "--only", "figure"], 200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## The FastAPI example under load, upstream limited to 50 requests/s" in done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| 16 |", "| 100 |"))]
@@ -122,16 +103,8 @@ def test_bench_progress_runs_small(tmp_path: Path) -> None:
     import shutil
 
     with_redis = shutil.which("redis-server") is not None  # else the encoding alone
-    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
-        [sys.executable, str(BENCH / "bench_progress.py"), "--quick"]
-        + ([] if with_redis else ["--no-redis"]),
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
+    args = [str(BENCH / "bench_progress.py"), "--quick"]
+    done = run(tmp_path, args + ([] if with_redis else ["--no-redis"]), 110)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split(" | ")[0] for line in done.stdout.splitlines() if line.startswith("| ")]
     kinds = ("to_wire", "encode", "record") if with_redis else ("to_wire", "encode")
