@@ -178,12 +178,13 @@ def wait_port(port: int, proc: subprocess.Popen[Any], what: str) -> None:
     raise RuntimeError(f"{what} did not start")
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM, then SIGKILL after 10 s; a process already stopped is left as it is."""
+def stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; a process already stopped is left
+    as it is."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
     proc.wait()

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from _common import API_KEY, BENCH, ROOT, Section, child_env, ids_file, markdown, simulator
+from _servers import stop
 
 OLD_DEFAULT = 16
 LIMITED = ("--campaigns", "2000", "--rate-limit", "50", "--latency-ms", "50", "--seed", "16")
@@ -75,15 +75,7 @@ def web_app(framework: str, sim_url: str, *options: str) -> Iterator[str]:
         _wait_ready(url)
         yield url
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop(proc, grace=20.0)
 
 
 def _wait_ready(url: str) -> None:
