@@ -112,6 +112,17 @@ async def worker_ctx(
         await on_shutdown(ctx)
 
 
+def one_chunk(
+    sinks: Path, redis_url: str, base_url: str, ids: list[str]
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Worker settings (JSON Lines sink in ``sinks``, key ref "acme"), the job spec of
+    chunk 0 of run "r" over ``ids``, and the Redis key of that chunk's progress."""
+    settings = make_settings(sink=JsonLinesSink(sinks), keys={"acme": new_key()},
+                             redis_url=redis_url, base_url=base_url)  # fmt: skip
+    spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": ids}
+    return settings, spec, partial_key("r", "acme", 0)
+
+
 async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retry(
     tmp_path: Path, jobs_redis: str
 ) -> None:
@@ -119,10 +130,7 @@ async def test_a_chunk_interrupted_after_k_ids_fetches_only_the_rest_on_its_retr
         ids = [*sim.campaign_ids[:10], MISSING]
         answered, held = [*ids[:3], MISSING], ids[3:10]  # k = 4 ids answered, one a 404
         gate.hold = set(held)
-        settings = make_settings(sink=JsonLinesSink(tmp_path), keys={"acme": new_key()},
-                                 redis_url=jobs_redis, base_url=base_url)  # fmt: skip
-        spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": ids}
-        key = partial_key("r", "acme", 0)
+        settings, spec, key = one_chunk(tmp_path, jobs_redis, base_url, ids)
         async with Redis.from_url(jobs_redis) as redis:
             async with worker_ctx(settings, redis, job_try=1) as ctx:
                 first = asyncio.create_task(fetch_chunk(ctx, spec))
@@ -175,10 +183,7 @@ async def test_a_cancelled_chunk_records_its_answers_before_it_goes_back(
     async with gated_simulator(SimulatorConfig(campaigns=6, seed=3)) as (sim, base_url, gate):
         ids = sim.campaign_ids[:6]
         gate.hold = set(ids[2:])
-        settings = make_settings(sink=JsonLinesSink(tmp_path), keys={"acme": new_key()},
-                                 redis_url=jobs_redis, base_url=base_url)  # fmt: skip
-        spec = {"run_id": "r", "key_ref": "acme", "chunk": 0, "ids": ids}
-        key = partial_key("r", "acme", 0)
+        settings, spec, key = one_chunk(tmp_path, jobs_redis, base_url, ids)
         async with Redis.from_url(jobs_redis) as redis:
             async with worker_ctx(settings, redis, job_try=1) as ctx:
                 task = asyncio.create_task(fetch_chunk(ctx, spec))
