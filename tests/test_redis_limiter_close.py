@@ -32,7 +32,8 @@ async def test_aclose_waits_for_acquisitions_in_flight(redis_url: str) -> None:
     limiter = RedisRateLimiter.from_url(redis_url, api_key=new_key(), base_url=BASE, rate=1000)
     assert await admitted(limiter) == "admitted"  # the first call goes alone (probe)
     waiting = [asyncio.create_task(admitted(limiter)) for _ in range(5)]
-    await wait_until(lambda: len(limiter._calls) == 5)  # each asked Redis, none answered
+    # All five are admitting: one asks Redis (not answered yet), four wait their turn.
+    await wait_until(lambda: limiter.snapshot().in_flight == 5 and len(limiter._calls) == 1)
     await limiter.aclose()
     assert not limiter._calls  # every round trip ended before the pool was closed
     results = await asyncio.gather(*waiting, return_exceptions=True)
@@ -74,7 +75,7 @@ async def test_aclose_cancels_calls_redis_never_answers(
     )
     limiter._local._probing = False  # let all go at once (no first call alone)
     waiting = [asyncio.create_task(admitted(limiter)) for _ in range(3)]
-    await wait_until(lambda: len(limiter._calls) == 3)
+    await wait_until(lambda: limiter.snapshot().in_flight == 3 and len(limiter._calls) == 1)
     await limiter.aclose()
     assert not limiter._calls
     results = await asyncio.gather(*waiting, return_exceptions=True)

@@ -152,3 +152,45 @@ async def test_a_cancelled_waiter_leaves_its_lane_at_once(make: Factory, redis: 
         await a._flusher
     assert await redis.zcard(a._keys[BACK]) == 0  # gone now, not when its expiry comes
     assert a.snapshot().in_flight == 0
+
+
+class Asking:
+    """Wraps the ACQUIRE script: counts calls and the most in flight at once, per lane."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.script = inner, inner.script
+        self.calls = 0
+        self.now: dict[str, int] = {"i": 0, "b": 0}
+        self.most: dict[str, int] = {"i": 0, "b": 0}
+
+    async def __call__(self, *, keys: list[str], args: list[str], client: Redis) -> Any:
+        lane = args[7]  # ARGV[8]: 'i' or 'b'
+        self.calls += 1
+        self.now[lane] += 1
+        self.most[lane] = max(self.most[lane], self.now[lane])
+        try:
+            return await self.inner(keys=keys, args=args, client=client)
+        finally:
+            self.now[lane] -= 1
+
+
+async def test_one_waiter_per_lane_asks_redis_at_a_time(make: Factory) -> None:
+    # Sixteen callers of one process wait for tokens at 10/s (virtual time): only the
+    # first waiter of each lane polls Redis; the others wait in this process, in order.
+    clock = VirtualClock(start=SERVER_T0)
+    a = make(api_key=new_key(), rate=10, burst=1, horizon=0, sleep=clock.sleep)
+    a._server_clock = clock.time
+    asking = a._acquire = Asking(a._acquire)  # type: ignore[assignment]
+    order: list[tuple[Priority, int]] = []
+
+    async def one(priority: Priority, n: int) -> None:
+        async with a.slot(priority=priority):
+            order.append((priority, n))
+
+    calls = [one("interactive", n) for n in range(12)] + [one("background", n) for n in range(4)]
+    await asyncio.wait_for(asyncio.gather(*calls), GUARD)
+    assert len(order) == 16
+    assert asking.most == {"i": 1, "b": 1}
+    # Each lane is served first come, first served.
+    assert [n for p, n in order if p == "interactive"] == list(range(12))
+    assert [n for p, n in order if p == "background"] == list(range(4))

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._priority import Priority
 from .._ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class _Lifecycle:
     _closed: bool
     _loop: asyncio.AbstractEventLoop | None
     _calls: set[asyncio.Future[Any]]  # Redis round trips of admissions, in flight
+    _turns: dict[Priority, asyncio.Lock]  # per lane: the one waiter asking Redis
     _flusher: asyncio.Task[None] | None
     _local: RateLimiter
     _fallback: RateLimiter
@@ -93,6 +95,7 @@ class _Lifecycle:
         if hasattr(pool, "_lock") and not pool._lock.locked():
             pool._lock = asyncio.Lock()  # redis-py's pool lock binds to a loop on first wait
         self._calls = set()
+        self._turns = {lane: asyncio.Lock() for lane in self._turns}  # bound to the old loop
         if self._flushing():  # a push task of a loop that ended: its work is lost
             self._flusher = None
         # The per-process cap's asyncio primitives belong to the old loop too; nothing

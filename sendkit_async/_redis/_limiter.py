@@ -1,8 +1,8 @@
 """``RedisRateLimiter``: one rate-limit budget shared by every process using the same key.
 
-This module holds its public API, admission and the cooldowns it derives from
-responses; its calls to Redis (outages, pulls, background pushes) are the
-``_RedisCalls`` mixin in ``_calls``.
+This module holds its public API and the cooldowns it derives from responses;
+admission is the ``_Admission`` mixin in ``_admission``, its calls to Redis (outages,
+pulls, background pushes) the ``_RedisCalls`` mixin in ``_calls``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random as _random
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -25,17 +24,17 @@ from .._controller import AIMD, STARTED, RateController
 from .._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, check_share
 from .._ratelimit import RateLimiter, RateLimitSnapshot
 from . import _scripts as scripts
-from ._calls import _parse_seconds, _RedisCalls
+from ._admission import _Admission, turns
 from ._connect import bounded_redis
 from ._learner import SharedRate
 from ._lifecycle import _Lifecycle
-from ._parts import SharedBudgetUnavailableError, _Pending, _RedisDown, _Slot
+from ._parts import SharedBudgetUnavailableError, _Pending, _Slot
 from ._scripts import budget_id, budget_keys
 
 __all__ = ["RedisRateLimiter", "SharedBudgetUnavailableError"]
 
 
-class RedisRateLimiter(_Lifecycle, _RedisCalls):
+class RedisRateLimiter(_Lifecycle, _Admission):
     """A :class:`RateBudget` whose rate, cooldown and learned limits live in Redis.
 
     Every process (on any machine) that builds one with the same API key and
@@ -139,6 +138,7 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
         self._closed = False
         self._loop = None
         self._calls = set()
+        self._turns = turns()
         self._pending = None
         self._flusher = None
         self._sending = 0
@@ -322,78 +322,10 @@ class RedisRateLimiter(_Lifecycle, _RedisCalls):
             f"rate={rate} cooldown={s.cooldown_remaining:.2f}s 429s={s.rate_limited_responses}>"
         )
 
-    # -- admission and cooldowns ------------------------------------------------------
+    # -- clock ----------------------------------------------------------------------
 
     def _now(self) -> float:
         try:
             return asyncio.get_running_loop().time()
         except RuntimeError:  # snapshot()/repr outside a loop
             return time.monotonic()
-
-    async def _admit(self, slot: _Slot) -> AbstractAsyncContextManager[None] | None:
-        """Wait for the shared gate and a shared token; or enter the fallback.
-
-        Returns the entered fallback slot, or None when admitted by Redis.
-        """
-        start = self._now()
-        waited = False
-        waiter = secrets.token_hex(8)  # this admission's name in its lane, while it waits
-        announced = False
-        admitted = False
-        try:
-            while True:
-                if self._closed:
-                    raise errors.ClientClosedError("the RedisRateLimiter is closed")
-                try:
-                    token = secrets.token_hex(8)
-                    acquire = self._acquire_once(token, slot.priority, waiter)
-                    kind, wait, _ = await slot.ask(acquire, probe=token)
-                    if kind == "wait":  # announced in its lane (if a rate is known)
-                        announced = True
-                    elif kind == "token":  # ...and unannounced by the same script
-                        announced = False
-                    if kind in ("token", "open", "probe"):
-                        if kind == "probe":
-                            slot.probe = token
-                        if wait <= 0:
-                            # A 429 this process saw closes the gate before Redis knows.
-                            wait = self._held_until - self._now()
-                            if wait <= 0:
-                                admitted = True
-                                return None
-                        waited = True
-                        await self._sleep(wait)
-                        # A cooldown may have closed the gate while we waited for our token.
-                        closed = await slot.ask(
-                            self._run(self._check, self._keys[1:2], [], _parse_seconds)
-                        )
-                        closed = max(closed, self._held_until - self._now())
-                        if closed <= 0:
-                            admitted = True
-                            return None
-                        wait = closed
-                except _RedisDown:
-                    if self._on_error == "raise":
-                        raise SharedBudgetUnavailableError(
-                            f"the shared rate limit in Redis at {self._where()} is unreachable"
-                        ) from None
-                    fallback = self._fallback.slot(priority=slot.priority)
-                    await fallback.__aenter__()
-                    return fallback
-                if kind == "cooldown" and wait > self._max_gate_wait:
-                    # A gate closed for hours (a reset a day ahead): fail, never hang.
-                    error = errors.RateLimitError(
-                        f"not sent: the shared rate limit is closed for {wait:.0f}s more",
-                        status=429,
-                        retry_after=wait,
-                    )
-                    error._final = error._unsent = True  # type: ignore[attr-defined]
-                    raise error
-                waited = True
-                await self._sleep(wait + self._random() * min(0.05, 0.1 * wait + 0.002))
-        finally:
-            if announced and not admitted:  # cancelled or failed while announced: leave now
-                self._forget_waiter(waiter)
-            if waited:
-                self._throttle_events += 1
-                self._throttled += max(0.0, self._now() - start)
