@@ -352,13 +352,14 @@ WORKER = """
 import asyncio, json, sys
 from sendkit_async.redis_limiter import RedisRateLimiter
 
-async def main(url, key, n):
+async def main(url, key, n, server_now):
     async with RedisRateLimiter.from_url(url, api_key=key, base_url="http://api.test",
                                          rate=4, burst=2, horizon=60) as lim:
+        lim._server_clock = lambda: server_now  # Redis time stands still for all of them
         replies = await asyncio.gather(*(lim._acquire_once("") for _ in range(n)))
     print(json.dumps([[kind, now + wait] for kind, wait, now in replies]))
 
-asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
 """
 
 
@@ -366,7 +367,7 @@ def test_processes_share_one_budget(redis_url: str) -> None:
     key = new_key()
     procs = [
         subprocess.Popen(  # noqa: S603
-            [sys.executable, "-c", WORKER, redis_url, key, "5"],
+            [sys.executable, "-c", WORKER, redis_url, key, "5", repr(SERVER_T0)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -382,6 +383,9 @@ def test_processes_share_one_budget(redis_url: str) -> None:
             scheduled.append(at)
     assert len(scheduled) == 15
     assert conforms(scheduled, rate=4, burst=2)
+    # At one server time, the three processes' 15 reservations are exactly the burst
+    # and then one token every 1/4 s: none given twice, none skipped.
+    assert sorted(scheduled) == [SERVER_T0] * 2 + [SERVER_T0 + k / 4 for k in range(1, 14)]
 
 
 async def test_two_clients_share_the_simulators_limit(make: Factory) -> None:
