@@ -25,10 +25,12 @@ def drain(rate: float, burst: float, send: float, start: float = 0.0) -> tuple[l
         tokens = min(burst, tokens + rate / send)
 
 
-def limited_after(adaptive: AdaptiveRate, accepted: list[float], now: float, send: float) -> float:
+def limited_after(
+    adaptive: AdaptiveRate, accepted: list[float], now: float, send: float, cautious: bool = True
+) -> float:
     for at in accepted:
         adaptive.accepted(at)
-    new = adaptive.limited(now, since=accepted[0] - 1e-9, current=send)
+    new = adaptive.limited(now, since=accepted[0] - 1e-9, current=send, cautious=cautious)
     assert new is not None
     return new
 
@@ -107,12 +109,15 @@ def test_slow_start_doubles_per_interval_and_only_while_saturated() -> None:
     assert adaptive.grow(10.0, saturated=True) == pytest.approx(40.0 * 2**0.5)  # x2 at most
 
 
-def climb(overshoot: float, seconds: float) -> tuple[float, dict[float, float]]:
+def climb(
+    overshoot: float, seconds: float, cautious: bool = True
+) -> tuple[float, dict[float, float]]:
     """Estimate after draining a (100/s, burst 10) bucket at ``overshoot`` x its rate, then
-    the rate every 10 ms of saturated sending after a 1 s cooldown."""
+    the rate every 10 ms of saturated sending after a 1 s cooldown (``cautious``: the 429
+    was bare)."""
     adaptive = AdaptiveRate(ceiling=200.0)
     accepted, refused = drain(100.0, 10.0, 100.0 * overshoot)
-    limited_after(adaptive, accepted, refused, 100.0 * overshoot)
+    limited_after(adaptive, accepted, refused, 100.0 * overshoot, cautious)
     assert adaptive.estimate is not None
     adaptive.pause(refused + 1.0, 1.0, rtt=0.001)
     rates = {}
@@ -175,6 +180,24 @@ def test_climb_probes_sooner_when_the_estimate_rests_on_the_assumed_burst() -> N
     fast_estimate, fast = climb(4.0, 10.0)  # a few milliseconds: mostly the assumed burst
     assert slow[8.0] < slow_estimate
     assert fast[8.0] > fast_estimate
+
+
+def test_past_an_estimate_resting_on_the_assumed_burst_bare_429s_search_faster() -> None:
+    # The same early episode (a few milliseconds: mostly the assumed burst). Behind bare
+    # 429s another episode costs only our own short pause: the climb goes past the
+    # estimate five times as steeply as behind a Retry-After (the server's seconds).
+    bare_estimate, bare = climb(4.0, 20.0)
+    paced_estimate, paced = climb(4.0, 20.0, cautious=False)
+    assert bare_estimate == paced_estimate
+
+    def reaches(rates: dict[float, float], share: float) -> float:
+        return min(t for t, rate in rates.items() if rate >= share * bare_estimate)
+
+    assert reaches(bare, 1.0) == reaches(paced, 1.0)  # back at the estimate alike
+    assert reaches(bare, 1.25) < reaches(paced, 1.25)
+    back = reaches(bare, 1.0)  # one climb (its length) after the cooldown
+    assert bare[round(2 * back, 2)] == pytest.approx(1.25 * bare_estimate, rel=0.02)
+    assert paced[round(2 * back, 2)] == pytest.approx(1.05 * paced_estimate, rel=0.02)
 
 
 def test_time_not_saturated_does_not_advance_the_climb() -> None:
