@@ -28,6 +28,7 @@ _TRUSTED = 0.6  # estimate rests at least this much on measured time, not assume
 _CLIMB = 10.0  # back at the estimate after this many times the 429's cooldown...
 _MIN_CLIMB = 1.0  # ...times the trust in the estimate, but never sooner (seconds)
 _CLIMB_RTTS = 20.0  # ...nor in fewer round trips
+_RAMP_TRUST = 0.5  # at most this trust in the slow start's first estimate (bare 429s)
 _SEARCH = 0.25  # past a low-trust estimate, bare 429s: the cubic's step (see _target)
 _MIN_RATE = 0.05  # requests/s
 _REFILLED = 0.9  # this long with nothing accepted refills a one-second window (seconds)
@@ -138,8 +139,9 @@ class AdaptiveRate:
     has no second episode), then probes faster past it (the limit may have grown). The
     climb takes ``_CLIMB`` times the cooldown that the 429 cost, so probing keeps a small
     share of the time behind a closed gate; less when the estimate rests mostly on the
-    assumed burst (a short window), since it may then be far too low, and past such an
-    estimate the climb is five times as steep behind bare 429s (another episode is cheap).
+    assumed burst (a short window) or, behind bare 429s, is the slow start's first (its
+    windows include the ramp), since it may then be far too low; past such an estimate
+    the climb is five times as steep behind bare 429s (another episode is cheap).
     """
 
     __slots__ = (
@@ -260,6 +262,10 @@ class AdaptiveRate:
             # one such episode must not sink the run to a fraction of the limit. (With a
             # Retry-After each episode costs seconds: the estimate is taken as it is.)
             best = _BETA * current
+        if cautious and self.estimate is None and self.start_rate > 0 and fitted is None:
+            # The slow start's first 429: its windows include the ramp, sent below the
+            # limit, so the bound is loose however long they are. Search past it.
+            trust = min(trust, _RAMP_TRUST)
         self.estimate = min(best, current)
         self._set(_BELOW * self.estimate)
         self._trust = trust

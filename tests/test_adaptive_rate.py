@@ -200,6 +200,21 @@ def test_past_an_estimate_resting_on_the_assumed_burst_bare_429s_search_faster()
     assert paced[round(2 * back, 2)] == pytest.approx(1.05 * paced_estimate, rel=0.02)
 
 
+def test_the_slow_starts_first_estimate_is_searched_past_behind_bare_429s() -> None:
+    # A one-second drain would make a sound estimate later in a run; as the first 429
+    # of a slow start (whose windows include the ramp, sent below the limit) it is a
+    # loose bound: behind bare 429s the climb goes past it instead of holding a plateau.
+    for cautious, trusted in ((True, False), (False, True)):
+        adaptive = AdaptiveRate(ceiling=200.0)
+        adaptive.start(0.0, 10.0)
+        accepted, refused = drain(100.0, 10.0, 110.0)
+        limited_after(adaptive, accepted, refused, 110.0, cautious)
+        schedule = adaptive.schedule()
+        assert schedule is not None
+        assert (schedule.trust > 0.8) is trusted, schedule
+        assert schedule.trust >= 0.5
+
+
 def test_time_not_saturated_does_not_advance_the_climb() -> None:
     adaptive = AdaptiveRate()
     accepted, refused = drain(100.0, 10.0, 300.0)
