@@ -6,11 +6,13 @@ Answers are fed through ``observe()`` with the limiters' own clock; nothing wait
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from redis.asyncio import Redis
 
 from sendkit_async._controller import AIMD
-from sendkit_async._redis._learner import SharedRate
+from sendkit_async._redis._learner import SharedRate, answer_times
 from sendkit_async._redis._parts import _Slot
 from tests.redis_fixtures import hgetall
 from tests.test_redis_limiter import Factory, make, new_key, redis, settle
@@ -153,3 +155,19 @@ async def test_answers_pushed_late_count_in_the_100ms_they_were_answered_in(
     answered = a._learner.bucket(a._now() - 3.0)
     assert sum(added.values()) == 5
     assert set(added) <= {answered - 1, answered, answered + 1}  # Redis time moved on a bit
+
+
+def test_a_leader_keeps_every_answer_of_the_429s_own_100ms() -> None:
+    # 40 answers in the 100 ms bucket the 429 came in, 30 ms into it (server time 12.0
+    # is our 2.0): all of them came by now, none is dropped as "later".
+    offset, now = 10.0, 2.03
+    counts = {119: 60, 120: 40}  # server buckets 11.9-12.0 and 12.0-12.1
+    times = answer_times(counts, offset, resumed=-math.inf, now=now)
+    assert len(times) == 100
+    assert all(1.9 < t < 2.0 for t in times[:60])
+    assert all(2.0 < t < now for t in times[60:])
+    # Behind a gate that reopened at 1.95, the first bucket's answers came after it.
+    times = answer_times(counts, offset, resumed=1.95, now=now)
+    assert len(times) == 100 and min(times) > 1.95
+    # An answer counted in a bucket ahead of our clock (its offset drifted) is kept, at now.
+    assert answer_times({121: 3}, offset, resumed=-math.inf, now=now) == [now] * 3

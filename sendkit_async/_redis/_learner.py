@@ -22,7 +22,7 @@ import math
 
 from .._controller import AIMD, RateController, Schedule
 
-__all__ = ["BUCKET_SECONDS", "Schedule", "SharedRate"]
+__all__ = ["BUCKET_SECONDS", "Schedule", "SharedRate", "answer_times"]
 
 BUCKET_SECONDS = 0.1
 """Accepted answers are counted in Redis per this many seconds of server time."""
@@ -77,15 +77,7 @@ class SharedRate:
         """An epoch's leader: SCHEDULE's arguments but for the epoch's end (server times):
         the new climb, or a new slow start when nothing could be learned."""
         ctl = self.ctl
-        resumed = ctl.aimd.resumed
-        times: list[float] = []
-        for index in sorted(counts):
-            n = counts[index]
-            begin = index * BUCKET_SECONDS - self.offset
-            end = begin + BUCKET_SECONDS
-            if begin < resumed < end:
-                begin = resumed  # nothing was accepted behind the closed gate
-            times.extend(begin + (i + 0.5) * (end - begin) / n for i in range(n))
+        times = answer_times(counts, self.offset, ctl.aimd.resumed, now)
         schedule = ctl.lead(now, cooldown, times, cautious)
         if schedule is not None:
             climb = schedule.shifted(self.offset)
@@ -94,3 +86,23 @@ class SharedRate:
         started = ctl.restart(now + cooldown)
         self._seen = (0.0, started[1] + self.offset)
         return ["", repr(started[0]), repr(started[1] + self.offset)]
+
+
+def answer_times(counts: dict[int, int], offset: float, resumed: float, now: float) -> list[float]:
+    """Times (on our clock) for the answers counted per 100 ms bucket of server time.
+
+    Each bucket's answers are spread over the part of it when they can have come: after
+    the gate reopened at ``resumed`` (nothing is accepted behind it) and by ``now`` (the
+    429's own bucket is still running: spread over all of it, the answers after ``now``
+    would be dropped, and a leader counted 89 of a window's 100).
+    """
+    times: list[float] = []
+    for index in sorted(counts):
+        n = counts[index]
+        begin = index * BUCKET_SECONDS - offset
+        end = min(begin + BUCKET_SECONDS, now)
+        if begin < resumed < end:
+            begin = resumed
+        begin = min(begin, end)
+        times.extend(begin + (i + 0.5) * (end - begin) / n for i in range(n))
+    return times
