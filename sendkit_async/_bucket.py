@@ -29,7 +29,6 @@ _CLIMB = 10.0  # back at the estimate after this many times the 429's cooldown..
 _MIN_CLIMB = 1.0  # ...times the trust in the estimate, but never sooner (seconds)
 _CLIMB_RTTS = 20.0  # ...nor in fewer round trips
 _RAMP_TRUST = 0.5  # at most this trust in the slow start's first estimate (bare 429s)
-_SEARCH = 0.25  # past a low-trust estimate, bare 429s: the cubic's step (see _target)
 _MIN_RATE = 0.05  # requests/s
 _REFILLED = 0.9  # this long with nothing accepted refills a one-second window (seconds)
 _SAME_COUNT = 0.05  # two episodes accepting counts this close: a sliding-window limit...
@@ -140,14 +139,13 @@ class AdaptiveRate:
     climb takes ``_CLIMB`` times the cooldown that the 429 cost, so probing keeps a small
     share of the time behind a closed gate; less when the estimate rests mostly on the
     assumed burst (a short window) or, behind bare 429s, is the slow start's first (its
-    windows include the ramp), since it may then be far too low; past such an estimate
-    the climb is five times as steep behind bare 429s (another episode is cheap).
+    windows include the ramp), since it may then be far too low: the climb then goes
+    straight past it instead of holding a plateau below it.
     """
 
     __slots__ = (
-        "_burst", "_cautious", "_climb", "_from", "_grown_at", "_last", "_learned",
-        "_limited_at", "_oks", "_resumed", "_trust", "ceiling", "estimate", "rate",
-        "start_rate", "started",
+        "_burst", "_climb", "_from", "_grown_at", "_last", "_learned", "_limited_at", "_oks",
+        "_resumed", "_trust", "ceiling", "estimate", "rate", "start_rate", "started",
     )  # fmt: skip
 
     def __init__(self, ceiling: float | None = None) -> None:
@@ -164,7 +162,6 @@ class AdaptiveRate:
         self._last: tuple[int, float] | None = None  # (accepted, seconds) from a full server
         self._climb = 1.0  # seconds from the climb's start back to the estimate
         self._trust = 1.0  # share of the last estimate's window that is not assumed burst
-        self._cautious = True  # the last episode's 429 carried no Retry-After
         self.started = -math.inf  # when the slow start began...
         self.start_rate = 0.0  # ...and at what rate
 
@@ -210,7 +207,6 @@ class AdaptiveRate:
         previous, self._limited_at = self._limited_at, now
         start = max(since, previous)
         self._learned = True
-        self._cautious = cautious
         if not self._oks or self._oks[-1] <= max(start, self._resumed):
             # Nothing accepted since the last 429's gate reopened (answers before that
             # were to requests sent before that 429: they show nothing new).
@@ -336,11 +332,7 @@ class AdaptiveRate:
         """Where the climb after the last 429 stands at ``now``."""
         x = (now - self._from) / self._climb - 1.0
         if self._trust < _TRUSTED:  # likely too low: back to it, then straight past it
-            # ...faster when another episode is cheap (bare 429s: our own short pause):
-            # an estimate resting mostly on the assumed burst (the slow start's first
-            # 429, early) may be far below the limit, and +5 % per climb took seconds.
-            step = _SEARCH if self._cautious else 1.0 - _BELOW
-            return estimate * (1.0 + (1.0 - _BELOW) * min(x, 0.0) ** 3 + step * max(x, 0.0) ** 3)
+            return estimate * (1.0 + (1.0 - _BELOW) * x * x * x)
         if x > 0.0:
             x = max(0.0, x - _HOLD)  # a sound estimate: hold the plateau a while
         # Up from _BELOW to _PLATEAU, then (past the hold) beyond as fast as before.
