@@ -3,8 +3,8 @@
 ``_Admission`` is a mixin that ``RedisRateLimiter`` (in ``_limiter``) inherits. One
 waiter per lane of a process asks Redis at a time (the head of the lane's queue, first
 come first served); the others wait in the process. Every waiter polling ACQUIRE
-instead cost about 50 script calls per request sent at 4 processes x 50 slots
-(benchmarks/README.md, "One asker per lane").
+instead cost about 60 script calls per request sent at 4 processes x 50 slots, now
+about 6 (benchmarks/README.md, "One asker per lane").
 """
 
 from __future__ import annotations

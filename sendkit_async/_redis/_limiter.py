@@ -177,8 +177,10 @@ class RedisRateLimiter(_Lifecycle, _Admission):
 
         Waiting ``"interactive"`` calls of every process sharing the budget get the
         shared tokens before waiting ``"background"`` ones, which keep
-        ``background_share`` of them. A waiter announces itself in Redis until a
-        little after its next ask, so a crashed process holds nobody back for long.
+        ``background_share`` of them. In a process, waiters of one priority queue
+        first come first served and only the first of them asks Redis; it announces
+        itself there until a little after its next ask, so a crashed process holds
+        nobody back for long.
 
         Raises:
             SharedBudgetUnavailableError: Redis failed and ``on_redis_error="raise"``.
