@@ -155,21 +155,40 @@ async def test_a_cancelled_waiter_leaves_its_lane_at_once(make: Factory, redis: 
 
 
 class Asking:
-    """Wraps the ACQUIRE script: the most calls in flight at once, per lane."""
+    """Wraps the ACQUIRE script: the most calls in flight at once per lane, and every
+    call's (lane, waiter, reply kind) in the order the replies came."""
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.script = inner, inner.script
         self.now: dict[str, int] = {"i": 0, "b": 0}
         self.most: dict[str, int] = {"i": 0, "b": 0}
+        self.calls: list[tuple[str, str, str]] = []
 
     async def __call__(self, *, keys: list[str], args: list[str], client: Redis) -> Any:
-        lane = args[7]  # ARGV[8]: 'i' or 'b'
+        lane, waiter = args[7], args[8]  # ARGV[8]: 'i' or 'b'; ARGV[9]: the admission
         self.now[lane] += 1
         self.most[lane] = max(self.most[lane], self.now[lane])
         try:
-            return await self.inner(keys=keys, args=args, client=client)
+            reply = await self.inner(keys=keys, args=args, client=client)
         finally:
             self.now[lane] -= 1
+        kind = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        self.calls.append((lane, waiter, kind))
+        return reply
+
+    def turns(self, lane: str) -> list[str]:
+        """The waiters of ``lane`` in the order they asked; each asked until its token
+        before the next asked at all (no two interleave)."""
+        order: list[str] = []
+        for call_lane, waiter, _ in self.calls:
+            if call_lane != lane:
+                continue
+            if not order or order[-1] != waiter:
+                assert waiter not in order, f"{waiter} asked again after another's turn"
+                order.append(waiter)
+        last = {w: k for lane_, w, k in self.calls if lane_ == lane}
+        assert all(kind == "token" for kind in last.values()), last
+        return order
 
 
 async def test_one_waiter_per_lane_asks_redis_at_a_time(make: Factory) -> None:
@@ -189,6 +208,30 @@ async def test_one_waiter_per_lane_asks_redis_at_a_time(make: Factory) -> None:
     await asyncio.wait_for(asyncio.gather(*calls), GUARD)
     assert len(order) == 16
     assert asking.most == {"i": 1, "b": 1}
-    # Each lane is served first come, first served.
-    assert [n for p, n in order if p == "interactive"] == list(range(12))
-    assert [n for p, n in order if p == "background"] == list(range(4))
+    # Each waiter asked until it had its token before the next of its lane asked at all.
+    assert (len(asking.turns("i")), len(asking.turns("b"))) == (12, 4)
+
+
+async def test_a_waiter_cancelled_in_the_process_queue_holds_nobody_back(make: Factory) -> None:
+    clock = VirtualClock(start=SERVER_T0)
+    a = make(api_key=new_key(), rate=10, burst=1, horizon=0, sleep=clock.sleep)
+    a._server_clock = clock.time
+    asking = a._acquire = Asking(a._acquire)  # type: ignore[assignment]
+    order: list[int] = []
+
+    async def one(n: int) -> None:
+        async with a.slot():
+            order.append(n)
+
+    async with a.slot():
+        pass  # the burst: the next callers wait for tokens
+    tasks = [asyncio.create_task(one(n)) for n in range(4)]
+    await wait_until(lambda: a.snapshot().in_flight == 4 and asking.now["i"] + len(order) > 0)
+    tasks[2].cancel()  # queued behind the first: it never asked Redis
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), GUARD)
+    assert tasks[2].cancelled()
+    assert sorted(order) == [0, 1, 3]
+    assert not a._turns["interactive"].locked()
+    assert a.snapshot().in_flight == 0
+    assert asking.most == {"i": 1, "b": 0}
+    assert len(asking.turns("i")) == 4  # the burst's and three: the cancelled one never asked
