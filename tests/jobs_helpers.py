@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
+
+if TYPE_CHECKING:
+    from sendkit_async.jobs._progress import ProgressWriter
 
 
 def unique(prefix: str) -> str:
@@ -69,3 +73,13 @@ async def flush_db(url: str) -> None:
     """Empty the jobs tests' database (theirs alone)."""
     async with Redis.from_url(url) as redis:
         await redis.flushdb()
+
+
+@contextlib.asynccontextmanager
+async def running(writer: ProgressWriter) -> AsyncIterator[ProgressWriter]:
+    """``writer`` started, and closed (``aclose``) at the end."""
+    writer.start()
+    try:
+        yield writer
+    finally:
+        await writer.aclose()

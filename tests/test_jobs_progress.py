@@ -44,7 +44,7 @@ from sendkit_async.simulator import (
     make_app,
     run_simulator,
 )
-from tests.jobs_helpers import new_key, unique
+from tests.jobs_helpers import new_key, running, unique
 
 GUARD = 60.0  # seconds before a wait that must end fails the test (never an outcome)
 ANALYTICS = "/v1/analytics/campaigns/"
@@ -350,14 +350,12 @@ async def test_the_lease_and_the_progress_writer_stop_even_if_redis_swallows_the
     redis = SwallowingRedis()
 
     async def write_then_stop() -> None:
-        writer = ProgressWriter(redis, every=0)  # type: ignore[arg-type]
-        writer.start()
-        try:
-            async with ChunkProgress(writer, "k") as progress:
-                progress.add(Row.failed("a", NotFoundError("gone", status=404)))
-                await redis.entered.wait()  # the writer is inside its Redis call
-        finally:
-            await writer.aclose()
+        async with (
+            running(ProgressWriter(redis, every=0)) as writer,  # type: ignore[arg-type]
+            ChunkProgress(writer, "k") as progress,
+        ):
+            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+            await redis.entered.wait()  # the writer is inside its Redis call
 
     await asyncio.wait_for(write_then_stop(), GUARD)
     assert redis.calls == 1
@@ -368,14 +366,13 @@ async def test_stopping_the_writer_never_swallows_the_callers_cancellation() -> 
     redis = SwallowingRedis(then=release)
 
     async def body() -> None:
-        writer = ProgressWriter(redis, every=0)  # type: ignore[arg-type]
-        writer.start()
-        try:
-            async with ChunkProgress(writer, "k") as progress:
-                progress.add(Row.failed("a", NotFoundError("gone", status=404)))
-                await redis.entered.wait()
-        finally:  # stopping: the writer swallowed its cancel and is still in its Redis call
-            await writer.aclose()
+        # On leaving, the writer is stopped while it has swallowed its cancel, in a Redis call
+        async with (
+            running(ProgressWriter(redis, every=0)) as writer,  # type: ignore[arg-type]
+            ChunkProgress(writer, "k") as progress,
+        ):
+            progress.add(Row.failed("a", NotFoundError("gone", status=404)))
+            await redis.entered.wait()
 
     task = asyncio.create_task(body())
     try:

@@ -20,6 +20,7 @@ from sendkit_async.jobs._progress import (
     ProgressWriter,
     load_rows,
 )
+from tests.jobs_helpers import running
 
 GUARD = 60.0  # seconds before a wait that must end fails the test (never an outcome)
 
@@ -84,19 +85,18 @@ class RecordingRedis:
 
 async def test_every_running_chunks_answers_go_in_one_transaction_after_the_pause() -> None:
     redis, pause = RecordingRedis(), Pause()
-    writer = ProgressWriter(redis, sleep=pause.sleep)  # type: ignore[arg-type]
-    writer.start()
-    try:
-        async with ChunkProgress(writer, "k1") as one, ChunkProgress(writer, "k2") as two:
-            one.add(row("a"))
-            await asyncio.wait_for(pause.entered.wait(), GUARD)  # woken by the first answer
-            two.add(row("b"))
-            one.add(row("c"))
-            assert redis.transactions == []  # nothing written during the pause
-            pause.end()
-            await asyncio.wait_for(redis.wrote.wait(), GUARD)
-    finally:
-        await writer.aclose()
+    async with (
+        running(ProgressWriter(redis, sleep=pause.sleep)) as writer,  # type: ignore[arg-type]
+        ChunkProgress(writer, "k1") as one,
+        ChunkProgress(writer, "k2") as two,
+    ):
+        one.add(row("a"))
+        await asyncio.wait_for(pause.entered.wait(), GUARD)  # woken by the first answer
+        two.add(row("b"))
+        one.add(row("c"))
+        assert redis.transactions == []  # nothing written during the pause
+        pause.end()
+        await asyncio.wait_for(redis.wrote.wait(), GUARD)
     assert pause.asked == [WRITE_EVERY]
     assert redis.transactions == [
         [
@@ -110,24 +110,22 @@ async def test_every_running_chunks_answers_go_in_one_transaction_after_the_paus
 
 async def test_flush_writes_one_chunk_at_once_and_an_ended_chunks_rows_are_dropped() -> None:
     redis, pause = RecordingRedis(), Pause()
-    writer = ProgressWriter(redis, sleep=pause.sleep)  # type: ignore[arg-type]
-    writer.start()
-    try:
-        async with ChunkProgress(writer, "k2") as two:
-            async with ChunkProgress(writer, "k1") as one:
-                one.add(row("a"))
-                two.add(row("b"))
-                await one.flush()  # a chunk given back: no pause, its rows only
-                assert redis.transactions == [
-                    [("rpush", "k1", {"a": row("a")}), ("expire", "k1", PARTIAL_TTL)]
-                ]
-                one.add(row("c"))
-            one.add(row("d"))  # after its end: ignored
-            await asyncio.wait_for(pause.entered.wait(), GUARD)
-            pause.end()
-            await asyncio.wait_for(_writes(redis, 2), GUARD)
-    finally:
-        await writer.aclose()
+    async with (
+        running(ProgressWriter(redis, sleep=pause.sleep)) as writer,  # type: ignore[arg-type]
+        ChunkProgress(writer, "k2") as two,
+    ):
+        async with ChunkProgress(writer, "k1") as one:
+            one.add(row("a"))
+            two.add(row("b"))
+            await one.flush()  # a chunk given back: no pause, its rows only
+            assert redis.transactions == [
+                [("rpush", "k1", {"a": row("a")}), ("expire", "k1", PARTIAL_TTL)]
+            ]
+            one.add(row("c"))
+        one.add(row("d"))  # after its end: ignored
+        await asyncio.wait_for(pause.entered.wait(), GUARD)
+        pause.end()
+        await asyncio.wait_for(_writes(redis, 2), GUARD)
     assert redis.transactions[1] == [
         ("rpush", "k2", {"b": row("b")}),
         ("expire", "k2", PARTIAL_TTL),
@@ -145,23 +143,21 @@ async def test_a_failed_write_keeps_the_rows_of_running_chunks_for_the_next(
 ) -> None:
     redis = RecordingRedis()
     redis.fail = 1
-    writer = ProgressWriter(redis, every=0)  # type: ignore[arg-type]
-    writer.start()
-    try:
-        async with ChunkProgress(writer, "k1") as one:
-            async with ChunkProgress(writer, "k2") as two:
-                one.add(row("a"))
-                two.add(row("b"))
+    async with (
+        running(ProgressWriter(redis, every=0)) as writer,  # type: ignore[arg-type]
+        ChunkProgress(writer, "k1") as one,
+    ):
+        async with ChunkProgress(writer, "k2") as two:
+            one.add(row("a"))
+            two.add(row("b"))
 
-                async def failed() -> None:
-                    while redis.fail:
-                        await asyncio.sleep(0)
+            async def failed() -> None:
+                while redis.fail:
+                    await asyncio.sleep(0)
 
-                await asyncio.wait_for(failed(), GUARD)  # the writer's try, both chunks
-            one.add(row("c"))  # k2 has ended meanwhile
-            await one.flush()
-    finally:
-        await writer.aclose()
+            await asyncio.wait_for(failed(), GUARD)  # the writer's try, both chunks
+        one.add(row("c"))  # k2 has ended meanwhile
+        await one.flush()
     assert redis.transactions == [
         [("rpush", "k1", {"a": row("a"), "c": row("c")}), ("expire", "k1", PARTIAL_TTL)]
     ]
