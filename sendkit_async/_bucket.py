@@ -132,7 +132,8 @@ class AdaptiveRate:
     burst was larger than assumed). A sliding one-second window shows itself by
     accepting the same count twice from a full start, or in the second before two
     probes past the plateau in a row: that count per second is then the estimate
-    (:meth:`_window_limit`, :meth:`_probe_limit`). The rate drops to ``_BELOW`` times the
+    (:meth:`_window_limit`, :meth:`_probe_limit`); a 429 below a limit so known, after a
+    second that took about that much, is a burst over it. The rate drops to ``_BELOW`` times the
     estimate and climbs back like TCP CUBIC to a plateau at ``_PLATEAU`` of it, holds
     there for ``_HOLD`` climbs when the estimate rests on measured time (a steady run
     has no second episode), then probes faster past it (the limit may have grown). The
@@ -220,6 +221,16 @@ class AdaptiveRate:
             self.start(now, 0.5 * current)
             return self.rate
         if self.estimate is not None and current < self.estimate:
+            held = self._held(now)
+            if self._trust >= 1.0 and held >= max(_MIN_WINDOW, 0.95 * self.estimate * _WINDOW):
+                # A window's limit known exactly (two equal counts, or a plateau held), and
+                # refused below it after a second that took about that much: a burst over
+                # it (timing, a reopening's tokens) did it, not a lower limit. (Taken as a
+                # larger burst, it sank the estimate to 83 % for good.) An estimate from
+                # accepted time may be a bucket's rate plus part of its burst: not so.
+                self.estimate = min(self.estimate, held / _WINDOW)
+                self._set(_BELOW * self.estimate)
+                return self.rate
             self._burst = min(2.0 * self._burst, _MAX_BURST_GUESS)  # it was too high
         best = trust = 0.0
         count = 0
@@ -275,17 +286,22 @@ class AdaptiveRate:
         before the 429 is then L, the same every time. (A token bucket's count there is
         its rate plus what the probe drained of its burst, which varies with the probe.)
         """
-        count = 0
-        for at in reversed(self._oks):
-            if at <= now - _WINDOW:
-                break
-            count += 1
+        count = self._held(now)
         self._last = (count, -_WINDOW)  # negative: a probe's count (see _window_limit)
         if last is None or last[1] >= 0 or count < _MIN_WINDOW:
             return None
         if abs(count - last[0]) <= _SAME_COUNT * max(count, last[0]):
             return min(count, last[0]) / _WINDOW
         return None
+
+    def _held(self, now: float) -> int:
+        """Answers accepted in the last ``_WINDOW`` seconds."""
+        count = 0
+        for at in reversed(self._oks):
+            if at <= now - _WINDOW:
+                break
+            count += 1
+        return count
 
     def _window_limit(self, now: float, start: float, first: bool) -> float | None:
         """A sliding window's limit, when this episode and the last one show one.
