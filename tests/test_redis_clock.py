@@ -75,9 +75,9 @@ async def test_without_the_clock_no_argument_is_added(make: Factory) -> None:
     a = make(api_key=new_key())
     acquire = a._acquire = Recording(a._acquire)  # type: ignore[assignment]
     await a._acquire_once("")
-    assert len(acquire.sent[0]) == 10  # ACQUIRE's own ARGV: Redis reads its own TIME
+    assert len(acquire.sent[0]) == 11  # ACQUIRE's own ARGV: Redis reads its own TIME
     a._server_clock = FakeClock(start=SERVER_T0).time
     _, _, server_now = await a._acquire_once("")
-    assert acquire.sent[1][:10] == acquire.sent[0]
-    assert acquire.sent[1][10:] == [repr(SERVER_T0)]
+    assert acquire.sent[1][:11] == acquire.sent[0]
+    assert acquire.sent[1][11:] == [repr(SERVER_T0)]
     assert server_now == SERVER_T0

@@ -7,6 +7,7 @@ Answers are fed through ``observe()`` with the limiters' own clock; nothing wait
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -111,6 +112,31 @@ async def test_the_learned_rate_paces_the_shared_bucket(make: Factory, redis: Re
     assert kind in ("token", "wait", "cooldown")
     bucket = await hgetall(redis, a._keys[0])
     assert "tokens" in bucket  # paced by the shared bucket, not sent 'open'
+
+
+async def test_a_rate_from_an_older_climb_gets_no_token(make: Factory, redis: Redis) -> None:
+    key = new_key()
+    a, b = make(api_key=key), make(api_key=key)
+    await warm_up(a, 30)
+    await warm_up(b, 30)
+    a.observe(429)  # a leads an epoch and publishes a climb...
+    await settle(a)
+    shared = await hgetall(redis, a._keys[4])
+    assert float(shared["est"]) > 0
+    await redis.delete(a._keys[1])  # ...and the gate reopens: b slept through the epoch
+    assert b._learner.args(b._now())[2] == ""  # b asks at its slow start's rate
+    kind, wait, _ = await b._acquire_once("")
+    assert (kind, wait) == ("wait", 0.0)  # no token at that rate...
+    assert b._learner.ctl.aimd.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
+    assert float(b._learner.args(b._now())[2]) == float(shared["limited"])
+    kind, _, _ = await b._acquire_once("")  # ...but at once at the climb's
+    assert kind == "token"
+    # A climb older than the one a process follows (Redis lost the newer) turns nobody back.
+    older: Any = redis  # redis-py's stubs say "awaitable or not" (see hgetall)
+    await older.hset(a._keys[4], "limited", repr(float(shared["limited"]) - 10.0))
+    kind, wait, _ = await b._acquire_once("")
+    assert kind in ("token", "wait") and (kind, wait) != ("wait", 0.0)
+    assert b._learner.ctl.aimd.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
 
 
 async def test_a_bare_429_holds_this_process_before_redis_hears_of_it(

@@ -165,7 +165,7 @@ class Asking:
         self.calls: list[tuple[str, str, str]] = []
 
     async def __call__(self, *, keys: list[str], args: list[str], client: Redis) -> Any:
-        lane, waiter = args[7], args[8]  # ARGV[8]: 'i' or 'b'; ARGV[9]: the admission
+        lane, waiter = args[8], args[9]  # ARGV[9]: 'i' or 'b'; ARGV[10]: the admission
         self.now[lane] += 1
         self.most[lane] = max(self.most[lane], self.now[lane])
         try:

@@ -44,12 +44,15 @@ class SharedRate:
         return math.floor((now + self.offset) / BUCKET_SECONDS)
 
     def args(self, now: float) -> list[str]:
-        """ACQUIRE's 'rate and burst learned from bare 429s' ('' = none yet)."""
+        """ACQUIRE's 'rate and burst learned from bare 429s' and the 429 time (server
+        time) of the climb they come from ('' = none)."""
         ctl = self.ctl
-        if ctl.source != AIMD:
-            return ["", ""]
-        rate = ctl.rate_at(now)
-        return ["", ""] if rate is None else [repr(rate), repr(ctl.burst)]
+        rate = ctl.rate_at(now) if ctl.source == AIMD else None
+        if rate is None:
+            return ["", "", ""]
+        seen = self._seen
+        followed = repr(seen[1]) if seen is not None and seen[0] == 1.0 else ""
+        return [repr(rate), repr(ctl.burst), followed]
 
     def take(self, now: float, climb: Schedule | None, start: tuple[float, float] | None) -> None:
         """Follow the schedule an ACQUIRE reply carried (server times), if it is new."""

@@ -138,7 +138,8 @@ ACQUIRE = (
     + """
 -- KEYS: bucket, cooldown, learned, probe, aimd, oks, fore, back, turns
 -- ARGV: user_rate, user_burst, horizon (s), probe_ttl (ms), probe_token,
---       rate and burst learned from bare 429s ('' = none yet),
+--       rate and burst learned from bare 429s ('' = none yet), and the 429 time of the
+--       climb they come from ('' = none: a slow start),
 --       lane ('i' interactive, 'b' background, '' none), waiter id, the share's step
 --       (background is owed step tokens per interactive one while both wait),
 --       [tests only: the server time to use, see now_s]
@@ -148,14 +149,22 @@ ACQUIRE = (
 --   'open'     no rate is known and the server sends no limit headers: send now;
 --   'probe'    no rate is known: you go first, alone;
 --   'wait'     nothing reserved: try again after `wait` (0: follow the schedule in
---              aimd first, the caller passed no rate but one is published);
+--              aimd first: the caller passed no rate, or one from an older climb, and
+--              one is published);
 --   'cooldown' the shared gate is closed for `wait` more seconds.
-local now = now_s(ARGV[11])
+local now = now_s(ARGV[12])
 local cd = num(redis.call('GET', KEYS[2]))
 if cd and cd > now then return reply('cooldown', fmt(cd - now), now, nil, nil, nil, KEYS[5]) end
 local rate, burst = effective(KEYS[3], num(ARGV[1]), num(ARGV[2]))
 if not rate and num(ARGV[6]) then
-  -- No limit announced: the rate learned from 429s (by every process together).
+  -- No limit announced: the rate learned from 429s (by every process together), unless
+  -- the caller's comes from an older climb than the published one (it slept through
+  -- the epoch, say): one such stale rate at a reopening let a burst through.
+  local published = num(redis.call('HGET', KEYS[5], 'limited'))
+  local followed = num(ARGV[8])
+  if published and (not followed or followed < published - 1e-6) then
+    return reply('wait', '0', now, nil, nil, nil, KEYS[5])
+  end
   rate, burst = num(ARGV[6]), num(ARGV[7])
   local user_rate = num(ARGV[1])
   if user_rate and user_rate < rate then rate = user_rate end
@@ -179,7 +188,7 @@ local tokens, ts = load_bucket(KEYS[1], now, rate, burst)
 -- horizon or one token interval), so a rate learned too high early on leaves little debt.
 local wait = (ts - now) + math.max(0, 1 - tokens) / rate
 local horizon = math.max(tonumber(ARGV[3]), 1 / rate)
-local lane, waiter = ARGV[8], ARGV[9]
+local lane, waiter = ARGV[9], ARGV[10]
 if lane == 'i' or lane == 'b' then
   -- Priorities. Background reserves no token ahead (it asks again when the next one
   -- exists), so an interactive caller arriving meanwhile finds no reservation before
@@ -203,7 +212,7 @@ if lane == 'i' or lane == 'b' then
     return reply('wait', fmt(w), now, fmt(rate), fmt(burst), fmt(tokens), KEYS[5])
   end
   redis.call('ZREM', mine, waiter)
-  if lane == 'i' and others then owed = owed + tonumber(ARGV[10]) end
+  if lane == 'i' and others then owed = owed + tonumber(ARGV[11]) end
   if lane == 'b' then owed = math.max(0, owed - 1) end
   redis.call('HSET', KEYS[9], 'owed', fmt(owed))
   redis.call('PEXPIRE', KEYS[9], 60000)
