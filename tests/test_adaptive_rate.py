@@ -92,33 +92,34 @@ def test_429_below_the_estimate_doubles_the_assumed_burst() -> None:
     assert abs(second - 100.0) < abs(first - 100.0) / 2  # a larger burst assumed
 
 
+def refused_below(
+    estimate: float, trust: float, took: int, current: float, cautious: bool = True
+) -> AdaptiveRate:
+    """A learner at ``estimate`` (with ``trust``) refused at ``current``/s, after a second
+    that took ``took`` requests evenly."""
+    adaptive = AdaptiveRate(ceiling=400.0)
+    adaptive.adopt(0.0, Climb(estimate, 0.0, 1.0, trust, 0, 0.0, -1.0, 0.0))
+    for i in range(took):
+        adaptive.accepted(9.0 + (i + 0.5) / took)
+    adaptive.limited(10.0, since=0.0, current=current, cautious=cautious)
+    return adaptive
+
+
 def test_429_below_a_windows_limit_after_a_second_that_took_it_keeps_the_estimate() -> None:
     # An exact estimate of 100 (a window of 100 a second, shown twice). Back from a pause at
     # 95/s, a reopening's few extra tokens fill the window a second later: refused below
     # the estimate, after a second that took 99. A burst did that, not a lower limit.
     for cautious in (True, False):
-        adaptive = AdaptiveRate(ceiling=400.0)
-        adaptive.adopt(0.0, Climb(100.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
-        for i in range(99):
-            adaptive.accepted(9.0 + (i + 0.5) / 99)
-        adaptive.limited(10.0, since=0.0, current=95.0, cautious=cautious)
+        adaptive = refused_below(100.0, 1.0, 99, 95.0, cautious)
         assert adaptive.estimate == pytest.approx(99.0)
         assert adaptive.rate == pytest.approx(0.95 * 99.0)
     # A lower limit shows as a second that took less: the estimate goes below it.
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(100.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
-    for i in range(80):
-        adaptive.accepted(9.0 + (i + 0.5) / 80)
-    adaptive.limited(10.0, since=0.0, current=95.0, cautious=False)
-    assert adaptive.estimate is not None and adaptive.estimate < 80.0
+    lower = refused_below(100.0, 1.0, 80, 95.0, cautious=False).estimate
+    assert lower is not None and lower < 80.0
     # An estimate from accepted time (trust below 1) may be a bucket's rate plus part of
     # its burst, and a bucket takes that much in the second before it runs dry: too high.
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(110.0, 0.0, 1.0, 0.9, 0, 0.0, -1.0, 0.0))
-    for i in range(105):
-        adaptive.accepted(9.0 + (i + 0.5) / 105)
-    adaptive.limited(10.0, since=0.0, current=104.5, cautious=False)
-    assert adaptive.estimate is not None and adaptive.estimate < 100.0
+    bucket = refused_below(110.0, 0.9, 105, 104.5, cautious=False).estimate
+    assert bucket is not None and bucket < 100.0
 
 
 def test_nothing_accepted_since_the_last_429_keeps_the_rate() -> None:
