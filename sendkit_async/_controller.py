@@ -1,7 +1,7 @@
 """The rate controller: what a rate limiter learns from answers, as one pure object.
 
 ``RateController`` holds every learning rule of both rate limiters: the send rate (from
-rate-limit headers, or from 429s: :class:`~sendkit_async._bucket.AdaptiveRate`), the
+rate-limit headers, or from 429s: :class:`~sendkit_async._adaptive.AdaptiveRate`), the
 429 episodes and the cooldown each one costs (:func:`~sendkit_async._overload.throttle_cooldown`),
 and the hold that keeps the 429s of requests sent before a decrease from lowering the
 rate again. It does no I/O and reads no clock: hosts pass ``now``. Its hosts
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 
-from ._bucket import AdaptiveRate, Climb, early_rate
+from ._adaptive import AdaptiveRate, Climb
+from ._bucket import early_rate
 from ._overload import throttle_cooldown
 
 __all__ = ["AIMD", "CHANGED", "HEADERS", "NONE", "STARTED", "USER", "RateController"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sendkit_async._bucket import AdaptiveRate, Climb
+from sendkit_async._adaptive import AdaptiveRate, Climb
 
 
 def drain(rate: float, burst: float, send: float, start: float = 0.0) -> tuple[list[float], float]:

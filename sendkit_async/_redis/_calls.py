@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from redis.exceptions import RedisError
 
-from .._bucket import Climb
+from .._adaptive import Climb
 from .._priority import INTERACTIVE, Priority
 from .._ratelimit import RateLimiter
 from ._learner import Schedule, SharedRate
