@@ -61,21 +61,24 @@ class AdaptiveRate:
     bucket of rate R and burst B <= b * R accepts at most B + R * age requests in any
     window of ``age`` seconds, so ``accepted / (age + b)`` is a lower bound on R, and so
     is the accepted rate since the previous 429 (the bucket was empty then). The
-    estimate is the largest such bound over the windows since the previous 429, with
-    b = ``_BURST_GUESS`` (doubled whenever a 429 arrives below the last estimate: the
-    burst was larger than assumed). A sliding one-second window shows itself by
-    accepting the same count twice from a full start, or in the second before two
-    probes past the plateau in a row: that count per second is then the estimate
-    (:meth:`_window_limit`, :meth:`_probe_limit`); a 429 below a limit so known, after a
-    second that took about that much, is a burst over it. The rate drops to ``_BELOW`` times the
-    estimate and climbs back like TCP CUBIC to a plateau at ``_PLATEAU`` of it, holds
-    there for ``_HOLD`` climbs when the estimate rests on measured time (a steady run
-    has no second episode), then probes faster past it (the limit may have grown). The
-    climb takes ``_CLIMB`` times the cooldown that the 429 cost, so probing keeps a small
-    share of the time behind a closed gate; less when the estimate rests mostly on the
-    assumed burst (a short window) or, behind bare 429s, is the slow start's first (its
-    windows include the ramp), since it may then be far too low: the climb then goes
-    straight past it instead of holding a plateau below it.
+    estimate is the largest such bound over the windows since the previous 429 (within a
+    second of it, over those of the last second too), with b = ``_BURST_GUESS`` (doubled
+    whenever a 429 arrives below the last estimate a second or more after the previous
+    one: the burst was larger than assumed). Behind bare 429s, a probe past the estimate
+    refused after a second that took more raises it to that count. A sliding one-second
+    window shows itself by accepting the same count twice from a full start, or in the
+    second before two probes past the plateau in a row: that count per second is then
+    the estimate, known exactly (:meth:`_window_limit`, :meth:`_probe_limit`); a 429
+    below a limit so known, after a second that took about that much, is a burst over
+    it. The rate drops to ``_BELOW`` times the estimate and climbs back like TCP CUBIC
+    to a plateau at ``_PLATEAU`` of it, holds there for ``_HOLD`` climbs when the
+    estimate rests on measured time (a steady run has no second episode), then probes
+    faster past it (the limit may have grown). The climb takes ``_CLIMB`` times the
+    cooldown that the 429 cost, so probing keeps a small share of the time behind a
+    closed gate; less when the estimate rests mostly on the assumed burst (a short
+    window) or, behind bare 429s, is the slow start's first (its windows include the
+    ramp), since it may then be far too low: the climb then goes straight past it
+    instead of holding a plateau below it.
     """
 
     __slots__ = (
@@ -145,6 +148,8 @@ class AdaptiveRate:
         if not self._oks or self._oks[-1] <= max(start, self._resumed):
             # Nothing accepted since the last 429's gate reopened (answers before that
             # were to requests sent before that 429: they show nothing new).
+            if self.estimate is not None and self._full_window(now, previous):
+                return self.rate
             if self.estimate is not None:
                 # The server takes nothing for now (an outage of 429s): the cooldown
                 # helps; the climb goes on as it was, so full speed is back soon after.
@@ -165,7 +170,10 @@ class AdaptiveRate:
                 self.estimate = min(self.estimate, held / _WINDOW)
                 self._set(_BELOW * self.estimate)
                 return self.rate
-            self._burst = min(2.0 * self._burst, _MAX_BURST_GUESS)  # it was too high
+            if now - previous >= _WINDOW:
+                # The burst was larger than assumed. (Not so within a second of the last
+                # 429: a window that counts refused requests still holds that episode's.)
+                self._burst = min(2.0 * self._burst, _MAX_BURST_GUESS)
         best = trust = 0.0
         count = 0
         for at in reversed(self._oks):
@@ -181,6 +189,23 @@ class AdaptiveRate:
             # burst to assume. It rests on sending time only as far as the pause was short.
             best = count / (now - start)
             trust = max(0.0, now - max(start, self._resumed)) / (now - start)
+        if self.estimate is not None and start > now - _WINDOW:
+            # Within a second of the last 429 the windows since it are too short to show
+            # anything: a window that counts refused requests still holds the last
+            # episode's and refuses again as soon as the gate reopens. Windows reaching
+            # back past that 429 bound a bucket's rate all the same: a run of such 429s
+            # must not cut below what the last second took (six sank 200 to 19 against a
+            # limit of 100).
+            best, trust = self._reach_back(now, start, best, trust)
+        if cautious and self.estimate is not None and current > self.estimate:
+            took = self._held(now)
+            if took >= _MIN_WINDOW and took / _WINDOW > best:
+                # Refused while probing past the estimate, after a second that took more:
+                # the server sustains that much. (A window's limit bounds the count; a
+                # bucket probed slowly takes its rate and a little of its burst, and one
+                # more cheap episode corrects that. The bound from accepted time, which
+                # assumes the burst, held a window of 100 at 88 for ten seconds.)
+                best, trust = took / _WINDOW, max(trust, _TRUSTED)
         last = self._last
         fitted = self._window_limit(now, start, previous < since)
         if fitted is not None:
@@ -194,7 +219,7 @@ class AdaptiveRate:
             # not behind a Retry-After, where a wrong guess costs the server's seconds.
             probed = self._probe_limit(now, last) if cautious else None
             sustained = max(self.estimate, probed or 0.0)
-            if sustained > best:
+            if sustained > best or probed is not None:
                 best, trust = sustained, 1.0
         elif cautious and self.estimate is not None and best < _BETA * current:
             # One episode past the slow start cuts the rate by at most CUBIC's 30 %: the
@@ -227,6 +252,39 @@ class AdaptiveRate:
         if abs(count - last[0]) <= _SAME_COUNT * max(count, last[0]):
             return min(count, last[0]) / _WINDOW
         return None
+
+    def _full_window(self, now: float, previous: float) -> bool:
+        """Refused with nothing taken since the gate reopened, behind an estimate that
+        rests on the slow start's ramp or on an assumed burst: no bucket that sustains
+        the count of the last second (a token since the last 429, at that rate) refuses
+        everything, but a window full at that count does. Take that count, once (the
+        slow start's 100 in a quarter second read 300 a second, and 429s went on for
+        three seconds). True when taken."""
+        took = self._held(now)
+        if not (
+            self._trust < _TRUSTED
+            and took >= _MIN_WINDOW
+            and took / _WINDOW < (self.estimate or 0.0)
+            and (now - previous) * took / _WINDOW >= 1.0
+        ):
+            return False
+        self.estimate, self._trust = took / _WINDOW, _TRUSTED
+        self._set(_BELOW * self.estimate)
+        return True
+
+    def _reach_back(
+        self, now: float, start: float, best: float, trust: float
+    ) -> tuple[float, float]:
+        """``(best, trust)`` raised by the windows of the last ``_WINDOW`` seconds that
+        begin at or before ``start``: ``accepted / (age + burst)`` bounds a bucket's rate
+        over any window, whatever 429s came within it."""
+        for count, at in enumerate(reversed(self._oks), 1):
+            if at <= now - _WINDOW:
+                break
+            if at <= start and count / (now - at + self._burst) > best:
+                best = count / (now - at + self._burst)
+                trust = (now - at) / (now - at + self._burst)
+        return best, trust
 
     def _held(self, now: float) -> int:
         """Answers accepted in the last ``_WINDOW`` seconds."""

@@ -338,19 +338,39 @@ def probe_past(
     return adaptive.estimate
 
 
-def test_two_probes_in_a_row_show_a_windows_limit() -> None:
+def trust_of(adaptive: AdaptiveRate) -> float:
+    schedule = adaptive.schedule()
+    assert schedule is not None
+    return schedule.trust
+
+
+def test_a_probe_refused_after_a_second_that_took_more_than_the_estimate_raises_it() -> None:
     # A sound estimate of 90 (say, depressed by refusals still in a charging window).
     adaptive = AdaptiveRate(ceiling=400.0)
     adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
-    # A window of 100 a second refuses each probe once its last second holds 100.
-    assert probe_past(adaptive, 10.0, 100) < 95.0  # one probe: not yet evidence
-    assert probe_past(adaptive, 20.0, 100) == pytest.approx(100.0)
+    # A window of 100 a second refuses the probe once its last second holds 100: the
+    # server sustains that much (the bound from accepted time, with the burst assumed,
+    # would say 100 / 1.1).
+    assert probe_past(adaptive, 10.0, 100) == pytest.approx(100.0)
     assert adaptive.rate == pytest.approx(95.0)
-    # Behind a Retry-After a wrong guess costs the server's seconds: no such guess.
-    cautious = AdaptiveRate(ceiling=400.0)
-    cautious.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
-    probe_past(cautious, 10.0, 100, cautious=False)
-    assert probe_past(cautious, 20.0, 100, cautious=False) < 95.0
+    # Behind a Retry-After a wrong guess costs the server's seconds: the bound stays.
+    behind = AdaptiveRate(ceiling=400.0)
+    behind.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    assert probe_past(behind, 10.0, 100, cautious=False) == pytest.approx(100 / 1.1, rel=0.01)
+
+
+def test_two_probes_in_a_row_show_a_windows_limit() -> None:
+    adaptive = AdaptiveRate(ceiling=400.0)
+    adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    probe_past(adaptive, 10.0, 100)
+    assert trust_of(adaptive) < 1.0  # one probe: not yet known exactly
+    assert probe_past(adaptive, 20.0, 100) == pytest.approx(100.0)
+    assert trust_of(adaptive) == 1.0  # the same count twice: a window's limit
+    # Behind a Retry-After: no such guess.
+    behind = AdaptiveRate(ceiling=400.0)
+    behind.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    probe_past(behind, 10.0, 100, cautious=False)
+    assert probe_past(behind, 20.0, 100, cautious=False) < 95.0
 
 
 def test_probes_of_a_token_bucket_are_not_taken_for_a_window() -> None:
@@ -358,7 +378,61 @@ def test_probes_of_a_token_bucket_are_not_taken_for_a_window() -> None:
     # probe drained of its burst, which differs from probe to probe.
     adaptive = AdaptiveRate(ceiling=400.0)
     adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
-    probe_past(adaptive, 10.0, 104)
-    # Not 104 a second: the estimate from accepted time (118 in the last second, with
-    # the burst assumed), as for any probe.
-    assert probe_past(adaptive, 20.0, 118) == pytest.approx(118 / 1.1, rel=0.01)
+    assert probe_past(adaptive, 10.0, 104) == pytest.approx(104.0)
+    assert probe_past(adaptive, 20.0, 118) == pytest.approx(118.0)
+    # Each second's count is taken, but not as a window's limit known exactly: a 429
+    # below it (the bucket's rate) lowers it again (see refused_below).
+    assert trust_of(adaptive) < 1.0
+
+
+def test_429s_right_after_reopenings_keep_what_the_last_second_took() -> None:
+    # An estimate of 200 against a window of 100 a second that counts refused requests
+    # too: refused below the estimate at 10.0, after a second that took 90.
+    adaptive = AdaptiveRate(ceiling=400.0)
+    adaptive.adopt(0.0, Climb(200.0, 0.0, 1.0, 0.7, 0, 0.0, -1.0, 0.0))
+    answers = [9.0 + (i + 0.5) / 90 for i in range(90)]
+    for at in answers:
+        adaptive.accepted(at)
+    adaptive.limited(10.0, since=0.0, current=190.0)  # the burst guess doubles: 0.2 s
+    adaptive.pause(10.05, 0.05, rtt=0.001)
+    # The window still holds that episode's refusals: each reopening is refused again
+    # 60 ms later, after one answer. Those show no rate, and no larger burst either.
+    t = 10.05
+    for _ in range(6):
+        t += 0.06
+        answers.append(t - 0.005)
+        adaptive.accepted(answers[-1])
+        adaptive.limited(t, since=0.0, current=adaptive.rate)
+        adaptive.pause(t + 0.05, 0.05, rtt=0.001)
+    # Cut to no less than the last second's bound (with that burst), where six cuts of
+    # 30 % each would leave 8 % of 200 (and a burst guess doubled to 1.6 s).
+    took = sum(1 for at in answers if at > t - 1.0)
+    assert adaptive.estimate == pytest.approx(took / 1.2, rel=0.02)
+
+
+def test_a_reopening_refused_with_nothing_taken_shows_a_window_not_a_fast_bucket() -> None:
+    # The slow start overshoots a window of 100 a second: it takes 100 in the first
+    # quarter second and refuses. The ramp's estimate (100 in 0.25 s) is far above it.
+    adaptive = AdaptiveRate(ceiling=1000.0)
+    adaptive.start(0.0, 50.0)
+    for i in range(100):
+        adaptive.accepted((i + 0.5) * 0.0025)
+    adaptive.limited(0.25, since=0.0, current=800.0)
+    adaptive.pause(0.30, 0.05, rtt=0.001)
+    assert adaptive.estimate is not None and adaptive.estimate > 250.0
+    ramp = adaptive.estimate
+    # Refused again 3 ms after the last 429, nothing taken: no bucket of 100 a second
+    # would have a token yet either. That shows nothing.
+    adaptive.limited(0.253, since=0.0, current=adaptive.rate)
+    assert adaptive.estimate == ramp
+    adaptive.pause(0.303, 0.05, rtt=0.001)
+    # The reopening 50 ms on is refused with nothing taken: a bucket sustaining the 100
+    # a second it took would have had 5 tokens. A window full at what its second took.
+    adaptive.limited(0.31, since=0.0, current=adaptive.rate)
+    assert adaptive.estimate == pytest.approx(100.0)
+    assert adaptive.rate == pytest.approx(95.0)
+    # Once: as that second's answers leave the last second, later refusals with nothing
+    # taken lower nothing more.
+    adaptive.pause(0.40, 0.09, rtt=0.001)
+    adaptive.limited(1.1, since=0.0, current=adaptive.rate)
+    assert adaptive.estimate == pytest.approx(100.0)
