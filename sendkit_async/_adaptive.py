@@ -26,6 +26,7 @@ _CLIMB = 10.0  # back at the estimate after this many times the 429's cooldown..
 _MIN_CLIMB = 1.0  # ...times the trust in the estimate, but never sooner (seconds)
 _CLIMB_RTTS = 20.0  # ...nor in fewer round trips
 _RAMP_TRUST = 0.5  # at most this trust in the slow start's first estimate (bare 429s)
+_READ = 0.55  # the trust in a count read from a full window (see _full_window)
 _MIN_RATE = 0.05  # requests/s
 _REFILLED = 0.9  # this long with nothing accepted refills a one-second window (seconds)
 _SAME_COUNT = 0.05  # two episodes accepting counts this close: a sliding-window limit...
@@ -141,7 +142,8 @@ class AdaptiveRate:
         Answers before ``since`` (the first request) do not count. None when unlimited
         so far and nothing was accepted. ``cautious``: another episode is cheap (its
         pause is ours, not a server's Retry-After), so past the slow start one episode
-        cuts the rate by at most ``1 - _BETA``. Call :meth:`pause` next.
+        cuts the rate by at most ``1 - _BETA`` (unless a reopening refused with nothing
+        taken shows a full window: :meth:`_full_window`). Call :meth:`pause` next.
         """
         previous, self._limited_at = self._limited_at, now
         start = max(since, previous)
@@ -149,7 +151,7 @@ class AdaptiveRate:
         if not self._oks or self._oks[-1] <= max(start, self._resumed):
             # Nothing accepted since the last 429's gate reopened (answers before that
             # were to requests sent before that 429: they show nothing new).
-            if self.estimate is not None and self._full_window(now, previous):
+            if cautious and self.estimate is not None and self._full_window(now, previous):
                 return self.rate
             if self.estimate is not None:
                 # The server takes nothing for now (an outage of 429s): the cooldown
@@ -171,9 +173,10 @@ class AdaptiveRate:
                 self.estimate = min(self.estimate, held / _WINDOW)
                 self._set(_BELOW * self.estimate)
                 return self.rate
-            if now - previous >= _WINDOW:
+            if now - previous >= _WINDOW or self._trust < _TRUSTED:
                 # The burst was larger than assumed. (Not so within a second of the last
-                # 429: a window that counts refused requests still holds that episode's.)
+                # 429 behind an estimate from measured time: a window that counts refused
+                # requests still holds that episode's. Behind the ramp's, it may well be.)
                 self._burst = min(2.0 * self._burst, _MAX_BURST_GUESS)
         best = trust = 0.0
         count = 0
@@ -190,8 +193,9 @@ class AdaptiveRate:
             # burst to assume. It rests on sending time only as far as the pause was short.
             best = count / (now - start)
             trust = max(0.0, now - max(start, self._resumed)) / (now - start)
-        if self.estimate is not None and start > now - _WINDOW:
-            # Within a second of the last 429 the windows since it are too short to show
+        if self.estimate is not None and start > now - _WINDOW and self._trust >= _TRUSTED:
+            # Within a second of the last 429 (behind an estimate from measured time; the
+            # ramp's windows hold a bucket's burst) the windows since it are too short to show
             # anything: a window that counts refused requests still holds the last
             # episode's and refuses again as soon as the gate reopens. Windows reaching
             # back past that 429 bound a bucket's rate all the same: a run of such 429s
@@ -200,7 +204,9 @@ class AdaptiveRate:
             best, trust = self._reach_back(now, start, best, trust)
         if cautious and self.estimate is not None and current > self.estimate:
             took = self._held(now)
-            if took >= _MIN_WINDOW and took / _WINDOW > best:
+            # (Past a limit known exactly, a count within _SAME_COUNT of it is jitter.)
+            exact = (1.0 + _SAME_COUNT) * self.estimate if self._trust >= 1.0 else 0.0
+            if took >= _MIN_WINDOW and took / _WINDOW > max(best, exact):
                 # Refused while probing past the estimate, after a second that took more:
                 # the server sustains that much. (A window's limit bounds the count; a
                 # bucket probed slowly takes its rate and a little of its burst, and one
@@ -258,18 +264,20 @@ class AdaptiveRate:
         """Refused with nothing taken since the gate reopened, behind an estimate that
         rests on the slow start's ramp or on an assumed burst: no bucket that sustains
         the count of the last second (a token since the last 429, at that rate) refuses
-        everything, but a window full at that count does. Take that count, once (the
-        slow start's 100 in a quarter second read 300 a second, and 429s went on for
-        three seconds). True when taken."""
+        everything, but a window full at that count does (the slow start's 100 in a
+        quarter second read 300 a second, and 429s went on for three seconds). Take that
+        count, with trust ``_READ``: still not measured time, so the climb goes straight
+        past it (an outage, or 200s slower than 429s, can look the same), and not read
+        again as that second's answers leave the last second. True when taken."""
         took = self._held(now)
         if not (
-            self._trust < _TRUSTED
+            self._trust < _READ
             and took >= _MIN_WINDOW
             and took / _WINDOW < (self.estimate or 0.0)
             and (now - previous) * took / _WINDOW >= 1.0
         ):
             return False
-        self.estimate, self._trust = took / _WINDOW, _TRUSTED
+        self.estimate, self._trust = took / _WINDOW, _READ
         self._set(_BELOW * self.estimate)
         return True
 

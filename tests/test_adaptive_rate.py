@@ -353,6 +353,15 @@ def test_a_probe_refused_after_a_second_that_took_more_than_the_estimate_raises_
     # would say 100 / 1.1).
     assert probe_past(adaptive, 10.0, 100) == pytest.approx(100.0)
     assert adaptive.rate == pytest.approx(95.0)
+    # Past a limit known exactly (trust 1), a count within 5 % of it is timing, not more.
+    exact = AdaptiveRate(ceiling=400.0)
+    exact.adopt(0.0, Climb(100.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    assert probe_past(exact, 10.0, 102) == pytest.approx(100.0)
+    assert trust_of(exact) == 1.0
+    # A small count proves nothing of a window (a bucket's burst looks the same).
+    small = AdaptiveRate(ceiling=400.0)
+    small.adopt(0.0, Climb(30.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    assert probe_past(small, 10.0, 40) < 40.0
     # Behind a Retry-After a wrong guess costs the server's seconds: the bound stays.
     behind = AdaptiveRate(ceiling=400.0)
     behind.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
@@ -410,6 +419,25 @@ def test_429s_right_after_reopenings_keep_what_the_last_second_took() -> None:
     assert adaptive.estimate == pytest.approx(took / 1.2, rel=0.02)
 
 
+@pytest.mark.parametrize("trust", [0.7, 0.5])
+def test_a_429_right_after_a_reopening_reaches_back_only_behind_a_measured_estimate(
+    trust: float,
+) -> None:
+    # The last 429 at 9.94, the gate reopened at 9.99; one answer since, then refused at
+    # 10.0 at 100/s, below the estimate; the last second took 91.
+    adaptive = AdaptiveRate(ceiling=400.0)
+    adaptive.adopt(0.0, Climb(110.0, 0.0, 1.0, trust, 0, 0.0, 9.94, 9.99))
+    for i in range(90):
+        adaptive.accepted(9.0 + (i + 0.5) * 0.93 / 90)
+    adaptive.accepted(9.995)
+    adaptive.limited(10.0, since=0.0, current=100.0)
+    assert adaptive.estimate is not None
+    if trust >= 0.6:  # the last second bounds it (a second's windows, burst not doubled)
+        assert adaptive.estimate == pytest.approx(91 / 1.1, rel=0.03)
+    else:  # behind the ramp's estimate the second may hold a drained burst: cut by 30 %
+        assert adaptive.estimate == pytest.approx(70.0)
+
+
 def test_a_reopening_refused_with_nothing_taken_shows_a_window_not_a_fast_bucket() -> None:
     # The slow start overshoots a window of 100 a second: it takes 100 in the first
     # quarter second and refuses. The ramp's estimate (100 in 0.25 s) is far above it.
@@ -436,3 +464,40 @@ def test_a_reopening_refused_with_nothing_taken_shows_a_window_not_a_fast_bucket
     adaptive.pause(0.40, 0.09, rtt=0.001)
     adaptive.limited(1.1, since=0.0, current=adaptive.rate)
     assert adaptive.estimate == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize(
+    ("trust", "took", "estimate", "cautious"),
+    [
+        (0.6, 100, 300.0, True),  # an estimate from measured time: an outage, say
+        (0.5, 40, 300.0, True),  # too few to tell a window
+        (0.5, 100, 90.0, True),  # the count is no lower than the estimate
+        (0.5, 100, 300.0, False),  # behind a Retry-After (the window empties meanwhile)
+    ],
+)
+def test_a_reopening_refused_with_nothing_taken_is_not_always_a_full_window(
+    trust: float, took: int, estimate: float, cautious: bool
+) -> None:
+    adaptive = AdaptiveRate(ceiling=1000.0)
+    adaptive.adopt(0.0, Climb(estimate, 0.0, 1.0, trust, 0, 0.0, 0.25, 0.30))
+    for i in range(took):
+        adaptive.accepted((i + 0.5) * 0.25 / took)
+    adaptive.limited(0.31, since=0.0, current=adaptive.rate, cautious=cautious)
+    assert adaptive.estimate == estimate  # nothing learned: the climb goes on
+
+
+@pytest.mark.parametrize("trust", [0.7, 0.5])
+def test_a_quick_429_below_the_ramps_estimate_doubles_the_assumed_burst(trust: float) -> None:
+    # The last 429 at 9.5, reopened at 9.55, 40 answers since, refused at 10.0 below the
+    # estimate. Behind an estimate from measured time that is the last episode's leftover;
+    # behind the ramp's it may be a burst larger than assumed (0.2 s, then).
+    adaptive = AdaptiveRate(ceiling=400.0)
+    adaptive.adopt(0.0, Climb(110.0, 0.0, 1.0, trust, 0, 0.0, 9.5, 9.55))
+    answers = [9.55 + (i + 0.5) * 0.44 / 40 for i in range(40)]
+    for at in answers:
+        adaptive.accepted(at)
+    adaptive.limited(10.0, since=9.52, current=100.0)
+    burst = 0.1 if trust >= 0.6 else 0.2
+    bound = 40 / (10.0 - answers[0] + burst)
+    assert adaptive.estimate == pytest.approx(max(bound, 70.0))  # 70: CUBIC's 30 % cut
+    assert (bound > 70.0) == (trust >= 0.6)
