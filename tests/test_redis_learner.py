@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 from sendkit_async._controller import AIMD
 from sendkit_async._redis._learner import SharedRate, answer_times
 from sendkit_async._redis._parts import _Slot
+from tests.helpers import FakeClock
 from tests.redis_fixtures import hgetall
-from tests.test_redis_limiter import Factory, make, new_key, redis, settle
+from tests.test_redis_limiter import SERVER_T0, Factory, make, new_key, redis, settle
 
 __all__ = ["make", "redis"]  # fixtures shared with test_redis_limiter
 
@@ -137,6 +138,32 @@ async def test_a_rate_from_an_older_climb_gets_no_token(make: Factory, redis: Re
     kind, wait, _ = await b._acquire_once("")
     assert kind in ("token", "wait") and (kind, wait) != ("wait", 0.0)
     assert b._learner.ctl.aimd.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
+
+
+async def test_asking_again_after_a_stale_rate_counts_no_throttle(
+    make: Factory, redis: Redis
+) -> None:
+    clock = FakeClock(start=SERVER_T0)  # Redis time and both processes' clocks
+
+    async def advance(seconds: float) -> None:
+        clock.now += max(seconds, 0.0)
+
+    key = new_key()
+    a, b = make(api_key=key, sleep=advance), make(api_key=key, sleep=advance)
+    for limiter in (a, b):
+        limiter._server_clock = limiter._now = clock.time  # type: ignore[method-assign]
+    await warm_up(a, 30)
+    await warm_up(b, 30)
+    a.observe(429)  # a publishes a new climb; b, at its slow start, has not seen it
+    await settle(a)
+    clock.now += 5.0  # long past the cooldown: the gate is open, the bucket full
+    before = b.snapshot().throttle_events
+    # b asks at the old rate, is turned back with the new climb and asks again at once:
+    # it waited for neither a token nor a gate, so no throttle is counted.
+    assert await b._admit(_Slot(b, "background")) is None
+    shared = await hgetall(redis, a._keys[4])
+    assert b._learner.ctl.aimd.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
+    assert b.snapshot().throttle_events == before
 
 
 async def test_a_bare_429_holds_this_process_before_redis_hears_of_it(

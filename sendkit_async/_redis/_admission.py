@@ -119,7 +119,8 @@ class _Admission(_RedisCalls):
                     )
                     error._final = error._unsent = True  # type: ignore[attr-defined]
                     raise error
-                waited = True
+                if wait > 0:  # (0: the reply carried a newer climb; ask again, no throttle)
+                    waited = True
                 await self._sleep(wait + self._random() * min(0.05, 0.1 * wait + 0.002))
         finally:
             if holding:
