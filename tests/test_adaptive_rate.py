@@ -92,13 +92,26 @@ def test_429_below_the_estimate_doubles_the_assumed_burst() -> None:
     assert abs(second - 100.0) < abs(first - 100.0) / 2  # a larger burst assumed
 
 
+def following(
+    estimate: float,
+    trust: float,
+    limited: float = -1.0,
+    resumed: float = 0.0,
+    ceiling: float = 400.0,
+) -> AdaptiveRate:
+    """A learner following a climb to ``estimate`` (with ``trust``) whose last 429 came
+    at ``limited`` and whose gate reopened at ``resumed``."""
+    adaptive = AdaptiveRate(ceiling=ceiling)
+    adaptive.adopt(0.0, Climb(estimate, 0.0, 1.0, trust, 0, 0.0, limited, resumed))
+    return adaptive
+
+
 def refused_below(
     estimate: float, trust: float, took: int, current: float, cautious: bool = True
 ) -> AdaptiveRate:
     """A learner at ``estimate`` (with ``trust``) refused at ``current``/s, after a second
     that took ``took`` requests evenly."""
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(estimate, 0.0, 1.0, trust, 0, 0.0, -1.0, 0.0))
+    adaptive = following(estimate, trust)
     for i in range(took):
         adaptive.accepted(9.0 + (i + 0.5) / took)
     adaptive.limited(10.0, since=0.0, current=current, cautious=cautious)
@@ -346,38 +359,32 @@ def trust_of(adaptive: AdaptiveRate) -> float:
 
 def test_a_probe_refused_after_a_second_that_took_more_than_the_estimate_raises_it() -> None:
     # A sound estimate of 90 (say, depressed by refusals still in a charging window).
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    adaptive = following(90.0, 1.0)
     # A window of 100 a second refuses the probe once its last second holds 100: the
     # server sustains that much (the bound from accepted time, with the burst assumed,
     # would say 100 / 1.1).
     assert probe_past(adaptive, 10.0, 100) == pytest.approx(100.0)
     assert adaptive.rate == pytest.approx(95.0)
     # Past a limit known exactly (trust 1), a count within 5 % of it is timing, not more.
-    exact = AdaptiveRate(ceiling=400.0)
-    exact.adopt(0.0, Climb(100.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    exact = following(100.0, 1.0)
     assert probe_past(exact, 10.0, 102) == pytest.approx(100.0)
     assert trust_of(exact) == 1.0
     # A small count proves nothing of a window (a bucket's burst looks the same).
-    small = AdaptiveRate(ceiling=400.0)
-    small.adopt(0.0, Climb(30.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    small = following(30.0, 1.0)
     assert probe_past(small, 10.0, 40) < 40.0
     # Behind a Retry-After a wrong guess costs the server's seconds: the bound stays.
-    behind = AdaptiveRate(ceiling=400.0)
-    behind.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    behind = following(90.0, 1.0)
     assert probe_past(behind, 10.0, 100, cautious=False) == pytest.approx(100 / 1.1, rel=0.01)
 
 
 def test_two_probes_in_a_row_show_a_windows_limit() -> None:
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    adaptive = following(90.0, 1.0)
     probe_past(adaptive, 10.0, 100)
     assert trust_of(adaptive) < 1.0  # one probe: not yet known exactly
     assert probe_past(adaptive, 20.0, 100) == pytest.approx(100.0)
     assert trust_of(adaptive) == 1.0  # the same count twice: a window's limit
     # Behind a Retry-After: no such guess.
-    behind = AdaptiveRate(ceiling=400.0)
-    behind.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    behind = following(90.0, 1.0)
     probe_past(behind, 10.0, 100, cautious=False)
     assert probe_past(behind, 20.0, 100, cautious=False) < 95.0
 
@@ -385,8 +392,7 @@ def test_two_probes_in_a_row_show_a_windows_limit() -> None:
 def test_probes_of_a_token_bucket_are_not_taken_for_a_window() -> None:
     # A bucket's count in the second before a probe's 429 is its rate plus what the
     # probe drained of its burst, which differs from probe to probe.
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(90.0, 0.0, 1.0, 1.0, 0, 0.0, -1.0, 0.0))
+    adaptive = following(90.0, 1.0)
     assert probe_past(adaptive, 10.0, 104) == pytest.approx(104.0)
     assert probe_past(adaptive, 20.0, 118) == pytest.approx(118.0)
     # Each second's count is taken, but not as a window's limit known exactly: a 429
@@ -397,8 +403,7 @@ def test_probes_of_a_token_bucket_are_not_taken_for_a_window() -> None:
 def test_429s_right_after_reopenings_keep_what_the_last_second_took() -> None:
     # An estimate of 200 against a window of 100 a second that counts refused requests
     # too: refused below the estimate at 10.0, after a second that took 90.
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(200.0, 0.0, 1.0, 0.7, 0, 0.0, -1.0, 0.0))
+    adaptive = following(200.0, 0.7)
     answers = [9.0 + (i + 0.5) / 90 for i in range(90)]
     for at in answers:
         adaptive.accepted(at)
@@ -425,8 +430,7 @@ def test_a_429_right_after_a_reopening_reaches_back_only_behind_a_measured_estim
 ) -> None:
     # The last 429 at 9.94, the gate reopened at 9.99; one answer since, then refused at
     # 10.0 at 100/s, below the estimate; the last second took 91.
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(110.0, 0.0, 1.0, trust, 0, 0.0, 9.94, 9.99))
+    adaptive = following(110.0, trust, 9.94, 9.99)
     for i in range(90):
         adaptive.accepted(9.0 + (i + 0.5) * 0.93 / 90)
     adaptive.accepted(9.995)
@@ -478,8 +482,7 @@ def test_a_reopening_refused_with_nothing_taken_shows_a_window_not_a_fast_bucket
 def test_a_reopening_refused_with_nothing_taken_is_not_always_a_full_window(
     trust: float, took: int, estimate: float, cautious: bool
 ) -> None:
-    adaptive = AdaptiveRate(ceiling=1000.0)
-    adaptive.adopt(0.0, Climb(estimate, 0.0, 1.0, trust, 0, 0.0, 0.25, 0.30))
+    adaptive = following(estimate, trust, 0.25, 0.30, ceiling=1000.0)
     for i in range(took):
         adaptive.accepted((i + 0.5) * 0.25 / took)
     adaptive.limited(0.31, since=0.0, current=adaptive.rate, cautious=cautious)
@@ -491,8 +494,7 @@ def test_a_quick_429_below_the_ramps_estimate_doubles_the_assumed_burst(trust: f
     # The last 429 at 9.5, reopened at 9.55, 40 answers since, refused at 10.0 below the
     # estimate. Behind an estimate from measured time that is the last episode's leftover;
     # behind the ramp's it may be a burst larger than assumed (0.2 s, then).
-    adaptive = AdaptiveRate(ceiling=400.0)
-    adaptive.adopt(0.0, Climb(110.0, 0.0, 1.0, trust, 0, 0.0, 9.5, 9.55))
+    adaptive = following(110.0, trust, 9.5, 9.55)
     answers = [9.55 + (i + 0.5) * 0.44 / 40 for i in range(40)]
     for at in answers:
         adaptive.accepted(at)
