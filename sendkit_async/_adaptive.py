@@ -11,6 +11,11 @@ import math
 from collections import deque
 from typing import NamedTuple
 
+from ._evidence import MIN_WINDOW as _MIN_WINDOW
+from ._evidence import SAME_COUNT as _SAME_COUNT
+from ._evidence import WINDOW as _WINDOW
+from ._evidence import from_full, held, probe_limit, reach_back, since_full
+
 __all__ = ["AdaptiveRate", "Climb"]
 
 # AdaptiveRate (see its docstring):
@@ -28,10 +33,6 @@ _CLIMB_RTTS = 20.0  # ...nor in fewer round trips
 _RAMP_TRUST = 0.5  # at most this trust in the slow start's first estimate (bare 429s)
 _READ = 0.55  # the trust in a count read from a full window (see _full_window)
 _MIN_RATE = 0.05  # requests/s
-_REFILLED = 0.9  # this long with nothing accepted refills a one-second window (seconds)
-_SAME_COUNT = 0.05  # two episodes accepting counts this close: a sliding-window limit...
-_WINDOW = 1.0  # ...of that many requests per this many seconds, when there are at
-_MIN_WINDOW = 50  # least this many (a token bucket's burst can look the same when small)
 
 
 class Climb(NamedTuple):
@@ -69,7 +70,7 @@ class AdaptiveRate:
     refused after a second that took more raises it to that count. A sliding one-second
     window shows itself by accepting the same count twice from a full start, or in the
     second before two probes past the plateau in a row: that count per second is then
-    the estimate, known exactly (:meth:`_window_limit`, :meth:`_probe_limit`); a 429
+    the estimate, known exactly (`from_full`, `probe_limit`); a 429
     below a limit so known, after a second that took about that much, is a burst over
     it. Past the slow start's first 429, a reopening refused with nothing taken shows a
     window full at the last second's count (:meth:`_full_window`). The rate drops to
@@ -163,14 +164,14 @@ class AdaptiveRate:
             self.start(now, 0.5 * current)
             return self.rate
         if self.estimate is not None and current < self.estimate:
-            held = self._held(now)
-            if self._trust >= 1.0 and held >= max(_MIN_WINDOW, 0.95 * self.estimate * _WINDOW):
+            took = held(self._oks, now)
+            if self._trust >= 1.0 and took >= max(_MIN_WINDOW, 0.95 * self.estimate * _WINDOW):
                 # A window's limit known exactly (two equal counts, or a plateau held), and
                 # refused below it after a second that took about that much: a burst over
                 # it (timing, a reopening's tokens) did it, not a lower limit. (Taken as a
                 # larger burst, it sank the estimate to 83 % for good.) An estimate from
                 # accepted time may be a bucket's rate plus part of its burst: not so.
-                self.estimate = min(self.estimate, held / _WINDOW)
+                self.estimate = min(self.estimate, took / _WINDOW)
                 self._set(_BELOW * self.estimate)
                 return self.rate
             if now - previous >= _WINDOW or self._trust < _TRUSTED:
@@ -201,9 +202,9 @@ class AdaptiveRate:
             # back past that 429 bound a bucket's rate all the same: a run of such 429s
             # must not cut below what the last second took (six sank 200 to 19 against a
             # limit of 100).
-            best, trust = self._reach_back(now, start, best, trust)
+            best, trust = reach_back(self._oks, now, start, self._burst, best, trust)
         if cautious and self.estimate is not None and current > self.estimate:
-            took = self._held(now)
+            took = held(self._oks, now)
             # (Past a limit known exactly, a count within _SAME_COUNT of it is jitter.)
             exact = (1.0 + _SAME_COUNT) * self.estimate if self._trust >= 1.0 else 0.0
             if took >= _MIN_WINDOW and took / _WINDOW > max(best, exact):
@@ -214,17 +215,35 @@ class AdaptiveRate:
                 # assumes the burst, held a window of 100 at 88 for ten seconds.)
                 best, trust = took / _WINDOW, max(trust, _TRUSTED)
         last = self._last
-        fitted = self._window_limit(now, start, previous < since)
+        drain = since_full(self._oks, now, start, self._resumed, previous < since)
+        full, self._last = from_full(drain, last), drain
+        fitted = full[0] if full is not None and full[1] else None
         if fitted is not None:
             best, trust = fitted, 1.0
+        elif (
+            full is not None
+            and previous == start
+            and full[0] <= _BELOW * (self.estimate or 0.0)  # sent above it since then
+        ):
+            # Two drains of a bucket from full bound its rate from above, with no burst
+            # to assume: the bound from accepted time read a bucket of 100/s with a burst
+            # of 50 as 166/s, and the next episode came at once. (Not below the bound
+            # from the previous 429, when it was empty: a bucket that had not refilled
+            # in the pause drains less, and then that bound is its rate.)
+            best = max(min(best, full[0]), count / (now - start))
+            trust = max(trust, _TRUSTED)
         elif self.estimate is not None and current > self.estimate and self._trust >= _TRUSTED:
             # Throttled while probing past a sound estimate, whose plateau went without a
             # 429: the estimate stands, and so does the plateau below it. (The accepted
             # rate since the last 429 only bounds it by what we chose to send; the
             # plateau itself, 98 % of it, would ratchet it down 2 % per probe.)
-            # Two such probes in a row may show a window's limit (:meth:`_probe_limit`);
+            # Two such probes in a row may show a window's limit (`probe_limit`);
             # not behind a Retry-After, where a wrong guess costs the server's seconds.
-            probed = self._probe_limit(now, last) if cautious else None
+            probed = None
+            if cautious:
+                took = held(self._oks, now)
+                self._last = (took, -_WINDOW)  # a probe's count (see from_full)
+                probed = probe_limit(took, last)
             sustained = max(self.estimate, probed or 0.0)
             if sustained > best or probed is not None:
                 best, trust = sustained, 1.0
@@ -244,22 +263,6 @@ class AdaptiveRate:
         self._trust = trust
         return self.rate
 
-    def _probe_limit(self, now: float, last: tuple[int, float] | None) -> float | None:
-        """A sliding window's limit, when two probes past the plateau in a row show one.
-
-        A window of L requests per second refuses a probe once the last second holds L
-        (a steady plateau refused nothing before it): the count accepted in the second
-        before the 429 is then L, the same every time. (A token bucket's count there is
-        its rate plus what the probe drained of its burst, which varies with the probe.)
-        """
-        count = self._held(now)
-        self._last = (count, -_WINDOW)  # negative: a probe's count (see _window_limit)
-        if last is None or last[1] >= 0 or count < _MIN_WINDOW:
-            return None
-        if abs(count - last[0]) <= _SAME_COUNT * max(count, last[0]):
-            return min(count, last[0]) / _WINDOW
-        return None
-
     def _full_window(self, now: float, previous: float) -> bool:
         """Refused with nothing taken since the gate reopened, behind an estimate that
         rests on the slow start's ramp or on an assumed burst: no bucket that sustains
@@ -269,7 +272,7 @@ class AdaptiveRate:
         count, with trust ``_READ``: still not measured time, so the climb goes straight
         past it (an outage, or 200s slower than 429s, can look the same), and not read
         again as that second's answers leave the last second. True when taken."""
-        took = self._held(now)
+        took = held(self._oks, now)
         if not (
             self._trust < _READ
             and took >= _MIN_WINDOW
@@ -280,60 +283,6 @@ class AdaptiveRate:
         self.estimate, self._trust = took / _WINDOW, _READ
         self._set(_BELOW * self.estimate)
         return True
-
-    def _reach_back(
-        self, now: float, start: float, best: float, trust: float
-    ) -> tuple[float, float]:
-        """``(best, trust)`` raised by the windows of the last ``_WINDOW`` seconds that
-        begin at or before ``start``: ``accepted / (age + burst)`` bounds a bucket's rate
-        over any window, whatever 429s came within it."""
-        for count, at in enumerate(reversed(self._oks), 1):
-            if at <= now - _WINDOW:
-                break
-            if at <= start and count / (now - at + self._burst) > best:
-                best = count / (now - at + self._burst)
-                trust = (now - at) / (now - at + self._burst)
-        return best, trust
-
-    def _held(self, now: float) -> int:
-        """Answers accepted in the last ``_WINDOW`` seconds."""
-        count = 0
-        for at in reversed(self._oks):
-            if at <= now - _WINDOW:
-                break
-            count += 1
-        return count
-
-    def _window_limit(self, now: float, start: float, first: bool) -> float | None:
-        """A sliding window's limit, when this episode and the last one show one.
-
-        From a full server (the run's start, or after ``_REFILLED`` seconds with nothing
-        accepted, however many 429s came meanwhile), a limit per sliding one-second
-        window (which may count refused requests too) accepts the same count every time
-        until it refuses, whatever the send rate: that count is its limit per second,
-        exactly, where the
-        estimates from accepted time can only bound it. (A token bucket sent far above
-        its rate also accepts about its burst each time: a small count is not taken for
-        a window.)
-        """
-        resumed = max(start, self._resumed)
-        count = 0
-        quiet = math.inf  # seconds from the last answer accepted before ``resumed`` to it
-        for at in reversed(self._oks):
-            if at <= resumed:
-                quiet = resumed - at
-                break
-            count += 1
-        full = first or (self._resumed > start and quiet >= _REFILLED)
-        seconds = now - resumed
-        last, self._last = self._last, (count, seconds) if full else None
-        if last is None or not full or count == 0 or last[1] < 0:
-            return None
-        count1, seconds1 = last
-        same = abs(count - count1) <= _SAME_COUNT * max(count, count1)
-        if same and max(seconds, seconds1) <= _WINDOW and count >= _MIN_WINDOW:
-            return min(count, count1) / _WINDOW
-        return None
 
     def pause(self, until: float, cooldown: float, rtt: float) -> None:
         """The 429 closed the gate for ``cooldown`` seconds, until ``until``: the climb
