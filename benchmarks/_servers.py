@@ -141,7 +141,7 @@ http {{
     listen 127.0.0.1:{port};
     server_name bench;
     location / {{
-      limit_req zone=api burst=20 nodelay;
+      limit_req zone=api burst={burst} nodelay;
       limit_req_status 429;
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -199,6 +199,7 @@ def start_nginx(
     *,
     key: str = ONE_LIMIT,
     retry_after: int | None = None,
+    burst: int = 20,
     log_statuses: bool = False,
 ) -> tuple[subprocess.Popen[str], str]:
     """nginx on loopback in front of ``127.0.0.1:backend`` (see ``NGINX_CONF``); its URL.
@@ -215,6 +216,7 @@ def start_nginx(
     conf = NGINX_CONF.format(
         prefix=tmp,
         rate=int(rate),
+        burst=burst,
         backend=backend,
         port=port,
         key=key,

@@ -5,9 +5,9 @@ and faults nobody here wrote the client for.
 
 Servers, all on 127.0.0.1, started and stopped here:
 
-- ``nginx``: Debian's nginx ``limit_req`` (rate R, burst 20, nodelay; rejected requests
-  are free) in front of ``_gateway.py``; 429s bare or with ``Retry-After``. Skipped with
-  a line if nginx is not installed.
+- ``nginx``: Debian's nginx ``limit_req`` (rate R, burst 20 or, in ``nginx-b50-*``, 50;
+  nodelay; rejected requests are free) in front of ``_gateway.py``; 429s bare or with
+  ``Retry-After``. Skipped with a line if nginx is not installed.
 - ``gateway``: ``_gateway.py``'s sliding one-second window that counts rejected requests
   too, plus 503 faults, resets and outage windows.
 
@@ -42,6 +42,8 @@ SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
     "nginx-503-ra1": ("nginx", ["--fault-rate", "0.05", "--fault-retry-after", "1"], None),
     "nginx-ra1": ("nginx", [], 1),
     "nginx-ra2": ("nginx", [], 2),
+    "nginx-b50-ra1": ("nginx", [], 1),
+    "nginx-b50-ra2": ("nginx", [], 2),
     "gw-bare": ("gateway", ["--window", "sliding"], None),
     "gw-ra1": ("gateway", ["--window", "sliding", "--retry-after", "1"], None),
     "gw-ra2": ("gateway", ["--window", "sliding", "--retry-after", "2"], None),
@@ -65,6 +67,7 @@ SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
     "outage-429ra0": ("gateway", ["--window", "sliding", "--outage", "5:5:429ra0"], None),
     "outage-refused": ("gateway", ["--window", "sliding", "--outage", "5:5:refused"], None),
 }
+NGINX_BURST = {"nginx-b50-ra1": 50, "nginx-b50-ra2": 50}  # where not 20
 
 
 def start(cmd: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
@@ -89,7 +92,8 @@ def one_run(name: str, client: str, n: int, rate: float, processes: int) -> dict
         url = gw_url
         if front == "nginx":
             backend = int(gw_url.rsplit(":", 1)[1])
-            nginx, url = start_nginx(backend, rate, Path(tmp), retry_after=nginx_ra)
+            burst = NGINX_BURST.get(name, 20)
+            nginx, url = start_nginx(backend, rate, Path(tmp), retry_after=nginx_ra, burst=burst)
         ids = [f"{i:024x}" for i in range(n)]
         ids_file = Path(tmp) / "ids.txt"
         reports = []
