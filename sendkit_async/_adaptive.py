@@ -70,18 +70,20 @@ class AdaptiveRate:
     refused after a second that took more raises it to that count. A sliding one-second
     window shows itself by accepting the same count twice from a full start, or in the
     second before two probes past the plateau in a row: that count per second is then
-    the estimate, known exactly (`from_full`, `probe_limit`); a 429
-    below a limit so known, after a second that took about that much, is a burst over
-    it. Past the slow start's first 429, a reopening refused with nothing taken shows a
-    window full at the last second's count (:meth:`_full_window`). The rate drops to
-    ``_BELOW`` times the estimate and climbs back like TCP CUBIC to a plateau at
-    ``_PLATEAU`` of it, holds there for ``_HOLD`` climbs when the estimate rests on
-    measured time (a steady run has no second episode), then probes faster past it (the
-    limit may have grown). The climb takes ``_CLIMB`` times the cooldown that the 429
-    cost, so probing keeps a small share of the time behind a closed gate; less when the
-    estimate rests mostly on the assumed burst (a short window) or, behind bare 429s, is
-    the slow start's first (its windows include the ramp), since it may then be far too
-    low: the climb then goes straight past it instead of holding a plateau below it.
+    the estimate, known exactly (`from_full`, `probe_limit`); a 429 below a limit so
+    known, after a second that took about that much, is a burst over it. Two episodes
+    that each began with a token bucket full bound its rate from above, whatever its
+    burst (`from_full`): the estimate is then at most that, and holds its plateau. Past
+    the slow start's first 429, a reopening refused with nothing taken shows a window
+    full at the last second's count (:meth:`_full_window`). The rate drops to ``_BELOW``
+    times the estimate and climbs back like TCP CUBIC to a plateau at ``_PLATEAU`` of
+    it, holds there for ``_HOLD`` climbs when the estimate rests on measured time (a
+    steady run has no second episode), then probes faster past it (the limit may have
+    grown). The climb takes ``_CLIMB`` times the cooldown that the 429 cost, so probing
+    keeps a small share of the time behind a closed gate; less when the estimate rests
+    mostly on the assumed burst (a short window) or, behind bare 429s, is the slow
+    start's first (its windows include the ramp), since it may then be far too low: the
+    climb then goes straight past it instead of holding a plateau below it.
     """
 
     __slots__ = (

@@ -549,14 +549,14 @@ def test_two_drains_confirm_an_estimate_from_accepted_time() -> None:
 
 def test_a_bucket_not_refilled_in_the_pause_takes_the_bound_from_the_previous_429() -> None:
     # A burst of 120 refills 100 in the 1 s pause: the second drain takes 20 fewer, and
-    # the two drains read 59/s; the bound from the previous 429 (empty then) is exact.
+    # the two drains read 60/s; the bound from the previous 429 (empty then) is exact.
     adaptive = two_drains(120.0, 700.0, 250.0, tokens=100.0)
     assert adaptive.estimate == pytest.approx(100.0, abs=1.0)
 
 
 def test_two_drains_show_nothing_when_the_second_began_below_the_rate() -> None:
     # Back at 57/s (95 % of an estimate of 60) a bucket of 100/s stays full for 0.6 s,
-    # then a burst drains it: the two drains read 59/s, which would hold the climb there.
+    # then a burst drains it: the two drains read 60/s, which would hold the climb there.
     adaptive = AdaptiveRate()
     adaptive.adopt(0.0, Climb(60.0, 1.0, 1.0, 0.3, 55, 0.05, 0.0, 1.0))
     accepted = [1.002 + i / 57.0 for i in range(35)]
