@@ -2,7 +2,7 @@
 
     python benchmarks/_gateway.py [--limit 100] [--window sliding|none] [--retry-after 2]
         [--fault-rate 0.05] [--fault-retry-after 1] [--reset-rate 0.01]
-        [--outage START:SECONDS:KIND]
+        [--outage START:SECONDS:KIND] [--latency MS]
 
 Serves ``GET /v1/analytics/campaigns/{id}`` (a fixed, valid body) on 127.0.0.1 with:
 
@@ -15,7 +15,9 @@ Serves ``GET /v1/analytics/campaigns/{id}`` (a fixed, valid body) on 127.0.0.1 w
 - ``--outage START:SECONDS:KIND``: from START seconds after the first request, for
   SECONDS, every request fails: ``503`` (bare 503s), ``429ra0`` (429 with
   ``Retry-After: 0``) or ``refused`` (the listening socket is closed and open
-  connections are reset, so connects are refused).
+  connections are reset, so connects are refused);
+- ``--latency MS``: admitted requests are answered after 0.5-1.5 x MS milliseconds (a
+  backend's time; refusals stay immediate, as a gateway's are).
 
 ``GET /_gateway/stats`` returns ``{"timeline": [[t, status], ...]}`` (t from the first
 request; status 0 for a reset). Prints ``... listening on http://127.0.0.1:PORT`` once
@@ -103,6 +105,8 @@ class Gateway:
                 else {"Retry-After": str(args.fault_retry_after)}
             )
             return self.answer(t, 503, ra)
+        if args.latency > 0:
+            await asyncio.sleep(args.latency / 1000.0 * (0.5 + self.rng.random()))
         self.timeline.append((t, 200))
         cid = request.match_info["id"]
         body = _ECHO_TEMPLATE[0] + cid + _ECHO_TEMPLATE[1]
@@ -158,6 +162,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fault-retry-after", type=int, default=None)
     parser.add_argument("--reset-rate", type=float, default=0.0)
     parser.add_argument("--outage", default=None, help="START:SECONDS:503|429ra0|refused")
+    parser.add_argument("--latency", type=float, default=0.0, help="backend ms (admitted)")
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
 

@@ -10,6 +10,8 @@ Servers, all on 127.0.0.1, started and stopped here:
   ``Retry-After``. Skipped with a line if nginx is not installed.
 - ``gateway``: ``_gateway.py``'s sliding one-second window that counts rejected requests
   too, plus 503 faults, resets and outage windows.
+- ``*-lat50``: the gateway answers admitted requests after 25-75 ms (a backend's time);
+  refusals, its own and nginx's, stay immediate.
 
 Each scenario runs each client in its own process against fresh servers, fetching N
 distinct ids at concurrency 50. Figures: wall / ideal (ideal = N / R), the share of
@@ -61,6 +63,13 @@ SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
         ],
         None,
     ),
+    "gw-bare-lat50": ("gateway", ["--window", "sliding", "--latency", "50"], None),
+    "gw-ra2-lat50": (
+        "gateway",
+        ["--window", "sliding", "--retry-after", "2", "--latency", "50"],
+        None,
+    ),
+    "nginx-ra1-lat50": ("nginx", ["--latency", "50"], 1),
     "open-clean": ("open", [], None),
     "open-faults": ("open", ["--fault-rate", "0.05", "--reset-rate", "0.01"], None),
     "outage-503": ("gateway", ["--window", "sliding", "--outage", "5:5:503"], None),
