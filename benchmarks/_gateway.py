@@ -16,8 +16,8 @@ Serves ``GET /v1/analytics/campaigns/{id}`` (a fixed, valid body) on 127.0.0.1 w
   SECONDS, every request fails: ``503`` (bare 503s), ``429ra0`` (429 with
   ``Retry-After: 0``) or ``refused`` (the listening socket is closed and open
   connections are reset, so connects are refused);
-- ``--latency MS``: admitted requests are answered after 0.5-1.5 x MS milliseconds (a
-  backend's time; refusals stay immediate, as a gateway's are).
+- ``--latency MS``: successful answers come after 0.5-1.5 x MS milliseconds (a backend's
+  time); refusals and faults stay immediate, as a gateway's are.
 
 ``GET /_gateway/stats`` returns ``{"timeline": [[t, status], ...]}`` (t from the first
 request; status 0 for a reset). Prints ``... listening on http://127.0.0.1:PORT`` once

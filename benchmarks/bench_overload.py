@@ -10,7 +10,7 @@ Servers, all on 127.0.0.1, started and stopped here:
   ``Retry-After``. Skipped with a line if nginx is not installed.
 - ``gateway``: ``_gateway.py``'s sliding one-second window that counts rejected requests
   too, plus 503 faults, resets and outage windows.
-- ``*-lat50``: the gateway answers admitted requests after 25-75 ms (a backend's time);
+- ``*-lat50``: the gateway's successful answers take 25-75 ms (a backend's time);
   refusals, its own and nginx's, stay immediate.
 
 Each scenario runs each client in its own process against fresh servers, fetching N
