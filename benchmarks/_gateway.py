@@ -162,7 +162,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fault-retry-after", type=int, default=None)
     parser.add_argument("--reset-rate", type=float, default=0.0)
     parser.add_argument("--outage", default=None, help="START:SECONDS:503|429ra0|refused")
-    parser.add_argument("--latency", type=float, default=0.0, help="backend ms (admitted)")
+    parser.add_argument("--latency", type=float, default=0.0, help="ms before a 200")
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
 
