@@ -8,7 +8,10 @@ its climb.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
+from collections.abc import Sequence
+from itertools import islice
 from typing import NamedTuple
 
 from ._evidence import MIN_WINDOW as _MIN_WINDOW
@@ -95,7 +98,7 @@ class AdaptiveRate:
         self.ceiling = ceiling  # the rate never exceeds it
         self.rate = 0.0  # requests/s; 0.0 until started or limited
         self.estimate: float | None = None  # the server's rate; None while in slow start
-        self._oks: deque[float] = deque(maxlen=4096)  # times of accepted answers
+        self._oks: deque[float] = deque(maxlen=4096)  # accepted requests' send times, sorted
         self._burst = _BURST_GUESS
         self._grown_at = 0.0
         self._limited_at = -math.inf
@@ -108,9 +111,25 @@ class AdaptiveRate:
         self.started = -math.inf  # when the slow start began...
         self.start_rate = 0.0  # ...and at what rate
 
-    def accepted(self, now: float) -> None:
-        """Count one accepted answer (any status but 429 and 5xx)."""
-        self._oks.append(now)
+    def accepted(self, sent: float) -> None:
+        """Count one accepted answer (any status but 429 and 5xx) to a request sent at
+        ``sent``. Answers may come out of order; they are counted in order of sending."""
+        oks = self._oks
+        if not oks or sent >= oks[-1]:
+            oks.append(sent)
+            return
+        if len(oks) == oks.maxlen:
+            if sent <= oks[0]:
+                return
+            oks.popleft()
+        oks.insert(bisect_right(oks, sent), sent)
+
+    def _upto(self, now: float) -> Sequence[float]:
+        """The accepted requests sent at or before ``now``."""
+        oks = self._oks
+        if not oks or oks[-1] <= now:
+            return oks
+        return list(islice(oks, bisect_right(oks, now)))
 
     def start(self, now: float, rate: float) -> None:
         """(Re)start the slow start at ``rate``."""
@@ -138,23 +157,32 @@ class AdaptiveRate:
         return self.rate
 
     def limited(
-        self, now: float, since: float, current: float, cautious: bool = True
+        self,
+        now: float,
+        since: float,
+        current: float,
+        cautious: bool = True,
+        closed: float | None = None,
     ) -> float | None:
         """The first 429 of an episode at send rate ``current``: the new, lower rate.
 
-        Answers before ``since`` (the first request) do not count. None when unlimited
+        ``now``: when the refused request was sent; answers count by when theirs were,
+        and those before ``since`` (the first request) do not. ``closed``: when the gate
+        closed (default ``now``): the episode's drain counts every answer sent before,
+        as the server may have taken them first. None when unlimited
         so far and nothing was accepted. ``cautious``: another episode is cheap (its
         pause is ours, not a server's Retry-After), so past the slow start one episode
         cuts the rate by at most ``1 - _BETA`` (unless a reopening refused with nothing
         taken shows a full window: :meth:`_full_window`). Call :meth:`pause` next.
         """
         previous, self._limited_at = self._limited_at, now
+        oks = self._upto(now)  # (answers to requests sent after the refused one wait)
         start = max(since, previous)
         self._learned = True
-        if not self._oks or self._oks[-1] <= max(start, self._resumed):
+        if not oks or oks[-1] <= max(start, self._resumed):
             # Nothing accepted since the last 429's gate reopened (answers before that
             # were to requests sent before that 429: they show nothing new).
-            if cautious and self.estimate is not None and self._full_window(now, previous):
+            if cautious and self.estimate is not None and self._full_window(now, previous, oks):
                 return self.rate
             if self.estimate is not None:
                 # The server takes nothing for now (an outage of 429s): the cooldown
@@ -166,7 +194,7 @@ class AdaptiveRate:
             self.start(now, 0.5 * current)
             return self.rate
         if self.estimate is not None and current < self.estimate:
-            took = held(self._oks, now)
+            took = held(oks, now)
             if self._trust >= 1.0 and took >= max(_MIN_WINDOW, 0.95 * self.estimate * _WINDOW):
                 # A window's limit known exactly (two equal counts, or a plateau held), and
                 # refused below it after a second that took about that much: a burst over
@@ -183,7 +211,7 @@ class AdaptiveRate:
                 self._burst = min(2.0 * self._burst, _MAX_BURST_GUESS)
         best = trust = 0.0
         count = 0
-        for at in reversed(self._oks):
+        for at in reversed(oks):
             if at <= start:
                 break
             count += 1
@@ -204,9 +232,9 @@ class AdaptiveRate:
             # back past that 429 bound a bucket's rate all the same: a run of such 429s
             # must not cut below what the last second took (six sank 200 to 19 against a
             # limit of 100).
-            best, trust = reach_back(self._oks, now, start, self._burst, best, trust)
+            best, trust = reach_back(oks, now, start, self._burst, best, trust)
         if cautious and self.estimate is not None and current > self.estimate:
-            took = held(self._oks, now)
+            took = held(oks, now)
             # (Past a limit known exactly, a count within _SAME_COUNT of it is jitter.)
             exact = (1.0 + _SAME_COUNT) * self.estimate if self._trust >= 1.0 else 0.0
             if took >= _MIN_WINDOW and took / _WINDOW > max(best, exact):
@@ -217,7 +245,8 @@ class AdaptiveRate:
                 # assumes the burst, held a window of 100 at 88 for ten seconds.)
                 best, trust = took / _WINDOW, max(trust, _TRUSTED)
         last = self._last
-        drain = since_full(self._oks, now, start, self._resumed, previous < since)
+        closed = now if closed is None else max(closed, now)
+        drain = since_full(self._upto(closed), closed, start, self._resumed, previous < since)
         full, self._last = from_full(drain, last), drain
         fitted = full[0] if full is not None and full[1] else None
         if fitted is not None:
@@ -243,7 +272,7 @@ class AdaptiveRate:
             # not behind a Retry-After, where a wrong guess costs the server's seconds.
             probed = None
             if cautious:
-                took = held(self._oks, now)
+                took = held(oks, now)
                 self._last = (took, -_WINDOW)  # a probe's count (see from_full)
                 probed = probe_limit(took, last)
             sustained = max(self.estimate, probed or 0.0)
@@ -265,7 +294,7 @@ class AdaptiveRate:
         self._trust = trust
         return self.rate
 
-    def _full_window(self, now: float, previous: float) -> bool:
+    def _full_window(self, now: float, previous: float, oks: Sequence[float]) -> bool:
         """Refused with nothing taken since the gate reopened, behind an estimate that
         rests on the slow start's ramp or on an assumed burst: no bucket that sustains
         the count of the last second (a token since the last 429, at that rate) refuses
@@ -274,7 +303,7 @@ class AdaptiveRate:
         count, with trust ``_READ``: still not measured time, so the climb goes straight
         past it (an outage, or 200s slower than 429s, can look the same), and not read
         again as that second's answers leave the last second. True when taken."""
-        took = held(self._oks, now)
+        took = held(oks, now)
         if not (
             self._trust < _READ
             and took >= _MIN_WINDOW
@@ -291,7 +320,8 @@ class AdaptiveRate:
         starts then. It is never faster than ``_CLIMB_RTTS`` round trips ``rtt``:
         feedback comes that late. After a 429 that taught nothing (nothing was accepted
         since the last), the climb is left as it was."""
-        self._resumed = until
+        # (Just before: a request sent as the gate opens is sent after it reopened.)
+        self._resumed = math.nextafter(until, -math.inf)
         if self._learned:
             self._from = self._grown_at = until
             self._climb = max(_MIN_CLIMB, _CLIMB * cooldown * self._trust, _CLIMB_RTTS * rtt)

@@ -66,8 +66,8 @@ class RateController:
 
     __slots__ = (
         "adaptive", "aimd", "burst", "burst_ceiling", "ceiling", "episodes", "first_sent",
-        "hold_until", "last_wait", "max_reset", "measured", "rate", "shared", "source", "srtt",
-        "window",
+        "hold_until", "last_wait", "max_reset", "measured", "pending", "rate", "shared",
+        "source", "srtt", "window",
     )  # fmt: skip
 
     def __init__(
@@ -94,6 +94,9 @@ class RateController:
         self.max_reset = 0.0
         self.window: float | None = None
         self.measured = 0.0  # shared: what every process got accepted lately, per second
+        # A 429 episode to learn from once the requests sent before it are answered:
+        # (its request's send time, when it came, when its gate opens, cautious?).
+        self.pending: tuple[float, float, float, bool] | None = None
 
     # -- what the host reports ------------------------------------------------------------
 
@@ -153,28 +156,56 @@ class RateController:
         gate_until: float,
         retry_after: float | None,
         reset_after: float | None,
+        sent: float | None = None,
+        earlier: bool = False,
     ) -> tuple[float | None, bool]:
         """A 429: (how long to close the gate from now, or None to leave it; decrease?).
 
         ``gate_until`` is when the host's gate opens (a 429 then is a new episode). No
         decrease while headers tell the rate. A single host's decrease is done here; a
         shared one is claimed in Redis by the host and done by the leader (:meth:`lead`).
+        ``sent``: when the refused request was sent (default ``now``); ``earlier``:
+        requests sent before it are still on the wire. Their answers belong to the
+        episode (a backend answers what it admitted later than a gateway refuses), so
+        the decrease then waits for them: :meth:`settle`.
         """
+        self.settle(now)  # past the pending episode's gate: learn from it first
         new_episode = now >= gate_until
         if new_episode:
             self.episodes += 1
         decrease = self.adaptive and self.source != HEADERS and now >= self.hold_until
-        if decrease and not self.shared:
-            self._decrease(now, retry_after is None)
+        cautious = retry_after is None
+        sent = now if sent is None else min(sent, now)
+        if decrease and not self.shared and not earlier:
+            self._decrease(sent, cautious)
         cooldown = None
         if new_episode or retry_after is not None or (decrease and self.shared):
             cooldown = throttle_cooldown(self.episodes, self.rate, retry_after, reset_after)
-        if decrease:
-            if self.shared:
-                self.hold_until = now + max(2.0 * self.srtt, _SHARED_HOLD)  # Redis answers
-            else:
-                self._pause(now, max(gate_until, now + (cooldown or 0.0)))
-        return cooldown, decrease
+        if not decrease:
+            return cooldown, False
+        if self.shared:
+            self.hold_until = now + max(2.0 * self.srtt, _SHARED_HOLD)  # Redis answers
+            return cooldown, True
+        until = max(gate_until, now + (cooldown or 0.0))
+        if earlier:
+            self.pending = (sent, now, until, cautious)
+            self.hold_until = max(self.hold_until, until)
+            return cooldown, False
+        self._pause(now, until)
+        return cooldown, True
+
+    def settle(self, now: float, force: bool = False) -> bool:
+        """Learn from the pending 429 episode: its earlier requests are answered, or its
+        gate opens at ``now`` (or ``force``). True when the rate changed then."""
+        if self.pending is None:
+            return False
+        sent, came, until, cautious = self.pending
+        if not force and now < until:
+            return False
+        self.pending = None
+        self._decrease(sent, cautious, came)
+        self._pause(came, until)
+        return True
 
     def _pause(self, now: float, until: float) -> None:
         # The climb back starts as the gate opens; what this 429 costs sets its pace.
@@ -182,10 +213,11 @@ class RateController:
         # 429s of requests sent before this decrease must not lower the rate again.
         self.hold_until = max(until, now + 2.0 * self.srtt)
 
-    def _decrease(self, now: float, cautious: bool) -> None:
-        since = self.first_sent if self.first_sent is not None else now
+    def _decrease(self, now: float, cautious: bool, closed: float | None = None) -> None:
+        # (Answers are dated by their requests' send times: the first one's counts too.)
+        since = math.nextafter(self.first_sent if self.first_sent is not None else now, -math.inf)
         current = math.inf if self.rate is None else self.rate
-        if self.aimd.limited(now, since, current, cautious) is None:
+        if self.aimd.limited(now, since, current, cautious, closed) is None:
             self._start_slow(now, 0.5)  # limited before anything was learned
             return
         self.source = AIMD
@@ -193,16 +225,20 @@ class RateController:
 
     # -- accepted answers -------------------------------------------------------------------
 
-    def accepted(self, now: float, hinted: bool, busy: bool = False) -> int:
+    def accepted(
+        self, now: float, hinted: bool, busy: bool = False, sent: float | None = None
+    ) -> int:
         """An answer that was neither a 429 nor a 5xx: KEEP, CHANGED or STARTED.
 
-        ``hinted``: it carried a limit; ``busy``: every concurrency slot is on the wire.
+        ``hinted``: it carried a limit; ``busy``: every concurrency slot is on the wire;
+        ``sent``: when its request was sent (default ``now``), by which the learner dates
+        it, as a server's limit counted it.
         """
         self.episodes = 0
         if not self.adaptive:
             return KEEP
         aimd = self.aimd
-        aimd.accepted(now)
+        aimd.accepted(now if sent is None else min(sent, now))
         if self.source == NONE and not hinted:
             self._start_slow(now)
             return STARTED

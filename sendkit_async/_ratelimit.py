@@ -32,8 +32,10 @@ import asyncio
 import math
 import random as _random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 
 import attrs
 
@@ -43,6 +45,9 @@ from ._controller import AIMD, KEEP, STARTED, RateController
 from ._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, Turns
 
 __all__ = ["RateLimitSnapshot", "RateLimiter"]
+
+# When the attempt this task holds a slot for was sent: observe() dates its answer by it.
+_SENT: ContextVar[float | None] = ContextVar("sendkit_async_sent", default=None)
 
 
 @attrs.frozen
@@ -86,9 +91,9 @@ class RateLimiter(_Admission):
 
     # The queues' slots are _Admission's.
     __slots__ = (
-        "_adaptive", "_bucket", "_clock", "_ctl", "_gate_len", "_gate_until", "_limit",
-        "_probe_done", "_random", "_rate_limited", "_remaining", "_reset_at", "_sending",
-        "_sleep", "_slots",
+        "_adaptive", "_bucket", "_clock", "_ctl", "_gate_len", "_gate_until", "_gone",
+        "_limit", "_probe_done", "_random", "_rate_limited", "_remaining", "_reset_at",
+        "_sending", "_sleep", "_slots", "_wire",
     )  # fmt: skip
 
     def __init__(
@@ -116,7 +121,9 @@ class RateLimiter(_Admission):
         self._random: Callable[[], float] = random or _random.random
         self._slots = FifoSlots(max_concurrency, Turns(background_share))  # held while
         # waiting for gate/token too; interactive first, background keeps its share.
-        self._sending = 0  # slots past the token stage: requests on the wire
+        self._sending = 0  # slots past the token stage: requests on the wire...
+        self._wire: deque[float] = deque()  # ...their send times, oldest first (some of
+        self._gone: dict[float, int] = {}  # them answered already: these, by send time)
         self._token_lock = FifoSlots(1)  # one token waiter at a time, interactive first
         self._turns = Turns(background_share)  # whose turn each token is
         self._handed = False  # the token lock was handed over by a turn already decided
@@ -165,11 +172,13 @@ class RateLimiter(_Admission):
         """Learn from one response (any status) and its already-parsed hints.
 
         Call it inside the ``slot()`` block: requests still on the wire are
-        subtracted from ``remaining`` because the server has not counted them.
+        subtracted from ``remaining`` because the server has not counted them, and an
+        answer is dated by when its request was sent.
         """
         if self._probing:
             self._end_probe()
         now = self._now()
+        sent = _SENT.get()
         if limit is not None:
             self._limit = limit
         if remaining is not None:
@@ -186,14 +195,16 @@ class RateLimiter(_Admission):
                 self._bucket.cap(now, ctl.net_remaining(remaining, self._sending - 1))
         if status == 429:
             self._rate_limited += 1
-            cooldown, decreased = ctl.throttled(now, self._gate_until, retry_after, reset_after)
+            cooldown, decreased = ctl.throttled(
+                now, self._gate_until, retry_after, reset_after, sent, self._sending > 1
+            )
             if decreased:
                 self._apply(now, KEEP)
             if cooldown is not None:
                 self.cooldown(cooldown)
             return
         if status < 500:
-            done = ctl.accepted(now, limit is not None, self._sending >= self._slots.limit)
+            done = ctl.accepted(now, limit is not None, self._sending >= self._slots.limit, sent)
             if done:
                 self._apply(now, done)
 
@@ -300,6 +311,10 @@ class RateLimiter(_Admission):
         if ctl.first_sent is None:
             ctl.first_sent = now
         self._sending += 1
+        self._wire.append(now)
+        _SENT.set(now)
+        if ctl.pending is not None and ctl.settle(now):  # its gate opened: decide now
+            self._apply(now, KEEP)
         return now
 
     def _release_admitted(self, sent_at: float) -> None:
@@ -307,6 +322,29 @@ class RateLimiter(_Admission):
         if self._probing:
             self._end_probe()  # the first attempt is over, answered or not
         self._sending -= 1
-        rtt = self._now() - sent_at
-        self._ctl.answered(rtt if rtt > 0.0 else 0.0)
+        _SENT.set(None)
+        now = self._now()
+        rtt = now - sent_at
+        ctl = self._ctl
+        ctl.answered(rtt if rtt > 0.0 else 0.0)
+        wire = self._wire
+        if wire and wire[0] == sent_at:
+            wire.popleft()
+            gone = self._gone
+            while gone and wire and (n := gone.get(wire[0])):
+                if n == 1:
+                    del gone[wire[0]]
+                else:
+                    gone[wire[0]] = n - 1
+                wire.popleft()
+        else:
+            self._gone[sent_at] = self._gone.get(sent_at, 0) + 1
+        pending = ctl.pending
+        # Every request sent before the pending 429 came is answered: learn from it.
+        if (
+            pending is not None
+            and not (wire and wire[0] < pending[1])
+            and ctl.settle(now, force=True)
+        ):
+            self._apply(now, KEEP)
         self._slots.release()

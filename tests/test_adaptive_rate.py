@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -565,3 +567,59 @@ def test_two_drains_show_nothing_when_the_second_began_below_the_rate() -> None:
         adaptive.accepted(at)
     adaptive.limited(refused, since=0.0, current=1000.0, cautious=False)
     assert adaptive.estimate is not None and adaptive.estimate >= 100.0
+
+
+def test_answers_count_by_send_time_in_any_order_and_not_past_the_refused_one() -> None:
+    # Answers come back in any order (a backend's latency varies), and some requests
+    # sent after the refused one are answered before the learner decides: counted by
+    # send time, only those sent before the refused one, it learns what it would have
+    # from answers that came in order.
+    accepted, refused = drain(100.0, 20.0, 400.0)
+    in_order = AdaptiveRate()
+    limited_after(in_order, accepted, refused, 400.0)
+    shuffled = AdaptiveRate()
+    times = accepted + [refused + 0.001 * i for i in range(1, 6)]
+    random.Random(7).shuffle(times)
+    for at in times:
+        shuffled.accepted(at)
+    shuffled.limited(refused, since=accepted[0] - 1e-9, current=400.0)
+    assert in_order.estimate is not None
+    assert shuffled.estimate == pytest.approx(in_order.estimate)
+    assert shuffled.rate == pytest.approx(in_order.rate)
+
+
+def test_a_windows_drain_counts_what_was_sent_until_the_gate_closed() -> None:
+    # Jitter on the way: the last 5 requests the window took were sent after the one it
+    # refused (which overtook them). Up to the refused one each episode counts 95, which
+    # would read as a window of 95; up to when the gate closed, 100: the limit.
+    adaptive = AdaptiveRate()
+    adaptive.start(0.0, 10.0)
+    resumed = 0.0
+    for _ in range(2):
+        send = 450.0 if resumed == 0.0 else adaptive.rate
+        for i in [*range(1, 96), *range(97, 102)]:
+            adaptive.accepted(resumed + i / send)
+        refused, closed = resumed + 96 / send, resumed + 102 / send
+        adaptive.limited(refused, since=-1e-9, current=send, closed=closed)
+        adaptive.pause(closed + 1.0, 1.0, rtt=0.001)  # Retry-After: 1
+        resumed = closed + 1.0
+    assert adaptive.estimate == pytest.approx(100.0)
+
+
+def test_a_server_refusing_for_a_second_is_not_full_when_the_gate_reopens() -> None:
+    # A gateway that counts refused requests accepted nothing for over a second while
+    # 429s went on: its window holds the refused ones, so the next drain is not one from
+    # full. (Taken as one, with the first it bounded a limit of 100/s at 20/s.)
+    adaptive = AdaptiveRate()
+    adaptive.start(0.0, 10.0)
+    for i in range(1, 89):
+        adaptive.accepted(i * 0.0052)
+    adaptive.limited(0.46, since=-1e-9, current=1458.0)
+    adaptive.pause(0.51, 0.05, rtt=0.002)
+    for refused in (0.615, 0.806, 0.977, 1.232):  # nothing accepted: the window is full
+        adaptive.limited(refused, since=-1e-9, current=adaptive.rate)
+        adaptive.pause(refused + 0.38, 0.38, rtt=0.002)
+    for i in range(98):
+        adaptive.accepted(1.614 + i * 0.0101)
+    adaptive.limited(2.604, since=-1e-9, current=102.0)
+    assert adaptive.estimate is not None and adaptive.estimate >= 90.0

@@ -268,3 +268,79 @@ def test_a_follower_that_leads_the_next_epoch_learns_as_the_first_leader_would()
     assert learned is not None
     assert learned.estimate == pytest.approx(100.0)
     assert learned.trust == 1.0
+
+
+def fed(answered_by: float) -> tuple[RateController, list[int]]:
+    """A controller that sent at 100/s for two seconds, each request answered 50 ms
+    later, and heard the answers that came by ``answered_by``; the rest, by index."""
+    ctl = RateController()
+    ctl.sent(0.0)
+    ctl.answered(0.05)
+    late = []
+    for i in range(200):
+        if i / 100 + 0.05 <= answered_by:
+            ctl.accepted(i / 100 + 0.05, hinted=False, sent=i / 100)
+        else:
+            late.append(i)
+    ctl.rate = 150.0  # the slow start overshot
+    return ctl, late
+
+
+def test_a_429_with_earlier_requests_on_the_wire_is_learned_from_once_they_are_answered() -> None:
+    # A gateway refuses the request sent at 2.0 at once; the backend answers what it
+    # admitted 50 ms later. Decided at once, the learner misses those answers.
+    waiting, late = fed(answered_by=2.0)
+    assert late  # still on the wire when the 429 comes
+    cooldown, decreased = waiting.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
+    assert cooldown == 1.0 and decreased is False
+    assert waiting.rate == 150.0 and waiting.pending is not None
+    assert waiting.settle(2.5) is False  # the gate is closed: the answers may still come
+    for i in late:
+        waiting.accepted(i / 100 + 0.05, hinted=False, sent=i / 100)
+    assert waiting.settle(2.06, force=True) is True and waiting.pending is None
+    in_hand, _ = fed(answered_by=3.0)
+    assert in_hand.throttled(2.0, -1.0, 1.0, None, sent=2.0) == (1.0, True)
+    assert waiting.rate == in_hand.rate and waiting.rate is not None and waiting.rate < 150.0
+    assert waiting.aimd.estimate == in_hand.aimd.estimate
+    assert waiting.hold_until == in_hand.hold_until  # the climb starts as the gate opens
+    hasty, _ = fed(answered_by=2.0)
+    hasty.throttled(2.0, -1.0, 1.0, None, sent=2.0)
+    assert hasty.aimd.estimate is not None and in_hand.aimd.estimate is not None
+    assert hasty.aimd.estimate < in_hand.aimd.estimate
+
+
+def test_a_pending_episode_is_decided_when_its_gate_opens_at_the_latest() -> None:
+    ctl, _ = fed(answered_by=2.0)
+    cooldown, _ = ctl.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
+    assert cooldown == 1.0
+    # Another 429 inside the closed gate waits with it; one after the gate opened
+    # decides the pending episode first, then waits as the next one.
+    assert ctl.throttled(2.5, 3.0, 1.0, None, sent=2.49, earlier=True)[1] is False
+    assert ctl.pending is not None and ctl.rate == 150.0
+    assert ctl.settle(2.99) is False
+    opened, _ = fed(answered_by=2.0)
+    opened.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
+    assert opened.settle(3.0) is True and opened.pending is None
+    assert ctl.throttled(3.01, 3.0, 1.0, None, sent=3.0, earlier=True)[1] is False
+    assert ctl.pending is not None and ctl.pending[0] == 3.0 and ctl.rate == opened.rate
+    assert ctl.rate is not None and ctl.rate < 150.0
+
+
+def test_every_answer_of_an_episode_counts_also_the_first_sent() -> None:
+    # A sliding window of 100 a second, drained twice from full: the first request of
+    # the run and the first after the gate reopened are dated by their send times, as
+    # the episode's start and its reopening are: each drain counts 100, and two equal
+    # counts are the window's limit, exactly (99 would sink the run by 1 % for good).
+    ctl = RateController()
+    ctl.sent(0.0)
+    ctl.answered(0.002)
+    for i in range(100):
+        ctl.accepted(i / 400 + 0.002, hinted=False, sent=i / 400)
+    ctl.rate = 400.0
+    cooldown, _ = ctl.throttled(0.25, -1.0, 1.0, None, sent=0.25)
+    assert cooldown == 1.0
+    for i in range(100):
+        ctl.accepted(1.25 + i / 200 + 0.002, hinted=False, sent=1.25 + i / 200)
+    ctl.rate = 200.0
+    ctl.throttled(1.75, 1.25, 1.0, None, sent=1.75)
+    assert ctl.aimd.estimate == 100.0
