@@ -19,6 +19,7 @@ from . import _protocol as protocol
 from . import errors
 from ._core import Core
 from ._hooks import Dispatch, ThrottleCause, _Tracker
+from ._ratelimit import sent_in_this_task
 from ._retry import Deadline, RetryPolicy
 from ._transport import RawResponse
 
@@ -307,6 +308,7 @@ async def _wait_for_slot(
         raise _closed("while the call queued for the rate limit")
     if waited >= THROTTLE_LOG_SECONDS:
         logger.info("throttled %.2fs by the rate-limit budget before %s %s", waited, method, url)
+    sent_in_this_task(slot)  # it was entered in a task of its own
     return slot
 
 

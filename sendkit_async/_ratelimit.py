@@ -44,10 +44,17 @@ from ._bucket import FifoSlots, TokenBucket
 from ._controller import AIMD, KEEP, STARTED, RateController
 from ._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, Turns
 
-__all__ = ["RateLimitSnapshot", "RateLimiter"]
+__all__ = ["RateLimitSnapshot", "RateLimiter", "sent_in_this_task"]
 
 # When the attempt this task holds a slot for was sent: observe() dates its answer by it.
 _SENT: ContextVar[float | None] = ContextVar("sendkit_async_sent", default=None)
+
+
+def sent_in_this_task(slot: object) -> None:
+    """Date the attempt admitted by ``slot`` (one of ours, entered in another task, as
+    the pipeline does to race its wait against close) in the task that sends it."""
+    if isinstance(slot, _Slot) and slot._sent_at is not None:
+        _SENT.set(slot._sent_at)
 
 
 @attrs.frozen

@@ -225,3 +225,26 @@ async def test_a_wait_for_the_open_circuit_ends_with_the_calls_deadline(server: 
     # to probe (which, one probe per 0.5 s among many waiters, could come much later).
     assert any("while the API was failing" in str(r) for r in timed_out)
     assert server.count() < 20 * 5  # ...without being sent into the outage each time
+
+
+async def test_answers_teach_the_limiter_by_when_their_requests_were_sent(
+    server: Script,
+) -> None:
+    # The backend answers 50 ms after the request came; a gateway's 429 would come at
+    # once. Each answer is dated by its request's send time, also when its slot was
+    # entered in a task of its own (the pipeline races every queueing wait against
+    # close), as the first request's always is: it goes alone, through the queue.
+    clock = FakeClock()
+    sent: list[float] = []
+
+    def handler(request: web.Request) -> web.Response:
+        sent.append(clock.now)
+        clock.now += 0.05
+        return ok()
+
+    server.default = handler
+    async with on_fake_time(server.base_url, clock) as client:
+        for i in range(3):
+            await client.analytics.campaign(f"c{i}")
+        learned = list(client._core.limiter._ctl.aimd._oks)  # type: ignore[attr-defined]
+    assert learned == sent
