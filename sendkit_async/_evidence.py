@@ -8,11 +8,12 @@ episodes that each began with the server full.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 __all__ = ["from_full", "held", "probe_limit", "reach_back", "since_full"]
 
-REFILLED = 0.9  # this long with nothing sent refills a one-second window (seconds)
+REFILLED = 0.9  # this long with nothing accepted refills a one-second window (seconds)
 SAME_COUNT = 0.05  # two episodes accepting counts this close: a sliding-window limit...
 WINDOW = 1.0  # ...of that many requests per this many seconds, when there are at
 MIN_WINDOW = 50  # least this many (a token bucket's burst can look the same when small)
@@ -66,19 +67,17 @@ def since_full(
     oks: Sequence[float], now: float, start: float, resumed: float, first: bool
 ) -> Drain | None:
     """This episode's drain, if the server was full when it began: at the run's start
-    (``first``), or when the gate reopened at ``resumed`` after ``REFILLED`` seconds in
-    which nothing was sent: no request accepted, and none refused since the last 429 at
-    ``start`` (a gateway that counts refused requests is not refilled by them). Else
-    None."""
+    (``first``), or when the gate reopened at ``resumed`` after ``REFILLED`` seconds
+    with nothing accepted, however many 429s came meanwhile. Else None."""
     begin = max(start, resumed)
     count = 0
-    last = start  # the last request known sent before ``begin``
+    quiet = math.inf  # seconds from the last answer accepted before ``begin`` to it
     for at in reversed(oks):
         if at <= begin:
-            last = max(last, at)
+            quiet = begin - at
             break
         count += 1
-    if first or (resumed > start and begin - last >= REFILLED):
+    if first or (resumed > start and quiet >= REFILLED):
         return count, now - begin
     return None
 

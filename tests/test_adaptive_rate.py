@@ -604,22 +604,3 @@ def test_a_windows_drain_counts_what_was_sent_until_the_gate_closed() -> None:
         adaptive.pause(closed + 1.0, 1.0, rtt=0.001)  # Retry-After: 1
         resumed = closed + 1.0
     assert adaptive.estimate == pytest.approx(100.0)
-
-
-def test_a_server_refusing_for_a_second_is_not_full_when_the_gate_reopens() -> None:
-    # A gateway that counts refused requests accepted nothing for over a second while
-    # 429s went on: its window holds the refused ones, so the next drain is not one from
-    # full. (Taken as one, with the first it bounded a limit of 100/s at 20/s.)
-    adaptive = AdaptiveRate()
-    adaptive.start(0.0, 10.0)
-    for i in range(1, 89):
-        adaptive.accepted(i * 0.0052)
-    adaptive.limited(0.46, since=-1e-9, current=1458.0)
-    adaptive.pause(0.51, 0.05, rtt=0.002)
-    for refused in (0.615, 0.806, 0.977, 1.232):  # nothing accepted: the window is full
-        adaptive.limited(refused, since=-1e-9, current=adaptive.rate)
-        adaptive.pause(refused + 0.38, 0.38, rtt=0.002)
-    for i in range(98):
-        adaptive.accepted(1.614 + i * 0.0101)
-    adaptive.limited(2.604, since=-1e-9, current=102.0)
-    assert adaptive.estimate is not None and adaptive.estimate >= 90.0
