@@ -159,7 +159,7 @@ class RateController:
         sent: float | None = None,
         earlier: bool = False,
     ) -> tuple[float | None, bool]:
-        """A 429: (how long to close the gate from now, or None to leave it; decrease?).
+        """A 429: (how long to close the gate from now, or None to leave it; rate changed?).
 
         ``gate_until`` is when the host's gate opens (a 429 then is a new episode). No
         decrease while headers tell the rate. A single host's decrease is done here; a
@@ -169,7 +169,7 @@ class RateController:
         episode (a backend answers what it admitted later than a gateway refuses), so
         the decrease then waits for them: :meth:`settle`.
         """
-        self.settle(now)  # past the pending episode's gate: learn from it first
+        settled = self.settle(now)  # past the pending episode's gate: learn from it first
         new_episode = now >= gate_until
         if new_episode:
             self.episodes += 1
@@ -182,7 +182,7 @@ class RateController:
         if new_episode or retry_after is not None or (decrease and self.shared):
             cooldown = throttle_cooldown(self.episodes, self.rate, retry_after, reset_after)
         if not decrease:
-            return cooldown, False
+            return cooldown, settled
         if self.shared:
             self.hold_until = now + max(2.0 * self.srtt, _SHARED_HOLD)  # Redis answers
             return cooldown, True
@@ -190,7 +190,7 @@ class RateController:
         if earlier:
             self.pending = (sent, now, until, cautious)
             self.hold_until = max(self.hold_until, until)
-            return cooldown, False
+            return cooldown, settled
         self._pause(now, until)
         return cooldown, True
 
@@ -203,6 +203,8 @@ class RateController:
         if not force and now < until:
             return False
         self.pending = None
+        if self.source == HEADERS:  # headers told the rate meanwhile: they rule
+            return False
         self._decrease(sent, cautious, came)
         self._pause(came, until)
         return True

@@ -202,10 +202,10 @@ class RateLimiter(_Admission):
                 self._bucket.cap(now, ctl.net_remaining(remaining, self._sending - 1))
         if status == 429:
             self._rate_limited += 1
-            cooldown, decreased = ctl.throttled(
+            cooldown, changed = ctl.throttled(
                 now, self._gate_until, retry_after, reset_after, sent, self._sending > 1
             )
-            if decreased:
+            if changed:
                 self._apply(now, KEEP)
             if cooldown is not None:
                 self.cooldown(cooldown)

@@ -314,14 +314,15 @@ def test_a_pending_episode_is_decided_when_its_gate_opens_at_the_latest() -> Non
     cooldown, _ = ctl.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
     assert cooldown == 1.0
     # Another 429 inside the closed gate waits with it; one after the gate opened
-    # decides the pending episode first, then waits as the next one.
+    # decides the pending episode first (and says the rate changed: the host applies
+    # it to its bucket), then waits as the next one.
     assert ctl.throttled(2.5, 3.0, 1.0, None, sent=2.49, earlier=True)[1] is False
     assert ctl.pending is not None and ctl.rate == 150.0
     assert ctl.settle(2.99) is False
     opened, _ = fed(answered_by=2.0)
     opened.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
     assert opened.settle(3.0) is True and opened.pending is None
-    assert ctl.throttled(3.01, 3.0, 1.0, None, sent=3.0, earlier=True)[1] is False
+    assert ctl.throttled(3.01, 3.0, 1.0, None, sent=3.0, earlier=True)[1] is True
     assert ctl.pending is not None and ctl.pending[0] == 3.0 and ctl.rate == opened.rate
     assert ctl.rate is not None and ctl.rate < 150.0
 
@@ -344,3 +345,21 @@ def test_every_answer_of_an_episode_counts_also_the_first_sent() -> None:
     ctl.rate = 200.0
     ctl.throttled(1.75, 1.25, 1.0, None, sent=1.75)
     assert ctl.aimd.estimate == 100.0
+
+
+def test_headers_that_came_while_an_episode_was_pending_rule() -> None:
+    ctl, _ = fed(answered_by=2.0)
+    ctl.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
+    assert ctl.headers(2.03, 100, 40, 1.0, None) is True
+    assert ctl.settle(2.06, force=True) is False and ctl.pending is None
+    assert ctl.source == HEADERS and ctl.rate == 100.0
+
+
+def test_a_held_429_that_decides_the_pending_episode_reports_the_change() -> None:
+    # The host applies the rate to its bucket only when told it changed.
+    ctl, _ = fed(answered_by=2.0)
+    ctl.srtt = 1.0  # slow answers: the decrease holds back 429s for 2 s after it came
+    ctl.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
+    cooldown, changed = ctl.throttled(3.01, 3.0, 1.0, None, sent=3.0, earlier=True)
+    assert changed is True and ctl.pending is None and cooldown == 1.0
+    assert ctl.hold_until == 4.0 and ctl.rate is not None and ctl.rate < 150.0
