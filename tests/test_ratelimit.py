@@ -763,14 +763,14 @@ async def test_retry_after_only_429s_cost_one_episode_then_the_rate_stays_near_t
 
 
 @pytest.mark.parametrize("backend", [0.02, 0.05])
-async def test_a_backend_slower_than_the_gateways_429s_still_costs_one_episode(
+async def test_a_backend_slower_than_the_gateways_429s_is_learned_as_on_loopback(
     clock: FakeClock, backend: float
 ) -> None:
     # A gateway refuses at once, but what it admitted is answered by the backend later:
     # when the first 429 comes, most answers of the requests sent before it are still on
     # the wire. Learned from the answers in hand, 50 ms read 100/s as 82/s and the climb
-    # back took 14 s; counted once they are in, by when each request was sent, it is one
-    # episode and then the limit.
+    # back took 14 s; counted once they are in, by when each request was sent, the slow
+    # start's episode and at most one more find the limit.
     limiter = clock.limiter(max_concurrency=64)
     server = FakeServer(
         clock, rate=100.0, burst=20.0, rtt=0.002, mode="retry-after", backend=backend
