@@ -1,5 +1,5 @@
-"""Building blocks of the rate limiter: a token bucket, FIFO slots, the rate a
-limit header implies.
+"""Building blocks of the rate limiter: a token bucket, FIFO slots, the requests on
+the wire, the rate a limit header implies.
 
 Plain state machines (plus one pure rule for rates learned from headers); the rate
 learned from 429s alone is `AdaptiveRate` (``_adaptive``). None reads a clock: callers
@@ -9,10 +9,11 @@ pass ``now``.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from ._lanes import FifoSlots
 
-__all__ = ["FifoSlots", "TokenBucket", "early_rate"]
+__all__ = ["FifoSlots", "OnTheWire", "TokenBucket", "early_rate"]
 
 _EPS = 1e-9  # float slack so that waiting exactly the computed delay yields a token
 
@@ -78,3 +79,43 @@ class TokenBucket:
     def restart_at(self, when: float) -> None:
         """Hold one token for ``when``; nothing accrues before it."""
         self.tokens, self.updated = 1.0, when
+
+
+class OnTheWire:
+    """The send times of the requests on the wire: how many, and the oldest.
+
+    Sent in order, answered in any: an answer that is not the oldest is remembered until
+    the ones sent before it are answered too.
+    """
+
+    __slots__ = ("_done", "_sent", "count")
+
+    def __init__(self) -> None:
+        self.count = 0  # requests on the wire
+        self._sent: deque[float] = deque()  # their send times, oldest first, some
+        self._done: dict[float, int] = {}  # answered already: these, by send time
+
+    def add(self, at: float) -> None:
+        """A request goes on the wire at ``at`` (never before the last one)."""
+        self.count += 1
+        self._sent.append(at)
+
+    def remove(self, at: float) -> None:
+        """The request sent at ``at`` is off the wire."""
+        self.count -= 1
+        sent, done = self._sent, self._done
+        if not sent or sent[0] != at:
+            done[at] = done.get(at, 0) + 1
+            return
+        sent.popleft()
+        while done and sent and (n := done.get(sent[0])):
+            if n == 1:
+                del done[sent[0]]
+            else:
+                done[sent[0]] = n - 1
+            sent.popleft()
+
+    @property
+    def oldest(self) -> float:
+        """When the oldest request still on the wire was sent (inf: none)."""
+        return self._sent[0] if self._sent else math.inf

@@ -194,13 +194,14 @@ class RateController:
         self._pause(now, until)
         return cooldown, True
 
-    def settle(self, now: float, force: bool = False) -> bool:
-        """Learn from the pending 429 episode: its earlier requests are answered, or its
-        gate opens at ``now`` (or ``force``). True when the rate changed then."""
+    def settle(self, now: float, oldest: float = -math.inf) -> bool:
+        """Learn from the pending 429 episode once ``oldest`` (the send time of the
+        oldest request on the wire, inf for none) is after it came, or its gate opens at
+        ``now``. True when the rate changed then."""
         if self.pending is None:
             return False
         sent, came, until, cautious = self.pending
-        if not force and now < until:
+        if oldest < came and now < until:
             return False
         self.pending = None
         if self.source == HEADERS:  # headers told the rate meanwhile: they rule

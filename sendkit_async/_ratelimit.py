@@ -32,7 +32,6 @@ import asyncio
 import math
 import random as _random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -40,7 +39,7 @@ from contextvars import ContextVar
 import attrs
 
 from ._admission import _Admission, _Slot
-from ._bucket import FifoSlots, TokenBucket
+from ._bucket import FifoSlots, OnTheWire, TokenBucket
 from ._controller import AIMD, KEEP, STARTED, RateController
 from ._priority import BACKGROUND_SHARE, INTERACTIVE, Priority, Turns
 
@@ -98,9 +97,9 @@ class RateLimiter(_Admission):
 
     # The queues' slots are _Admission's.
     __slots__ = (
-        "_adaptive", "_bucket", "_clock", "_ctl", "_gate_len", "_gate_until", "_gone",
-        "_limit", "_probe_done", "_random", "_rate_limited", "_remaining", "_reset_at",
-        "_sending", "_sleep", "_slots", "_wire",
+        "_adaptive", "_bucket", "_clock", "_ctl", "_gate_len", "_gate_until", "_limit",
+        "_probe_done", "_random", "_rate_limited", "_remaining", "_reset_at", "_sleep",
+        "_slots", "_wire",
     )  # fmt: skip
 
     def __init__(
@@ -128,9 +127,7 @@ class RateLimiter(_Admission):
         self._random: Callable[[], float] = random or _random.random
         self._slots = FifoSlots(max_concurrency, Turns(background_share))  # held while
         # waiting for gate/token too; interactive first, background keeps its share.
-        self._sending = 0  # slots past the token stage: requests on the wire...
-        self._wire: deque[float] = deque()  # ...their send times, oldest first (some of
-        self._gone: dict[float, int] = {}  # them answered already: these, by send time)
+        self._wire = OnTheWire()  # slots past the token stage: requests on the wire
         self._token_lock = FifoSlots(1)  # one token waiter at a time, interactive first
         self._turns = Turns(background_share)  # whose turn each token is
         self._handed = False  # the token lock was handed over by a turn already decided
@@ -199,11 +196,11 @@ class RateLimiter(_Admission):
                 self._apply(now, KEEP)
             if remaining is not None and self._bucket is not None:
                 # Only ever lower the tokens: a stale, higher `remaining` gives nothing back.
-                self._bucket.cap(now, ctl.net_remaining(remaining, self._sending - 1))
+                self._bucket.cap(now, ctl.net_remaining(remaining, self._wire.count - 1))
         if status == 429:
             self._rate_limited += 1
             cooldown, changed = ctl.throttled(
-                now, self._gate_until, retry_after, reset_after, sent, self._sending > 1
+                now, self._gate_until, retry_after, reset_after, sent, self._wire.count > 1
             )
             if changed:
                 self._apply(now, KEEP)
@@ -211,7 +208,8 @@ class RateLimiter(_Admission):
                 self.cooldown(cooldown)
             return
         if status < 500:
-            done = ctl.accepted(now, limit is not None, self._sending >= self._slots.limit, sent)
+            busy = self._wire.count >= self._slots.limit
+            done = ctl.accepted(now, limit is not None, busy, sent)
             if done:
                 self._apply(now, done)
 
@@ -317,10 +315,9 @@ class RateLimiter(_Admission):
         ctl = self._ctl
         if ctl.first_sent is None:
             ctl.first_sent = now
-        self._sending += 1
-        self._wire.append(now)
+        self._wire.add(now)
         _SENT.set(now)
-        if ctl.pending is not None and ctl.settle(now):  # its gate opened: decide now
+        if ctl.pending is not None and ctl.settle(now, self._wire.oldest):
             self._apply(now, KEEP)
         return now
 
@@ -328,30 +325,12 @@ class RateLimiter(_Admission):
         """End an attempt admitted at ``sent_at``, answered or not: leaving its slot."""
         if self._probing:
             self._end_probe()  # the first attempt is over, answered or not
-        self._sending -= 1
         _SENT.set(None)
         now = self._now()
         rtt = now - sent_at
         ctl = self._ctl
         ctl.answered(rtt if rtt > 0.0 else 0.0)
-        wire = self._wire
-        if wire and wire[0] == sent_at:
-            wire.popleft()
-            gone = self._gone
-            while gone and wire and (n := gone.get(wire[0])):
-                if n == 1:
-                    del gone[wire[0]]
-                else:
-                    gone[wire[0]] = n - 1
-                wire.popleft()
-        else:
-            self._gone[sent_at] = self._gone.get(sent_at, 0) + 1
-        pending = ctl.pending
-        # Every request sent before the pending 429 came is answered: learn from it.
-        if (
-            pending is not None
-            and not (wire and wire[0] < pending[1])
-            and ctl.settle(now, force=True)
-        ):
+        self._wire.remove(sent_at)
+        if ctl.pending is not None and ctl.settle(now, self._wire.oldest):
             self._apply(now, KEEP)
         self._slots.release()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sendkit_async._controller import (
@@ -297,7 +299,7 @@ def test_a_429_with_earlier_requests_on_the_wire_is_learned_from_once_they_are_a
     assert waiting.settle(2.5) is False  # the gate is closed: the answers may still come
     for i in late:
         waiting.accepted(i / 100 + 0.05, hinted=False, sent=i / 100)
-    assert waiting.settle(2.06, force=True) is True and waiting.pending is None
+    assert waiting.settle(2.06, oldest=math.inf) is True and waiting.pending is None
     in_hand, _ = fed(answered_by=3.0)
     assert in_hand.throttled(2.0, -1.0, 1.0, None, sent=2.0) == (1.0, True)
     assert waiting.rate == in_hand.rate and waiting.rate is not None and waiting.rate < 150.0
@@ -351,7 +353,7 @@ def test_headers_that_came_while_an_episode_was_pending_rule() -> None:
     ctl, _ = fed(answered_by=2.0)
     ctl.throttled(2.0, -1.0, 1.0, None, sent=2.0, earlier=True)
     assert ctl.headers(2.03, 100, 40, 1.0, None) is True
-    assert ctl.settle(2.06, force=True) is False and ctl.pending is None
+    assert ctl.settle(2.06, oldest=math.inf) is False and ctl.pending is None
     assert ctl.source == HEADERS and ctl.rate == 100.0
 
 

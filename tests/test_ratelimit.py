@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendkit_async._bucket import FifoSlots
+from sendkit_async._bucket import FifoSlots, OnTheWire
 from sendkit_async._ratelimit import RateLimiter, RateLimitSnapshot
 from tests.helpers import VirtualClock
 
@@ -814,3 +814,16 @@ async def test_without_a_clock_the_loop_s_own_time_is_used(monkeypatch: pytest.M
     limiter = RateLimiter()
     limiter.cooldown(5.0)  # at 1000: the gate opens at 1005
     assert limiter.snapshot().cooldown_remaining == 0.0  # read at 1007
+
+
+def test_on_the_wire_keeps_the_oldest_send_time_whatever_order_answers_come_in() -> None:
+    wire = OnTheWire()
+    for at in (1.0, 2.0, 2.0, 3.0):
+        wire.add(at)
+    wire.remove(2.0)  # not the oldest: remembered
+    assert (wire.count, wire.oldest) == (3, 1.0)
+    wire.remove(1.0)  # the other 2.0 is still on the wire
+    assert (wire.count, wire.oldest) == (2, 2.0)
+    wire.remove(3.0)
+    wire.remove(2.0)
+    assert (wire.count, wire.oldest) == (0, math.inf)
