@@ -13,7 +13,14 @@ import pytest
 from redis.asyncio import Redis
 
 from sendkit_async._controller import AIMD
-from sendkit_async._redis._learner import SharedRate, answer_times
+from sendkit_async._redis._learner import (
+    MAX_SETTLE,
+    PUSH,
+    SETTLE,
+    SharedRate,
+    answer_times,
+    settle_time,
+)
 from sendkit_async._redis._parts import _Slot
 from tests.helpers import FakeClock
 from tests.redis_fixtures import hgetall
@@ -208,6 +215,49 @@ async def test_answers_pushed_late_count_in_the_100ms_they_were_answered_in(
     answered = a._learner.bucket(a._now() - 3.0)
     assert sum(added.values()) == 5
     assert set(added) <= {answered - 1, answered, answered + 1}  # Redis time moved on a bit
+
+
+async def test_a_leader_counts_its_own_answers_that_came_while_it_waited(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Behind a Retry-After, the leader reads every process's counts again a moment
+    # later. Its own answers of that moment wait for its push (this one) to end: they
+    # count all the same (a charging gateway's window of 100 read 93-96 without them).
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if armed:
+            waits.append(seconds)
+            for _ in range(5):  # answers to requests sent before the 429, coming late
+                a.observe(200)
+
+    armed = False
+
+    a = make(api_key=new_key(), sleep=sleep)
+    await warm_up(a, 30)
+    counted: list[int] = []
+    original = SharedRate.lead
+
+    def lead(
+        self: SharedRate, now: float, cooldown: float, counts: dict[int, int], cautious: bool
+    ) -> list[str]:
+        counted.append(sum(counts.values()))
+        return original(self, now, cooldown, counts, cautious)
+
+    monkeypatch.setattr(SharedRate, "lead", lead)
+    armed = True
+    a.observe(429, retry_after=1.0)
+    await settle(a)
+    assert waits == [settle_time(a._learner.ctl.srtt, 1.0)] and waits[0] > 0
+    assert counted == [35]
+
+
+def test_a_leader_waits_about_two_round_trips_within_a_quarter_of_the_gate() -> None:
+    assert settle_time(0.001, 1.0) == SETTLE  # loopback: 50 ms, as before
+    assert settle_time(0.05, 1.0) == pytest.approx(2 * 0.05 + PUSH)  # a 50 ms backend
+    assert settle_time(0.05, 0.2) == pytest.approx(0.05)  # a quarter of a 0.2 s gate
+    assert settle_time(5.0, 60.0) == MAX_SETTLE  # slow answers do not hold it for long
+    assert settle_time(0.05, 0.19) == 0.0  # a bare 429's short gate: decided at once
 
 
 def test_a_leader_keeps_every_answer_of_the_429s_own_100ms() -> None:

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from .._adaptive import Climb
 from .._priority import INTERACTIVE, Priority
 from .._ratelimit import RateLimiter
-from ._learner import Schedule, SharedRate
+from ._learner import Schedule, SharedRate, settle_time
 from ._parts import _arg, _f, _Pending, _RedisDown, _s
 from ._scripts import CLOCKED
 
@@ -35,7 +35,6 @@ _LEARNED_TTL_MS = 3_600_000  # learned limits are forgotten after an hour withou
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 _GARBLED = (TypeError, ValueError, IndexError, KeyError, AttributeError, UnicodeError)
 _HISTORY = "10"  # seconds of every process's accepted answers an epoch's leader reads
-_SETTLE = 0.05  # a leader behind a long closed gate reads the counts again this much later
 
 
 class _RedisCalls:
@@ -161,10 +160,10 @@ class _RedisCalls:
         or find that another process already does; ``mine``: this process's accepted
         answers not yet counted in Redis (as `_Pending.accepted_arg`). Raises _RedisDown.
 
-        A leader whose gate stays closed a while (a Retry-After) decides a moment later,
-        with the counts the other processes had in flight (they push them in the
-        background): the estimates compare counts of whole episodes, and a few answers
-        missing can hide a sliding window's limit.
+        A leader whose gate stays closed a while (a Retry-After) decides a moment later
+        (``settle_time``), with the answers that were still on their way and the counts
+        the other processes push in the background: the estimates compare counts of
+        whole episodes, and a few answers missing can hide a sliding window's limit.
         """
         learner = self._learner
         # The epoch ends as the gate reopens (and the answers to requests sent before the
@@ -179,9 +178,14 @@ class _RedisCalls:
         self._reopen_at = max(self._reopen_at, now + cooldown)
         if not leader:
             return
-        if cooldown >= 4 * _SETTLE:
-            await self._sleep(_SETTLE)
+        wait = settle_time(learner.ctl.srtt, cooldown)
+        if wait > 0:
+            await self._sleep(wait)
             _, counts = await self._run(self._counts, self._keys[5:6], [_HISTORY], _parse_counts)
+            # Our own answers that came meanwhile wait for this push to end: count them.
+            if self._pending is not None:
+                for bucket, n in self._pending.accepted.items():
+                    counts[bucket] = counts.get(bucket, 0) + n
         args = [*learner.lead(now, cooldown, counts, cautious), repr(server_now + hold)]
         await self._run(self._schedule, self._keys[4:5], args)
 
