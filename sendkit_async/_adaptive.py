@@ -379,6 +379,11 @@ class AdaptiveRate:
         """When the last 429's gate reopened (-inf before the first)."""
         return self._resumed
 
+    @property
+    def limited_at(self) -> float:
+        """When the last 429 came (-inf before the first)."""
+        return self._limited_at
+
     def load(self, accepted: list[float]) -> None:
         """Replace the accepted answers' times (e.g. with those of every process)."""
         self._oks.clear()

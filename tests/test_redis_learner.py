@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from sendkit_async._controller import AIMD
+from sendkit_async._adaptive import Climb
+from sendkit_async._controller import AIMD, RateController
 from sendkit_async._redis._learner import (
     MAX_SETTLE,
     PUSH,
@@ -274,3 +275,29 @@ def test_a_leader_keeps_every_answer_of_the_429s_own_100ms() -> None:
     assert len(times) == 100 and min(times) > 1.95
     # An answer counted in a bucket ahead of our clock (its offset drifted) is kept, at now.
     assert answer_times({121: 3}, offset, resumed=-math.inf, now=now) == [now] * 3
+
+
+def test_answers_that_came_while_the_gate_was_closed_count_when_it_closed() -> None:
+    # A 429 at 1.0 closed the gate until 2.0; a 50 ms backend still answered 12 requests
+    # sent before it in 1.0-1.1. Nothing is sent behind a closed gate: they count at 1.0,
+    # and the second before the reopening is quiet (the server was full then).
+    offset = 10.0
+    counts = {109: 30, 110: 12, 120: 5}  # server buckets 10.9-11.0, 11.0-11.1, 12.0-12.1
+    times = answer_times(counts, offset, resumed=2.0, now=2.08, closed=1.0)
+    assert len(times) == 47
+    assert all(0.9 < t < 1.0 for t in times[:30])
+    assert times[30:42] == [1.0] * 12
+    assert all(2.0 < t < 2.08 for t in times[42:])
+    # Without a gate known, they stay where they came.
+    assert all(1.0 < t < 1.1 for t in answer_times({110: 12}, offset, -math.inf, 2.08))
+
+
+def test_a_leader_dates_the_answers_behind_the_last_gate_at_its_close() -> None:
+    ctl = RateController(shared=True)
+    # The climb every process follows: its 429 came at 1.0, its gate reopened at 2.0.
+    ctl.follow(2.0, Climb(100.0, 2.0, 1.0, 1.0, 0, 0.0, limited=1.0, resumed=2.0))
+    shared = SharedRate(ctl)
+    shared.offset = 10.0
+    shared.lead(2.5, 1.0, {109: 30, 110: 12, 121: 40}, cautious=False)
+    oks = list(ctl.aimd._oks)
+    assert len(oks) == 82 and oks.count(1.0) == 12

@@ -103,7 +103,8 @@ class SharedRate:
         """An epoch's leader: SCHEDULE's arguments but for the epoch's end (server times):
         the new climb, or a new slow start when nothing could be learned."""
         ctl = self.ctl
-        times = answer_times(counts, self.offset, ctl.aimd.resumed, now)
+        aimd = ctl.aimd
+        times = answer_times(counts, self.offset, aimd.resumed, now, aimd.limited_at)
         schedule = ctl.lead(now, cooldown, times, cautious)
         if schedule is not None:
             climb = schedule.shifted(self.offset)
@@ -114,13 +115,23 @@ class SharedRate:
         return ["", repr(started[0]), repr(started[1] + self.offset)]
 
 
-def answer_times(counts: dict[int, int], offset: float, resumed: float, now: float) -> list[float]:
+def answer_times(
+    counts: dict[int, int],
+    offset: float,
+    resumed: float,
+    now: float,
+    closed: float = -math.inf,
+) -> list[float]:
     """Times (on our clock) for the answers counted per 100 ms bucket of server time.
 
     Each bucket's answers are spread over the part of it when they can have come: after
     the gate reopened at ``resumed`` (nothing is accepted behind it) and by ``now`` (the
     429's own bucket is still running: spread over all of it, the answers after ``now``
-    would be dropped, and a leader counted 89 of a window's 100).
+    would be dropped, and a leader counted 89 of a window's 100). Answers that came
+    while the gate was closed (from ``closed``, the last 429, to ``resumed``) answer
+    requests sent before it closed, and count then: behind a backend slower than its
+    gateway they came up to 75 ms late, and the second of a gate of one second no
+    longer looked quiet enough to find the server full at the reopening.
     """
     times: list[float] = []
     for index in sorted(counts):
@@ -130,5 +141,7 @@ def answer_times(counts: dict[int, int], offset: float, resumed: float, now: flo
         if begin < resumed < end:
             begin = resumed
         begin = min(begin, end)
-        times.extend(begin + (i + 0.5) * (end - begin) / n for i in range(n))
+        for i in range(n):
+            at = begin + (i + 0.5) * (end - begin) / n
+            times.append(closed if closed < at < resumed else at)
     return times
