@@ -301,3 +301,22 @@ def test_a_leader_dates_the_answers_behind_the_last_gate_at_its_close() -> None:
     shared.lead(2.5, 1.0, {109: 30, 110: 12, 121: 40}, cautious=False)
     oks = list(ctl.aimd._oks)
     assert len(oks) == 82 and oks.count(1.0) == 12
+
+
+async def test_the_shared_counts_keep_a_bounded_history(make: Factory, redis: Redis) -> None:
+    # Every push renews the counts' expiry, so a run of hours would grow them without
+    # end (and every epoch reads them whole): buckets older than 30 s are dropped.
+    a = make(api_key=new_key())
+    keys = a._keys
+    for i in range(2_000):  # 200 s of server time, one push per 100 ms bucket
+        clock = SERVER_T0 + i * 0.1 + 0.05
+        bucket = int(clock * 10)
+        await a._epoch(
+            keys=[keys[1], keys[4], keys[5], keys[0]],
+            args=["0", "0", "10", f"{bucket} 1", repr(clock)],
+        )
+    held = {int(b) for b in (await hgetall(redis, keys[5]))}
+    last = int((SERVER_T0 + 1_999 * 0.1 + 0.05) * 10)
+    assert 300 <= len(held) <= 601
+    assert set(range(last - 300, last + 1)) <= held  # the last 30 s are all there
+    assert min(held) >= last - 600

@@ -98,7 +98,9 @@ local function effective(learned, user_rate, user_burst)
 end
 -- Adds the accepted answers in `spec` ("bucket count bucket count ...", per 100 ms of
 -- server time) to the hash at `key`; none is placed after `now` (a caller's clock offset
--- is only as good as its last reply).
+-- is only as good as its last reply). Buckets older than 30 s are dropped once the hash
+-- holds a minute of them: each push renews its expiry, and a run of hours must not
+-- grow it (every epoch reads it whole).
 local function count_accepted(key, now, spec)
   local last = math.floor(now * 10)
   local any = false
@@ -106,7 +108,18 @@ local function count_accepted(key, now, spec)
     redis.call('HINCRBY', key, tostring(math.min(tonumber(b), last)), tonumber(c))
     any = true
   end
-  if any then redis.call('PEXPIRE', key, 30000) end
+  if not any then return end
+  redis.call('PEXPIRE', key, 30000)
+  if redis.call('HLEN', key) > 600 then
+    local old = {}
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      local b = tonumber(f)
+      if not b or b < last - 300 then old[#old + 1] = f end
+    end
+    for i = 1, #old, 500 do
+      redis.call('HDEL', key, unpack(old, i, math.min(i + 499, #old)))
+    end
+  end
 end
 -- Appends to `out` the accepted answers per 100 ms (bucket, count, ...) of the last
 -- `history` seconds, from the hash at `key` (every process's counts).
