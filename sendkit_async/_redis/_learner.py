@@ -45,7 +45,7 @@ def settle_time(srtt: float, cooldown: float) -> float:
     process to push them, within a quarter of the gate's ``cooldown`` (the new climb is
     published well before any process reopens; a gate shorter than ``4 * SETTLE``, a
     bare 429's, is decided at once). Behind a 50 ms backend, a slow start that took
-    75-80 answers read 63-65 when the leader waited 50 ms.
+    75-80 answers read 63-65 when the leader waited 50 ms and left its own out.
     """
     wait = min(MAX_SETTLE, max(SETTLE, 2.0 * srtt + PUSH), cooldown / 4)
     return wait if wait >= SETTLE else 0.0
