@@ -2,7 +2,7 @@
 
     python benchmarks/_gateway.py [--limit 100] [--window sliding|none] [--retry-after 2]
         [--fault-rate 0.05] [--fault-retry-after 1] [--reset-rate 0.01]
-        [--outage START:SECONDS:KIND] [--latency MS]
+        [--outage START:SECONDS:KIND] [--latency MS] [--jitter MS]
 
 Serves ``GET /v1/analytics/campaigns/{id}`` (a fixed, valid body) on 127.0.0.1 with:
 
@@ -18,6 +18,8 @@ Serves ``GET /v1/analytics/campaigns/{id}`` (a fixed, valid body) on 127.0.0.1 w
   connections are reset, so connects are refused);
 - ``--latency MS``: successful answers come after 0.5-1.5 x MS milliseconds (a backend's
   time); refusals and faults stay immediate, as a gateway's are.
+- ``--jitter MS``: every request reaches the limiter 0-MS milliseconds after it came
+  (the network on the way in, drawn per request: requests sent evenly arrive bunched).
 
 ``GET /_gateway/stats`` returns ``{"timeline": [[t, status], ...]}`` (t from the first
 request; status 0 for a reset). Prints ``... listening on http://127.0.0.1:PORT`` once
@@ -43,6 +45,7 @@ class Gateway:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.rng = random.Random(7)
+        self.jitter_rng = random.Random(11)  # (its own: the faults drawn stay the same)
         self.window: deque[float] = deque()
         self.start: float | None = None
         self.timeline: list[tuple[float, int]] = []
@@ -77,6 +80,8 @@ class Gateway:
         await self.site.start()
 
     async def campaign(self, request: web.Request) -> web.StreamResponse:
+        if self.args.jitter > 0:
+            await asyncio.sleep(self.args.jitter / 1000.0 * self.jitter_rng.random())
         t = self.now()
         outage = self.in_outage(t)
         if outage == "refused":
@@ -163,6 +168,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reset-rate", type=float, default=0.0)
     parser.add_argument("--outage", default=None, help="START:SECONDS:503|429ra0|refused")
     parser.add_argument("--latency", type=float, default=0.0, help="ms before a 200")
+    parser.add_argument("--jitter", type=float, default=0.0, help="ms on the way in, at most")
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
 

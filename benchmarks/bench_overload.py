@@ -12,6 +12,8 @@ Servers, all on 127.0.0.1, started and stopped here:
   too, plus 503 faults, resets and outage windows.
 - ``*-lat50``: the gateway's successful answers take 25-75 ms (a backend's time);
   refusals, its own and nginx's, stay immediate.
+- ``*-jit50``: every request reaches the gateway's window 0-50 ms after it was sent
+  (the network on the way in): requests sent evenly arrive bunched.
 
 Each scenario runs each client in its own process against fresh servers, fetching N
 distinct ids at concurrency 50. Figures: wall / ideal (ideal = N / R), the share of
@@ -70,6 +72,17 @@ SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
         None,
     ),
     "nginx-ra1-lat50": ("nginx", ["--latency", "50"], 1),
+    "gw-bare-jit50": ("gateway", ["--window", "sliding", "--jitter", "50"], None),
+    "gw-ra1-jit50": (
+        "gateway",
+        ["--window", "sliding", "--retry-after", "1", "--jitter", "50"],
+        None,
+    ),
+    "gw-ra2-jit50": (
+        "gateway",
+        ["--window", "sliding", "--retry-after", "2", "--jitter", "50"],
+        None,
+    ),
     "open-clean": ("open", [], None),
     "open-faults": ("open", ["--fault-rate", "0.05", "--reset-rate", "0.01"], None),
     "outage-503": ("gateway", ["--window", "sliding", "--outage", "5:5:503"], None),
