@@ -28,6 +28,7 @@ _DOUBLING = 0.05  # slow start: the rate doubles per this much saturated sending
 _BELOW = 0.95  # after a 429: this fraction of the estimated rate
 _BETA = 0.7  # past the slow start, one 429 episode's estimate is at least this x the rate
 _PLATEAU = 0.98  # the climb levels off at this fraction of the estimate...
+_EXACT_PLATEAU = 0.97  # ...or of a limit known exactly (room for pacing and jitter)...
 _HOLD = 2.0  # ...for this many climb times before probing beyond it, when the
 _TRUSTED = 0.6  # estimate rests at least this much on measured time, not assumed burst
 _CLIMB = 10.0  # back at the estimate after this many times the 429's cooldown...
@@ -333,9 +334,10 @@ class AdaptiveRate:
             return estimate * (1.0 + (1.0 - _BELOW) * x * x * x)
         if x > 0.0:
             x = max(0.0, x - _HOLD)  # a sound estimate: hold the plateau a while
-        # Up from _BELOW to _PLATEAU, then (past the hold) beyond as fast as before.
-        pace = (_PLATEAU - _BELOW) if x < 0.0 else (1.0 - _BELOW)
-        return estimate * (_PLATEAU + pace * x * x * x)
+        # Up from _BELOW to the plateau, then (past the hold) beyond as fast as before.
+        plateau = _EXACT_PLATEAU if self._trust >= 1.0 else _PLATEAU
+        pace = (plateau - _BELOW) if x < 0.0 else (1.0 - _BELOW)
+        return estimate * (plateau + pace * x * x * x)
 
     # -- sharing (RedisRateLimiter): one learner's state, adopted by the others ----------
 

@@ -604,3 +604,14 @@ def test_a_windows_drain_counts_what_was_sent_until_the_gate_closed() -> None:
         adaptive.pause(closed + 1.0, 1.0, rtt=0.001)  # Retry-After: 1
         resumed = closed + 1.0
     assert adaptive.estimate == pytest.approx(100.0)
+
+
+def test_a_limit_known_exactly_is_held_at_97_percent_any_other_at_98() -> None:
+    # Paced at 98 % of a window's limit read exactly, with the pacing's two-token burst,
+    # the server's count is at the limit: requests that the way to it bunches (0-50 ms
+    # of jitter) drew a third episode. A limit known exactly is held a point lower.
+    for trust, plateau in ((1.0, 0.97), (0.8, 0.98)):
+        adaptive = following(100.0, trust)
+        tops = [adaptive.grow(s / 100, saturated=True) for s in range(1, 301)]
+        assert max(tops) == pytest.approx(plateau * 100.0)  # held for three climbs
+        assert tops[-1] == pytest.approx(plateau * 100.0)
