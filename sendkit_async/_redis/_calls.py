@@ -184,8 +184,7 @@ class _RedisCalls:
             _, counts = await self._run(self._counts, self._keys[5:6], [_HISTORY], _parse_counts)
             # Our own answers that came meanwhile wait for this push to end: count them.
             if self._pending is not None:
-                for bucket, n in self._pending.accepted.items():
-                    counts[bucket] = counts.get(bucket, 0) + n
+                self._pending.add_accepted_to(counts)
         args = [*learner.lead(now, cooldown, counts, cautious), repr(server_now + hold)]
         await self._run(self._schedule, self._keys[4:5], args)
 

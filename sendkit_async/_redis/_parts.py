@@ -56,6 +56,11 @@ class _Pending:
         """One more accepted answer in 100 ms bucket ``bucket`` (of server time)."""
         self.accepted[bucket] = self.accepted.get(bucket, 0) + 1
 
+    def add_accepted_to(self, counts: dict[int, int]) -> None:
+        """Add the accepted answers not pushed yet to ``counts`` (bucket: count)."""
+        for bucket, n in self.accepted.items():
+            counts[bucket] = counts.get(bucket, 0) + n
+
     def accepted_arg(self) -> str:
         """The accepted answers as the scripts read them: "bucket count bucket count ..."."""
         return " ".join(f"{bucket} {count}" for bucket, count in self.accepted.items())
