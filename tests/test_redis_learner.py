@@ -65,10 +65,16 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     original = SharedRate.lead
 
     def lead(
-        self: SharedRate, now: float, cooldown: float, counts: dict[int, int], cautious: bool
+        self: SharedRate,
+        now: float,
+        cooldown: float,
+        counts: dict[int, int],
+        cautious: bool,
+        lag: float,
     ) -> list[str]:
         leads.append(self)
-        return original(self, now, cooldown, counts, cautious)
+        assert lag == 0.0  # a bare 429's gate: decided at once, answers dated as they came
+        return original(self, now, cooldown, counts, cautious, lag)
 
     monkeypatch.setattr(SharedRate, "lead", lead)
     a.observe(429)
@@ -237,13 +243,20 @@ async def test_a_leader_counts_its_own_answers_that_came_while_it_waited(
     a = make(api_key=new_key(), sleep=sleep)
     await warm_up(a, 30)
     counted: list[int] = []
+    lags: list[float] = []
     original = SharedRate.lead
 
     def lead(
-        self: SharedRate, now: float, cooldown: float, counts: dict[int, int], cautious: bool
+        self: SharedRate,
+        now: float,
+        cooldown: float,
+        counts: dict[int, int],
+        cautious: bool,
+        lag: float,
     ) -> list[str]:
         counted.append(sum(counts.values()))
-        return original(self, now, cooldown, counts, cautious)
+        lags.append(lag)
+        return original(self, now, cooldown, counts, cautious, lag)
 
     monkeypatch.setattr(SharedRate, "lead", lead)
     armed = True
@@ -251,6 +264,8 @@ async def test_a_leader_counts_its_own_answers_that_came_while_it_waited(
     await settle(a)
     assert waits == [settle_time(a._learner.ctl.srtt, 1.0)] and waits[0] > 0
     assert counted == [35]
+    # ...and date them a round trip before they came, about when they were sent.
+    assert lags == [a._learner.ctl.srtt] and lags[0] > 0
 
 
 def test_a_leader_waits_about_two_round_trips_within_a_quarter_of_the_gate() -> None:
@@ -290,6 +305,22 @@ def test_answers_that_came_while_the_gate_was_closed_count_when_it_closed() -> N
     assert all(2.0 < t < 2.08 for t in times[42:])
     # Without a gate known, they stay where they came.
     assert all(1.0 < t < 1.1 for t in answer_times({110: 12}, offset, -math.inf, 2.08))
+
+
+def test_a_leader_that_waited_dates_answers_a_round_trip_before_they_came() -> None:
+    # The gate reopened at 2.0; requests went out from then until the 429 at 2.4, and a
+    # 50 ms backend answered them 2.05-2.45. The leader read the counts at 2.5.
+    offset = 10.0
+    counts = {120: 10, 121: 20, 122: 20, 123: 20, 124: 10}  # server 12.0-12.5
+    times = answer_times(counts, offset, resumed=2.0, now=2.4, lag=0.05)
+    assert len(times) == 80  # none lost
+    assert 2.0 < min(times) < 2.001 and max(times) <= 2.4  # after the reopening, by the 429
+    # As they came, squeezed before the 429: the same 80 in 0.4 s would look faster.
+    squeezed = answer_times(counts, offset, resumed=2.0, now=2.4)
+    assert sum(t > 2.3 for t in squeezed) == 30 and sum(t > 2.3 for t in times) == 20
+    # Answers to requests sent before the gate closed (at 1.0) still count at its close.
+    times = answer_times({110: 12, 121: 5}, offset, resumed=2.0, now=2.4, closed=1.0, lag=0.05)
+    assert times[:12] == [1.0] * 12 and all(2.05 < t < 2.15 for t in times[12:])
 
 
 def test_a_leader_dates_the_answers_behind_the_last_gate_at_its_close() -> None:

@@ -179,13 +179,15 @@ class _RedisCalls:
         if not leader:
             return
         wait = settle_time(learner.ctl.srtt, cooldown)
+        lag = 0.0
         if wait > 0:
+            lag = min(learner.ctl.srtt, wait)
             await self._sleep(wait)
             _, counts = await self._run(self._counts, self._keys[5:6], [_HISTORY], _parse_counts)
             # Our own answers that came meanwhile wait for this push to end: count them.
             if self._pending is not None:
                 self._pending.add_accepted_to(counts)
-        args = [*learner.lead(now, cooldown, counts, cautious), repr(server_now + hold)]
+        args = [*learner.lead(now, cooldown, counts, cautious, lag), repr(server_now + hold)]
         await self._run(self._schedule, self._keys[4:5], args)
 
     def _forget_waiter(self, waiter: str) -> None:

@@ -98,13 +98,19 @@ class SharedRate:
         return started[0], started[1] + self.offset
 
     def lead(
-        self, now: float, cooldown: float, counts: dict[int, int], cautious: bool = True
+        self,
+        now: float,
+        cooldown: float,
+        counts: dict[int, int],
+        cautious: bool = True,
+        lag: float = 0.0,
     ) -> list[str]:
         """An epoch's leader: SCHEDULE's arguments but for the epoch's end (server times):
-        the new climb, or a new slow start when nothing could be learned."""
+        the new climb, or a new slow start when nothing could be learned. ``lag``: how
+        long after their requests the answers came (see `answer_times`)."""
         ctl = self.ctl
         aimd = ctl.aimd
-        times = answer_times(counts, self.offset, aimd.resumed, now, aimd.limited_at)
+        times = answer_times(counts, self.offset, aimd.resumed, now, aimd.limited_at, lag)
         schedule = ctl.lead(now, cooldown, times, cautious)
         if schedule is not None:
             climb = schedule.shifted(self.offset)
@@ -121,6 +127,7 @@ def answer_times(
     resumed: float,
     now: float,
     closed: float = -math.inf,
+    lag: float = 0.0,
 ) -> list[float]:
     """Times (on our clock) for the answers counted per 100 ms bucket of server time.
 
@@ -132,16 +139,31 @@ def answer_times(
     requests sent before it closed, and count then: behind a backend slower than its
     gateway they came up to 75 ms late, and the second of a gate of one second no
     longer looked quiet enough to find the server full at the reopening.
+
+    ``lag`` > 0: the leader waited for the answers to the requests sent by ``now``, which
+    came up to about ``lag`` (a round trip) after them. Each answer is then dated ``lag``
+    before it came, about when its request was sent, as one process dates its own: dated
+    when they came and squeezed before ``now``, a drain of 58 answers in 0.38 s read
+    107.8/s against nginx's 100 behind a 50 ms backend, and a third episode followed.
+    (A leader that decides at once, ``lag`` 0, counts the answers that came by ``now``:
+    those to requests sent a round trip earlier, at the same rate.)
     """
     times: list[float] = []
+    last = now + lag
+    after = math.nextafter(resumed, math.inf)  # (the episode since the reopening holds it)
     for index in sorted(counts):
         n = counts[index]
         begin = index * BUCKET_SECONDS - offset
-        end = min(begin + BUCKET_SECONDS, now)
+        end = min(begin + BUCKET_SECONDS, last)
         if begin < resumed < end:
             begin = resumed
         begin = min(begin, end)
         for i in range(n):
             at = begin + (i + 0.5) * (end - begin) / n
-            times.append(closed if closed < at < resumed else at)
+            if closed < at < resumed:
+                times.append(closed)
+            elif at >= resumed:  # (sent after the gate reopened)
+                times.append(max(at - lag, after))
+            else:
+                times.append(at - lag)
     return times
