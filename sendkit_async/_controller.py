@@ -41,6 +41,12 @@ _AIMD_MIN_BURST = 2.0  # ...but at least this many tokens, so a waiter woken lat
 # catches up instead of losing its turn (with one token, waking ~1 ms late at 100/s
 # cost ~12 % of the rate against nginx).
 _SHARED_HOLD = 0.05  # a shared 429 starts no new epoch before Redis answered (seconds)
+# A shared slow start's rate is at most this many times what every process got accepted
+# in the last 0.2-0.3 s (answers come a round trip and a push after their requests). At
+# twice, TCP's factor per round trip, it grew 1.5x per 100 ms behind a 50 ms backend and
+# took 0.7 s to its first 429, where one process takes 0.26 s. At three, 0.5 s; at four,
+# 0.4 s, but a bare 429's overshoot then drew twice the 429s.
+_SHARED_GROWTH = 3.0
 
 # Where the rate comes from (RateController.source).
 NONE, USER, HEADERS, AIMD = "none", "user", "headers", "aimd"
@@ -279,9 +285,9 @@ class RateController:
             return None
         if aimd.estimate is None:
             # Slow start grows with what the server accepts, as TCP's with its acks: at
-            # most twice what every process got accepted lately, so the sum of the
-            # processes' concurrency never goes out blind into an unknown limit.
-            rate = min(rate, max(aimd.start_rate, 2.0 * self.measured))
+            # most _SHARED_GROWTH times what every process got accepted lately, so the
+            # sum of the processes' concurrency never goes out blind into an unknown limit.
+            rate = min(rate, max(aimd.start_rate, _SHARED_GROWTH * self.measured))
         self.rate = rate
         self.burst = self._aimd_burst(rate)
         return rate

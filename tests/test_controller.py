@@ -173,7 +173,8 @@ def test_a_shared_slow_start_grows_with_what_the_server_accepts() -> None:
     ctl.follow_start(0.0, 10.0, 0.0)
     assert ctl.rate_at(1.0) == pytest.approx(10.0)  # nothing accepted yet: the first pace
     ctl.measured = 30.0
-    assert ctl.rate_at(1.0) == pytest.approx(60.0)  # twice what every process got through
+    # A few times what every process got through lately (answers come a round trip late).
+    assert ctl.rate_at(1.0) == pytest.approx(90.0)
     ctl.measured = 1e6
     assert ctl.rate_at(0.1) == pytest.approx(40.0)  # and never faster than the doubling
 
