@@ -265,6 +265,14 @@ class RateController:
             return KEEP
         return CHANGED if self._set_aimd() else KEEP
 
+    def failed(self, now: float, sent: float | None = None) -> None:
+        """A 5xx answer. It is a fault, not a throttle, and grows nothing; but the server's
+        rate limit let it through and counted it (nginx's ``limit_req`` does, in front of
+        a backend that fails), so the learner counts it with the accepted answers: left
+        out, 5 % of 503s made every estimate 3-6 % low, and the run slower."""
+        if self.adaptive:
+            self.aimd.accepted(now if sent is None else min(sent, now))
+
     def _start_slow(self, now: float, share: float = 1.0) -> None:
         # No limit known: go on at the first request's own pace (one request per round
         # trip) and grow from there; a blind wave of max_concurrency would draw 429s.

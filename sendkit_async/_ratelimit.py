@@ -212,6 +212,8 @@ class RateLimiter(_Admission):
             done = ctl.accepted(now, limit is not None, busy, sent)
             if done:
                 self._apply(now, done)
+        else:
+            ctl.failed(now, sent)
 
     def _apply(self, now: float, done: int) -> None:
         """Give the bucket the controller's rate and burst (STARTED: one token at first)."""

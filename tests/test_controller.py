@@ -129,6 +129,34 @@ def test_a_bare_429_lowers_the_rate_once_per_episode() -> None:
     assert ctl.hold_until >= 2.1 + cooldown
 
 
+def test_a_5xx_counts_with_the_accepted_answers_and_grows_nothing() -> None:
+    # nginx's limit_req counts what it let through to a backend that then failed: a run
+    # with 5 % of 503s is as close to the limit as one without, and the estimate the same.
+    def estimate(fail_every: int, report: bool) -> float:
+        ctl = RateController()
+        ctl.sent(0.0)
+        ctl.answered(0.01)
+        ctl.accepted(0.01, hinted=False)
+        for i in range(200):  # 100/s let through for two seconds
+            at = 0.02 + i / 100
+            if fail_every and i % fail_every == 0:
+                if report:
+                    ctl.failed(at)
+            else:
+                ctl.accepted(at, hinted=False)
+        ctl.rate = 150.0
+        ctl.throttled(2.1, -1.0, None, None)
+        assert ctl.aimd.estimate is not None
+        return ctl.aimd.estimate
+
+    clean = estimate(0, True)
+    assert estimate(20, True) == pytest.approx(clean)
+    assert estimate(20, False) < 0.97 * clean  # left out, they sank it
+    fresh = RateController()
+    fresh.failed(0.1)  # a fault starts no slow start and sets no rate
+    assert (fresh.rate, fresh.source) == (None, NONE)
+
+
 def test_no_decrease_while_headers_tell_the_rate() -> None:
     ctl = RateController()
     ctl.headers(0.0, 100, 0, 1.0, 1.0)

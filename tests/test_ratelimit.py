@@ -395,6 +395,23 @@ async def test_bare_429s_set_the_rate_just_below_the_accepted_rate_once_per_burs
     assert "aimd" in repr(limiter)
 
 
+async def test_a_503_among_the_answers_keeps_the_rate_the_server_let_through(
+    clock: FakeClock,
+) -> None:
+    # 20 req/s let through, one in ten answered 503 by the backend behind the limit: the
+    # rate learned at the 429 is the same as with every answer a 200.
+    rates = []
+    for failing in (False, True):
+        limiter = clock.limiter(max_concurrency=10)
+        for i in range(30):
+            async with limiter.slot():
+                limiter.observe(503 if failing and i % 10 == 5 else 200)
+            await clock.sleep(0.05)
+        limiter.observe(429)
+        rates.append(limiter.snapshot().rate)
+    assert rates[0] is not None and rates[1] == pytest.approx(rates[0])
+
+
 async def test_aimd_creeps_up_on_success_up_to_the_ceiling(clock: FakeClock) -> None:
     limiter = clock.limiter(max_concurrency=10, rate=30.0)
     await send_at_rate(limiter, clock, 30, 0.05)

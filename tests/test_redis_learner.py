@@ -200,6 +200,17 @@ async def test_a_bare_429_holds_this_process_before_redis_hears_of_it(
     assert slept and slept[0] == pytest.approx(held, abs=0.05)
 
 
+async def test_every_answer_but_a_429_counts_as_let_through(make: Factory, redis: Redis) -> None:
+    # The server's limit counted the 5xx and 4xx it let through too; a 429 it refused.
+    a = make(api_key=new_key())
+    await warm_up(a, 1)
+    for status in (200, 404, 503, 500, 429):
+        a.observe(status)
+    await settle(a)
+    counted = sum(int(n) for n in (await hgetall(redis, a._keys[5])).values())
+    assert counted == 1 + 4
+
+
 async def test_answers_pushed_late_count_in_the_100ms_they_were_answered_in(
     make: Factory, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

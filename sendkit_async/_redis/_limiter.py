@@ -247,7 +247,9 @@ class RedisRateLimiter(_Lifecycle, _Admission):
             p.reopen_at = max(now + cool, p.reopen_at or -math.inf)
             self._reopen_at = max(self._reopen_at, now + cool)
         p.no_headers = p.no_headers or (no_headers and status < 400)
-        if no_headers and status < 400:
+        if no_headers and status != 429:
+            # Every answer the server's limit let through counts, 5xx too (as
+            # `RateController.failed`): it counted them.
             p.count_accepted(self._learner.bucket(now))
         self._pending = p
         self._kick()
