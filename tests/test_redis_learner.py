@@ -41,6 +41,26 @@ def rate_of(limiter: object) -> float | None:
     return ctl.rate_at(limiter._now()) if ctl.source == AIMD else None
 
 
+def spy_on_leaders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[SharedRate, int, float]]:
+    """Each epoch's leader as it leads: (its SharedRate, answers counted, lag)."""
+    leads: list[tuple[SharedRate, int, float]] = []
+    original = SharedRate.lead
+
+    def lead(
+        self: SharedRate,
+        now: float,
+        cooldown: float,
+        counts: dict[int, int],
+        cautious: bool = True,
+        lag: float = 0.0,
+    ) -> list[str]:
+        leads.append((self, sum(counts.values()), lag))
+        return original(self, now, cooldown, counts, cautious, lag)
+
+    monkeypatch.setattr(SharedRate, "lead", lead)
+    return leads
+
+
 async def warm_up(limiter: object, answers: int) -> None:
     """Admit and answer ``answers`` requests without rate-limit headers."""
     from sendkit_async.redis_limiter import RedisRateLimiter
@@ -61,32 +81,18 @@ async def test_simultaneous_429s_in_two_processes_cause_one_decrease(
     await warm_up(b, 30)
     keys = a._keys
     assert int(sum(int(v) for v in (await hgetall(redis, keys[5])).values())) == 60
-    leads: list[SharedRate] = []
-    original = SharedRate.lead
-
-    def lead(
-        self: SharedRate,
-        now: float,
-        cooldown: float,
-        counts: dict[int, int],
-        cautious: bool,
-        lag: float,
-    ) -> list[str]:
-        leads.append(self)
-        assert lag == 0.0  # a bare 429's gate: decided at once, answers dated as they came
-        return original(self, now, cooldown, counts, cautious, lag)
-
-    monkeypatch.setattr(SharedRate, "lead", lead)
+    leads = spy_on_leaders(monkeypatch)
     a.observe(429)
     b.observe(429)  # the same moment, in another process
     await settle(a, b)
     assert len(leads) == 1  # one epoch, one leader, one decrease
+    assert leads[0][2] == 0.0  # a bare 429's gate: decided at once, answers dated as they came
     shared = await hgetall(redis, keys[4])
     assert float(shared["est"]) > 0
     # The cooldown was closed once, by the leader.
     assert await redis.get(keys[1]) is not None
     # The other process follows the published climb at its next admission.
-    follower = b if leads[0] is a._learner else a
+    follower = b if leads[0][0] is a._learner else a
     await follower._acquire_once("")
     assert follower._learner.ctl.aimd.estimate == pytest.approx(float(shared["est"]), rel=1e-6)
     # More 429s within the epoch change nothing.
@@ -253,30 +259,14 @@ async def test_a_leader_counts_its_own_answers_that_came_while_it_waited(
 
     a = make(api_key=new_key(), sleep=sleep)
     await warm_up(a, 30)
-    counted: list[int] = []
-    lags: list[float] = []
-    original = SharedRate.lead
-
-    def lead(
-        self: SharedRate,
-        now: float,
-        cooldown: float,
-        counts: dict[int, int],
-        cautious: bool,
-        lag: float,
-    ) -> list[str]:
-        counted.append(sum(counts.values()))
-        lags.append(lag)
-        return original(self, now, cooldown, counts, cautious, lag)
-
-    monkeypatch.setattr(SharedRate, "lead", lead)
+    leads = spy_on_leaders(monkeypatch)
     armed = True
     a.observe(429, retry_after=1.0)
     await settle(a)
     assert waits == [settle_time(a._learner.ctl.srtt, 1.0)] and waits[0] > 0
-    assert counted == [35]
+    assert [counted for _, counted, _ in leads] == [35]
     # ...and date them a round trip before they came, about when they were sent.
-    assert lags == [a._learner.ctl.srtt] and lags[0] > 0
+    assert [lag for _, _, lag in leads] == [a._learner.ctl.srtt] and leads[0][2] > 0
 
 
 def test_a_leader_waits_about_two_round_trips_within_a_quarter_of_the_gate() -> None:
