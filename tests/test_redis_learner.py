@@ -46,16 +46,11 @@ def spy_on_leaders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[SharedRate, in
     leads: list[tuple[SharedRate, int, float]] = []
     original = SharedRate.lead
 
-    def lead(
-        self: SharedRate,
-        now: float,
-        cooldown: float,
-        counts: dict[int, int],
-        cautious: bool = True,
-        lag: float = 0.0,
-    ) -> list[str]:
-        leads.append((self, sum(counts.values()), lag))
-        return original(self, now, cooldown, counts, cautious, lag)
+    def lead(self: SharedRate, *args: Any) -> list[str]:
+        # (now, cooldown, counts, cautious, lag), as `_claim_epoch` passes them
+        counts: dict[int, int] = args[2]
+        leads.append((self, sum(counts.values()), args[4]))
+        return original(self, *args)
 
     monkeypatch.setattr(SharedRate, "lead", lead)
     return leads
